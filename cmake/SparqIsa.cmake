@@ -1,0 +1,37 @@
+# Every ISA has one folder, src/kernels/<isa>/, and every .cpp file in it is
+# compiled with that ISA's flags and nothing else is (DESIGN.md rule 1: inline
+# code from headers built with different flags would break the ODR).
+# The registry (src/dispatch) only calls a folder's kernels after the CPU
+# check said the host can run them.
+
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
+  set(SPARQ_ARCH x86)
+  set(SPARQ_ISA_LIST avx2 avxvnni avx512vnni)
+  set(SPARQ_ISA_FLAGS_avx2 -mavx2 -mfma -mf16c -mbmi2)
+  set(SPARQ_ISA_FLAGS_avxvnni -mavx2 -mfma -mf16c -mbmi2 -mavxvnni)
+  set(SPARQ_ISA_FLAGS_avx512vnni -mavx2 -mfma -mf16c -mbmi2 -mavx512f -mavx512bw -mavx512vl
+                                 -mavx512dq -mavx512vnni)
+elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64|ARM64)$")
+  set(SPARQ_ARCH arm)
+  set(SPARQ_ISA_LIST neon neondot neoni8mm)
+  set(SPARQ_ISA_FLAGS_neon -march=armv8-a)
+  set(SPARQ_ISA_FLAGS_neondot -march=armv8.2-a+dotprod)
+  set(SPARQ_ISA_FLAGS_neoni8mm -march=armv8.6-a+dotprod+i8mm)
+else()
+  set(SPARQ_ARCH generic)
+  set(SPARQ_ISA_LIST)
+endif()
+
+function(sparq_add_isa_kernels target)
+  foreach(isa ${SPARQ_ISA_LIST})
+    file(GLOB sources CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/kernels/${isa}/*.cpp)
+    if(sources)
+      set_source_files_properties(${sources} PROPERTIES COMPILE_OPTIONS "${SPARQ_ISA_FLAGS_${isa}}")
+      target_sources(${target} PRIVATE ${sources})
+    endif()
+    string(TOUPPER ${isa} ISA)
+    target_compile_definitions(${target} PRIVATE SPARQ_HAVE_${ISA}=1)
+  endforeach()
+  string(TOUPPER ${SPARQ_ARCH} ARCH)
+  target_compile_definitions(${target} PRIVATE SPARQ_ARCH_${ARCH}=1)
+endfunction()

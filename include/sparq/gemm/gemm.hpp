@@ -1,0 +1,104 @@
+// INT8 GEMM: activations (M x K, u8 or s8) times packed weights (K x N),
+// into one of three output stages.
+//
+//   C[i][n] = sum_k (A[i][k] - zp_a) * W[n][k]            (exact, int32)
+//
+// Accumulation is exact for every K the API accepts: no path saturates an
+// int16 intermediate, and a K large enough to overflow int32
+// (K * 255 * 128 > 2^31 - 1, i.e. K > 65,793 for u8) is split into chunks
+// whose partial sums are combined in int64 before the output stage, or
+// refused with sparq::Error for the raw int32 stage when the true sum does
+// not fit (see the overflow note in each function).
+//
+// s8 activations are handled exactly by shifting them by +128 while they
+// are packed (a - zp = (a + 128) - (zp + 128)), so the inner loop is the
+// same u8 x s8 kernel for both types.
+//
+// Results are bit-identical for every ISA and every thread count.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "sparq/gemm/packed_weights.hpp"
+#include "sparq/quant/requantize.hpp"
+
+namespace sparq {
+
+/// Row-major activations: element (i, k) at data[i * ld + k]; ld >= k.
+template <class T>
+struct Activations {
+  const T* data = nullptr;
+  int64_t m = 0;
+  int64_t k = 0;
+  int64_t ld = 0;  ///< 0 means k (dense rows)
+  int32_t zero_point = 0;
+};
+using ActivationsU8 = Activations<uint8_t>;
+using ActivationsS8 = Activations<int8_t>;
+
+/// Per-call options.
+struct GemmOptions {
+  int threads = 0;  ///< 0: the global setting (sparq::num_threads())
+};
+
+/// Output stage: requantize int32 accumulators to 8 bits with the fixed-point
+/// arithmetic of requantize.hpp:
+///   y = clamp(zp_out + multiply_by_quantized_multiplier(acc + bias[n], m[n]),
+///             clamp_min, clamp_max)
+/// A fused ReLU is clamp_min = output_zero_point; ReLU6 also sets clamp_max
+/// to the quantized 6.0.
+struct RequantizeStage {
+  std::vector<QuantizedMultiplier> multipliers;  ///< 1 (per tensor) or N (per channel)
+  std::vector<int32_t> bias;                     ///< empty or N, in accumulator units
+  int32_t output_zero_point = 0;
+  int32_t clamp_min = -128;  ///< must lie in the output type's range
+  int32_t clamp_max = 127;
+};
+
+/// Output stage: dequantize to float:
+///   y = acc * (activation_scale * weight_scale[n]) + bias[n], then ReLU if set.
+struct DequantizeStage {
+  float activation_scale = 1.0f;
+  std::vector<float> bias;  ///< empty or N
+  bool relu = false;
+};
+
+// --- raw int32 output; C is M x N with leading dimension ldc (0: N).
+void gemm(const ActivationsU8& a, const PackedWeights& w, int32_t* c, int64_t ldc = 0,
+          const GemmOptions& options = {});
+void gemm(const ActivationsS8& a, const PackedWeights& w, int32_t* c, int64_t ldc = 0,
+          const GemmOptions& options = {});
+
+// --- requantized 8-bit output.
+void gemm(const ActivationsU8& a, const PackedWeights& w, const RequantizeStage& stage,
+          uint8_t* c, int64_t ldc = 0, const GemmOptions& options = {});
+void gemm(const ActivationsU8& a, const PackedWeights& w, const RequantizeStage& stage,
+          int8_t* c, int64_t ldc = 0, const GemmOptions& options = {});
+void gemm(const ActivationsS8& a, const PackedWeights& w, const RequantizeStage& stage,
+          uint8_t* c, int64_t ldc = 0, const GemmOptions& options = {});
+void gemm(const ActivationsS8& a, const PackedWeights& w, const RequantizeStage& stage,
+          int8_t* c, int64_t ldc = 0, const GemmOptions& options = {});
+
+// --- dequantized float output.
+void gemm(const ActivationsU8& a, const PackedWeights& w, const DequantizeStage& stage, float* c,
+          int64_t ldc = 0, const GemmOptions& options = {});
+void gemm(const ActivationsS8& a, const PackedWeights& w, const DequantizeStage& stage, float* c,
+          int64_t ldc = 0, const GemmOptions& options = {});
+
+/// Dynamic quantization (PyTorch's quantize_dynamic Linear in one call):
+/// x (M x K float, leading dimension ldx, 0: K) is quantized on the fly to u8
+/// with asymmetric qparams from its range (per tensor, or per row), multiplied
+/// by the packed weights, and dequantized into y (M x N, ldy, 0: N) with the
+/// optional bias (empty or N) and ReLU.
+struct DynamicOptions {
+  bool per_row = false;
+  bool relu = false;
+  int threads = 0;
+};
+void linear_dynamic(const float* x, int64_t m, int64_t ldx, const PackedWeights& w,
+                    std::span<const float> bias, float* y, int64_t ldy = 0,
+                    const DynamicOptions& options = {});
+
+}  // namespace sparq

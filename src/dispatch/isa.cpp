@@ -1,0 +1,172 @@
+#include "sparq/isa.hpp"
+
+#include <array>
+#include <atomic>
+#include <cstdlib>
+#include <string>
+
+#include "dispatch/cpu_features.hpp"
+#include "sparq/error.hpp"
+
+namespace sparq {
+namespace {
+
+constexpr std::array<Isa, 7> kAllIsas = {Isa::scalar,     Isa::avx2, Isa::avxvnni,
+                                         Isa::avx512vnni, Isa::neon, Isa::neondot,
+                                         Isa::neoni8mm};
+
+// Whether this build compiled the ISA's kernel folder (see cmake/SparqIsa.cmake).
+bool built_with(Isa isa) {
+  switch (isa) {
+    case Isa::scalar: return true;
+#if defined(SPARQ_HAVE_AVX2)
+    case Isa::avx2: return true;
+#endif
+#if defined(SPARQ_HAVE_AVXVNNI)
+    case Isa::avxvnni: return true;
+#endif
+#if defined(SPARQ_HAVE_AVX512VNNI)
+    case Isa::avx512vnni: return true;
+#endif
+#if defined(SPARQ_HAVE_NEON)
+    case Isa::neon: return true;
+#endif
+#if defined(SPARQ_HAVE_NEONDOT)
+    case Isa::neondot: return true;
+#endif
+#if defined(SPARQ_HAVE_NEONI8MM)
+    case Isa::neoni8mm: return true;
+#endif
+    default: return false;
+  }
+}
+
+bool cpu_runs(Isa isa) {
+  const auto& f = detail::cpu_features();
+  switch (isa) {
+    case Isa::scalar: return true;
+    case Isa::avx2: return f.avx2 && f.fma && f.f16c && f.bmi2;
+    case Isa::avxvnni: return f.avx2 && f.fma && f.f16c && f.bmi2 && f.avxvnni;
+    case Isa::avx512vnni:
+      return f.avx2 && f.fma && f.f16c && f.bmi2 && f.avx512f && f.avx512bw && f.avx512vl &&
+             f.avx512dq && f.avx512vnni;
+    case Isa::neon: return f.neon;
+    case Isa::neondot: return f.dotprod;
+    case Isa::neoni8mm: return f.i8mm;
+  }
+  return false;
+}
+
+std::string supported_names() {
+  std::string names;
+  for (Isa isa : supported_isas()) {
+    if (!names.empty()) names += ", ";
+    names += isa_name(isa);
+  }
+  return names;
+}
+
+constexpr int kNoOverride = -1;
+std::atomic<int> g_scoped_override{kNoOverride};
+
+Isa checked(Isa isa, std::string_view who) {
+  if (!isa_supported(isa)) {
+    detail::fail("{}: ISA '{}' cannot run here (this build and CPU support: {})", who,
+                 isa_name(isa), supported_names());
+  }
+  return isa;
+}
+
+Isa env_or_best() {
+  const char* env = std::getenv("SPARQ_ISA");
+  if (env == nullptr || *env == '\0') return best_isa();
+  return checked(parse_isa(env), fmt::format("SPARQ_ISA={}", env));
+}
+
+}  // namespace
+
+std::string_view isa_name(Isa isa) noexcept {
+  switch (isa) {
+    case Isa::scalar: return "scalar";
+    case Isa::avx2: return "avx2";
+    case Isa::avxvnni: return "avxvnni";
+    case Isa::avx512vnni: return "avx512vnni";
+    case Isa::neon: return "neon";
+    case Isa::neondot: return "neondot";
+    case Isa::neoni8mm: return "neoni8mm";
+  }
+  return "unknown";
+}
+
+Isa parse_isa(std::string_view name) {
+  for (Isa isa : kAllIsas) {
+    if (isa_name(isa) == name) return isa;
+  }
+  detail::fail(
+      "ISA name '{}' is not known; expected one of: scalar, avx2, avxvnni, avx512vnni, neon, "
+      "neondot, neoni8mm",
+      name);
+}
+
+const std::vector<Isa>& supported_isas() {
+  static const std::vector<Isa> isas = [] {
+    std::vector<Isa> out;
+    for (Isa isa : kAllIsas) {
+      if (built_with(isa) && cpu_runs(isa)) out.push_back(isa);
+    }
+    return out;
+  }();
+  return isas;
+}
+
+bool isa_supported(Isa isa) {
+  for (Isa s : supported_isas()) {
+    if (s == isa) return true;
+  }
+  return false;
+}
+
+Isa best_isa() { return supported_isas().back(); }
+
+Isa active_isa() {
+  const int scoped = g_scoped_override.load(std::memory_order_relaxed);
+  if (scoped != kNoOverride) return static_cast<Isa>(scoped);
+  // Read SPARQ_ISA once; a bad value throws on every call (not only the
+  // first), so no caller can silently run on an ISA the user did not want.
+  static const Isa from_env = env_or_best();
+  return from_env;
+}
+
+ScopedIsa::ScopedIsa(Isa isa)
+    : previous_(g_scoped_override.exchange(static_cast<int>(checked(isa, "ScopedIsa")))) {}
+
+ScopedIsa::~ScopedIsa() { g_scoped_override.store(previous_); }
+
+const CpuInfo& cpu_info() {
+  static const CpuInfo info = [] {
+    const auto& f = detail::cpu_features();
+    CpuInfo out;
+    out.brand = f.brand;
+#if defined(__x86_64__)
+    out.architecture = "x86_64";
+#elif defined(__aarch64__)
+    out.architecture = "aarch64";
+#else
+    out.architecture = "other";
+#endif
+    const std::pair<bool, const char*> flags[] = {
+        {f.avx2, "avx2"},         {f.fma, "fma"},           {f.f16c, "f16c"},
+        {f.bmi2, "bmi2"},         {f.avx512f, "avx512f"},   {f.avx512bw, "avx512bw"},
+        {f.avx512vl, "avx512vl"}, {f.avx512dq, "avx512dq"}, {f.avx512vnni, "avx512vnni"},
+        {f.avxvnni, "avxvnni"},   {f.neon, "neon"},         {f.dotprod, "dotprod"},
+        {f.i8mm, "i8mm"}};
+    for (const auto& [present, name] : flags) {
+      if (present) out.features.emplace_back(name);
+    }
+    out.emulated = f.emulated;
+    return out;
+  }();
+  return info;
+}
+
+}  // namespace sparq
