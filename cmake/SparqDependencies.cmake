@@ -11,6 +11,9 @@ else()
   message(FATAL_ERROR "sparq needs fmt (Debian: apt-get install libfmt-dev)")
 endif()
 
+# nlohmann-json: the model and observer file headers are JSON.
+find_package(nlohmann_json 3 REQUIRED)
+
 if(SPARQ_OPENMP)
   find_package(OpenMP COMPONENTS CXX)
 endif()
