@@ -1,0 +1,59 @@
+// Model files: safetensors import/export of FP32 weights, and saving and
+// loading quantized models.
+//
+// safetensors (https://github.com/huggingface/safetensors) is
+//   8 bytes   little-endian u64 N, the header length
+//   N bytes   JSON object: { "<tensor name>": {"dtype": "F32", "shape": [..],
+//             "data_offsets": [begin, end]}, ..., "__metadata__": {str: str} }
+//   rest      the raw little-endian tensor data; offsets are relative to it
+// sparq parses the header with nlohmann::json and validates every field,
+// offset and size before reading data: a truncated, corrupted or mismatched
+// file throws sparq::Error naming the file and the problem, never crashes.
+//
+// Quantized model files are safetensors too (so generic tools can list them):
+//   "<unit>.weight"        I8   [out][in] or [out][kh][kw][in/groups]
+//   "<unit>.weight_scale"  F32  [out] (per channel) or [1] (per tensor)
+//   "<unit>.bias"          F32  [out] (only when the layer has a bias)
+//   "<unit>.<i>.<param>"   F32  parameters of FP32-kept layers (i: index in the block)
+// and __metadata__ = {"format": "sparq.quantized_model", "format_version": "1",
+// "model": "<JSON: one object per unit with its kind, geometry, mode,
+// activation, weight kind and granularity, and u8 input/output qparams>"}.
+// Requantization stages are rebuilt from these at load time, so a loaded
+// model gives bit-identical outputs. All writes are atomic.
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <span>
+#include <string>
+
+#include "sparq/nn/quantized.hpp"
+#include "sparq/nn/sequential.hpp"
+
+namespace sparq::nn {
+
+/// Every tensor of a safetensors file, which must all be F32 (else
+/// sparq::Error naming the tensor and its dtype).
+TensorMap load_safetensors(const std::filesystem::path& path);
+/// Writes F32 tensors (and optional string metadata) atomically.
+void save_safetensors(const std::filesystem::path& path, const TensorMap& tensors,
+                      const std::map<std::string, std::string>& metadata = {});
+
+/// Sets every parameter of `model` from the file, by state_dict name (after
+/// `rename`, if given, maps a parameter name to the file's tensor name, e.g.
+/// to add a "model." prefix). Missing tensor, wrong shape or dtype other than
+/// F32: sparq::Error naming the tensor, what the file has and what the model
+/// expects. Tensors the model does not use are ignored.
+void load_weights(Sequential& model, const std::filesystem::path& path,
+                  const std::function<std::string(const std::string&)>& rename = {});
+
+/// Saves a quantized model (atomic write).
+void save(const QuantizedModel& model, const std::filesystem::path& path);
+/// Loads a quantized model; sparq::Error for anything malformed.
+QuantizedModel load_quantized(const std::filesystem::path& path);
+/// The same from bytes in memory (the fuzzer's entry point).
+QuantizedModel load_quantized(std::span<const std::byte> bytes);
+
+}  // namespace sparq::nn

@@ -1,0 +1,10 @@
+// sparq::nn - quantized layers, models and the post-training quantization
+// workflow. See docs/nn.md for a walk-through.
+#pragma once
+
+#include "sparq/nn/io.hpp"
+#include "sparq/nn/layers.hpp"
+#include "sparq/nn/quantized.hpp"
+#include "sparq/nn/sequential.hpp"
+#include "sparq/nn/tensor.hpp"
+#include "sparq/nn/workflow.hpp"
