@@ -1,0 +1,474 @@
+// FP32 reference layers, Sequential and BatchNorm folding.
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <random>
+
+#include "nn/nn_internal.hpp"
+#include "sparq/error.hpp"
+#include "sparq/nn/sequential.hpp"
+
+namespace sparq::nn {
+
+using sparq::detail::fail;
+using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using ConstMap = Eigen::Map<const RowMatrix, 0, Eigen::OuterStride<>>;
+using MutMap = Eigen::Map<RowMatrix, 0, Eigen::OuterStride<>>;
+
+// ------------------------------------------------------------------ Tensor
+int64_t checked_numel(const std::vector<int64_t>& shape, const char* what) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0) fail("{}: dimension {} in {} must be >= 0", what, d, shape_to_string(shape));
+    if (d != 0 && n > std::numeric_limits<int64_t>::max() / d) {
+      fail("{}: the element count of {} overflows int64", what, shape_to_string(shape));
+    }
+    n *= d;
+  }
+  return n;
+}
+
+std::string shape_to_string(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
+}
+
+Tensor::Tensor(std::vector<int64_t> s) : shape(std::move(s)) {
+  data.assign(static_cast<std::size_t>(checked_numel(shape, "Tensor")), 0.0f);
+}
+
+Tensor::Tensor(std::vector<int64_t> s, std::vector<float> d) : shape(std::move(s)), data(std::move(d)) {
+  const int64_t n = checked_numel(shape, "Tensor");
+  if (n != static_cast<int64_t>(data.size())) {
+    fail("Tensor: data has {} elements but shape {} needs {}", data.size(), shape_to_string(shape), n);
+  }
+}
+
+int64_t Tensor::dim(int i) const {
+  const int r = rank();
+  if (i < -r || i >= r) fail("Tensor::dim: index {} out of range for rank {}", i, r);
+  return shape[static_cast<std::size_t>(i < 0 ? i + r : i)];
+}
+
+const char* activation_name(Activation a) noexcept {
+  switch (a) {
+    case Activation::relu: return "relu";
+    case Activation::relu6: return "relu6";
+    default: return "none";
+  }
+}
+
+// ------------------------------------------------------------------ Linear
+Linear::Linear(int64_t in, int64_t out, bool with_bias) : in_features(in), out_features(out) {
+  if (in < 1 || out < 1) fail("Linear: in_features ({}) and out_features ({}) must be >= 1", in, out);
+  weight = Tensor({out, in});
+  if (with_bias) bias = Tensor({out});
+}
+
+Tensor Linear::forward(const Tensor& x) const {
+  if (x.rank() < 1 || x.shape.back() != in_features) {
+    fail("Linear: input shape {} must end with in_features = {}", shape_to_string(x.shape), in_features);
+  }
+  const int64_t m = x.numel() / in_features;
+  std::vector<int64_t> shape = x.shape;
+  shape.back() = out_features;
+  Tensor y(shape);
+  ConstMap xm(x.data.data(), m, in_features, Eigen::OuterStride<>(in_features));
+  ConstMap wm(weight.data.data(), out_features, in_features, Eigen::OuterStride<>(in_features));
+  MutMap ym(y.data.data(), m, out_features, Eigen::OuterStride<>(out_features));
+  ym.noalias() = xm * wm.transpose();
+  if (has_bias()) {
+    Eigen::Map<const Eigen::RowVectorXf> b(bias.data.data(), out_features);
+    ym.rowwise() += b;
+  }
+  return y;
+}
+
+// ------------------------------------------------------------------ Conv2d
+void Conv2dGeometry::validate() const {
+  if (in_channels < 1 || out_channels < 1 || kernel_h < 1 || kernel_w < 1 || stride_h < 1 ||
+      stride_w < 1 || dilation_h < 1 || dilation_w < 1 || pad_h < 0 || pad_w < 0 || groups < 1) {
+    fail("Conv2d: in {}, out {}, kernel {}x{}, stride {}x{}, dilation {}x{}, groups {} must all "
+         "be >= 1 and padding {}x{} >= 0",
+         in_channels, out_channels, kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w,
+         groups, pad_h, pad_w);
+  }
+  if (in_channels % groups != 0 || out_channels % groups != 0) {
+    fail("Conv2d: groups ({}) must divide in_channels ({}) and out_channels ({})", groups,
+         in_channels, out_channels);
+  }
+  // Keeps every index product below int64 overflow for any input that fits in memory.
+  constexpr int64_t limit = int64_t{1} << 24;
+  if (in_channels > limit || out_channels > limit || kernel_h > limit || kernel_w > limit ||
+      stride_h > limit || stride_w > limit || pad_h > limit || pad_w > limit ||
+      dilation_h > limit || dilation_w > limit) {
+    fail("Conv2d: every size must be <= 2^24 (got kernel {}x{}, channels {} -> {})", kernel_h,
+         kernel_w, in_channels, out_channels);
+  }
+}
+
+static int64_t conv_out(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, const char* axis) {
+  const int64_t span = d * (k - 1) + 1;
+  if (in + 2 * p < span) {
+    fail("Conv2d/MaxPool2d: input {} {} with padding {} is smaller than the kernel's extent {}",
+         axis, in, p, span);
+  }
+  return (in + 2 * p - span) / s + 1;
+}
+
+int64_t Conv2dGeometry::out_h(int64_t h) const {
+  return conv_out(h, kernel_h, stride_h, pad_h, dilation_h, "height");
+}
+int64_t Conv2dGeometry::out_w(int64_t w) const {
+  return conv_out(w, kernel_w, stride_w, pad_w, dilation_w, "width");
+}
+
+Conv2d::Conv2d(int64_t in, int64_t out, int64_t k, const Conv2dOptions& o)
+    : Conv2d(in, out, std::array<int64_t, 2>{k, k}, o) {}
+
+Conv2d::Conv2d(int64_t in, int64_t out, std::array<int64_t, 2> k, const Conv2dOptions& o) {
+  in_channels = in;
+  out_channels = out;
+  kernel_h = k[0];
+  kernel_w = k[1];
+  stride_h = o.stride[0];
+  stride_w = o.stride[1];
+  pad_h = o.padding[0];
+  pad_w = o.padding[1];
+  dilation_h = o.dilation[0];
+  dilation_w = o.dilation[1];
+  groups = o.groups;
+  validate();
+  weight = Tensor({out, kernel_h, kernel_w, in / groups});
+  if (o.bias) bias = Tensor({out});
+}
+
+Tensor Conv2d::forward(const Tensor& x) const {
+  detail::check_nhwc(x.shape, in_channels, "Conv2d");
+  const int64_t b = x.shape[0], h = x.shape[1], w = x.shape[2];
+  const int64_t oh = out_h(h), ow = out_w(w);
+  const int64_t cg = in_channels / groups, og = out_channels / groups, patch = patch_size();
+  const int64_t m = b * oh * ow;
+  Tensor y({b, oh, ow, out_channels});
+  std::vector<float> cols(static_cast<std::size_t>(m * patch));
+  for (int64_t g = 0; g < groups; ++g) {
+    detail::im2col(x.data.data(), b, h, w, in_channels, *this, g * cg, cg, oh, ow, 0.0f, cols.data());
+    ConstMap pm(cols.data(), m, patch, Eigen::OuterStride<>(patch));
+    ConstMap wm(weight.data.data() + g * og * patch, og, patch, Eigen::OuterStride<>(patch));
+    MutMap ym(y.data.data() + g * og, m, og, Eigen::OuterStride<>(out_channels));
+    ym.noalias() = pm * wm.transpose();
+  }
+  if (has_bias()) {
+    MutMap ym(y.data.data(), m, out_channels, Eigen::OuterStride<>(out_channels));
+    ym.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(bias.data.data(), out_channels);
+  }
+  return y;
+}
+
+// --------------------------------------------------------------- BatchNorm
+BatchNorm::BatchNorm(int64_t n, float e) : num_features(n), eps(e) {
+  if (n < 1) fail("BatchNorm: num_features ({}) must be >= 1", n);
+  if (!(e > 0.0f) || !std::isfinite(e)) fail("BatchNorm: eps ({}) must be finite and > 0", e);
+  weight = Tensor({n}, std::vector<float>(static_cast<std::size_t>(n), 1.0f));
+  bias = Tensor({n});
+  running_mean = Tensor({n});
+  running_var = Tensor({n}, std::vector<float>(static_cast<std::size_t>(n), 1.0f));
+}
+
+Tensor BatchNorm::forward(const Tensor& x) const {
+  if (x.rank() < 1 || x.shape.back() != num_features) {
+    fail("BatchNorm: input shape {} must end with num_features = {}", shape_to_string(x.shape),
+         num_features);
+  }
+  // Same arithmetic as the folded form's reference: float ops in this order.
+  std::vector<float> scale(static_cast<std::size_t>(num_features));
+  for (int64_t c = 0; c < num_features; ++c) {
+    scale[c] = weight.data[c] / std::sqrt(running_var.data[c] + eps);
+  }
+  Tensor y = x;
+  const int64_t n = num_features;
+  for (int64_t i = 0; i < y.numel(); ++i) {
+    const int64_t c = i % n;
+    y.data[i] = (y.data[i] - running_mean.data[c]) * scale[c] + bias.data[c];
+  }
+  return y;
+}
+
+Tensor ReLU::forward(const Tensor& x) const {
+  Tensor y = x;
+  detail::apply_activation(y.data.data(), y.numel(), Activation::relu);
+  return y;
+}
+Tensor ReLU6::forward(const Tensor& x) const {
+  Tensor y = x;
+  detail::apply_activation(y.data.data(), y.numel(), Activation::relu6);
+  return y;
+}
+
+// --------------------------------------------------------------- MaxPool2d
+MaxPool2d::MaxPool2d(int64_t k, int64_t s, int64_t p)
+    : kernel_h(k), kernel_w(k), stride_h(s == 0 ? k : s), stride_w(s == 0 ? k : s), pad_h(p), pad_w(p) {
+  validate();
+}
+
+void MaxPool2d::validate() const {
+  constexpr int64_t limit = int64_t{1} << 24;
+  if (kernel_h < 1 || kernel_w < 1 || stride_h < 1 || stride_w < 1 || pad_h < 0 || pad_w < 0 ||
+      kernel_h > limit || kernel_w > limit || stride_h > limit || stride_w > limit) {
+    fail("MaxPool2d: kernel {}x{} and stride {}x{} must be in [1, 2^24], padding {}x{} >= 0",
+         kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w);
+  }
+  // PyTorch's rule: padding at most half the kernel, so no window is all padding.
+  if (2 * pad_h > kernel_h || 2 * pad_w > kernel_w) {
+    fail("MaxPool2d: padding {}x{} must be at most half the kernel {}x{}", pad_h, pad_w, kernel_h,
+         kernel_w);
+  }
+}
+
+int64_t MaxPool2d::out_h(int64_t h) const { return conv_out(h, kernel_h, stride_h, pad_h, 1, "height"); }
+int64_t MaxPool2d::out_w(int64_t w) const { return conv_out(w, kernel_w, stride_w, pad_w, 1, "width"); }
+
+Tensor MaxPool2d::forward(const Tensor& x) const {
+  detail::check_nhwc(x.shape, 0, "MaxPool2d");
+  validate();
+  const int64_t oh = out_h(x.shape[1]), ow = out_w(x.shape[2]);
+  Tensor y({x.shape[0], oh, ow, x.shape[3]});
+  detail::max_pool(x.data.data(), x.shape[0], x.shape[1], x.shape[2], x.shape[3], *this, oh, ow,
+                   y.data.data());
+  return y;
+}
+
+Tensor Flatten::forward(const Tensor& x) const {
+  if (x.rank() < 1) fail("Flatten: input must have a batch axis (got rank 0)");
+  Tensor y = x;
+  const int64_t b = x.shape[0];
+  y.shape = {b, b == 0 ? 0 : x.numel() / b};
+  return y;
+}
+
+// ------------------------------------------------------------------ Layer
+const char* layer_kind(const Layer& layer) noexcept {
+  static constexpr const char* names[] = {"Linear", "Conv2d", "BatchNorm", "ReLU",
+                                          "ReLU6",  "MaxPool2d", "Flatten"};
+  return names[layer.index()];
+}
+
+std::string describe(const Layer& layer) {
+  return std::visit(
+      [](const auto& l) -> std::string {
+        using L = std::decay_t<decltype(l)>;
+        if constexpr (std::is_same_v<L, Linear>) {
+          return fmt::format("Linear({} -> {}{})", l.in_features, l.out_features,
+                             l.has_bias() ? "" : ", no bias");
+        } else if constexpr (std::is_same_v<L, Conv2d>) {
+          return fmt::format("Conv2d({} -> {}, k{}x{}, s{}x{}, p{}x{}, d{}x{}, g{})", l.in_channels,
+                             l.out_channels, l.kernel_h, l.kernel_w, l.stride_h, l.stride_w,
+                             l.pad_h, l.pad_w, l.dilation_h, l.dilation_w, l.groups);
+        } else if constexpr (std::is_same_v<L, BatchNorm>) {
+          return fmt::format("BatchNorm({})", l.num_features);
+        } else if constexpr (std::is_same_v<L, MaxPool2d>) {
+          return fmt::format("MaxPool2d(k{}x{}, s{}x{}, p{}x{})", l.kernel_h, l.kernel_w,
+                             l.stride_h, l.stride_w, l.pad_h, l.pad_w);
+        } else if constexpr (std::is_same_v<L, ReLU>) {
+          return "ReLU";
+        } else if constexpr (std::is_same_v<L, ReLU6>) {
+          return "ReLU6";
+        } else {
+          return "Flatten";
+        }
+      },
+      layer);
+}
+
+Tensor forward(const Layer& layer, const Tensor& x) {
+  return std::visit([&](const auto& l) { return l.forward(x); }, layer);
+}
+
+Tensor oihw_to_ohwi(const Tensor& w) {
+  if (w.rank() != 4) fail("oihw_to_ohwi: weight shape {} must have rank 4", shape_to_string(w.shape));
+  const int64_t o = w.shape[0], i = w.shape[1], h = w.shape[2], k = w.shape[3];
+  Tensor out({o, h, k, i});
+  for (int64_t a = 0; a < o; ++a)
+    for (int64_t b = 0; b < i; ++b)
+      for (int64_t c = 0; c < h; ++c)
+        for (int64_t d = 0; d < k; ++d)
+          out.data[((a * h + c) * k + d) * i + b] = w.data[((a * i + b) * h + c) * k + d];
+  return out;
+}
+
+// -------------------------------------------------------------- Sequential
+Sequential::Sequential(std::initializer_list<Layer> layers) {
+  for (const Layer& l : layers) add(l);
+}
+
+Sequential& Sequential::add(Layer layer) {
+  layers_.push_back(std::move(layer));
+  return *this;
+}
+
+Tensor Sequential::forward(const Tensor& x) const {
+  Tensor y = x;
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    try {
+      y = nn::forward(layers_[i], y);
+    } catch (const Error& e) {
+      fail("Sequential layer {} ({}): {}", i, describe(layers_[i]), e.what());
+    }
+  }
+  return y;
+}
+
+namespace {
+
+/// Calls f(name, tensor&) for every parameter of layer `index`.
+template <class LayerT, class F>
+void for_each_param(LayerT& layer, const std::string& prefix, F&& f) {
+  std::visit(
+      [&](auto& l) {
+        using L = std::decay_t<decltype(l)>;
+        if constexpr (std::is_same_v<L, Linear> || std::is_same_v<L, Conv2d>) {
+          f(prefix + "weight", l.weight);
+          if (l.has_bias()) f(prefix + "bias", l.bias);
+        } else if constexpr (std::is_same_v<L, BatchNorm>) {
+          f(prefix + "weight", l.weight);
+          f(prefix + "bias", l.bias);
+          f(prefix + "running_mean", l.running_mean);
+          f(prefix + "running_var", l.running_var);
+        }
+      },
+      layer);
+}
+
+}  // namespace
+
+TensorMap Sequential::state_dict() const {
+  TensorMap out;
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    for_each_param(layers_[i], std::to_string(i) + ".",
+                   [&](const std::string& name, const Tensor& t) { out[name] = t; });
+  }
+  return out;
+}
+
+void Sequential::load_state_dict(const TensorMap& tensors, bool strict) {
+  std::size_t used = 0;
+  // Validate everything before changing anything, so a failed load leaves the model intact.
+  for (int pass = 0; pass < 2; ++pass) {
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+      for_each_param(layers_[i], std::to_string(i) + ".", [&](const std::string& name, Tensor& t) {
+        auto it = tensors.find(name);
+        if (it == tensors.end()) {
+          if (strict) fail("load_state_dict: missing parameter '{}' (shape {})", name, shape_to_string(t.shape));
+          return;
+        }
+        if (it->second.shape != t.shape || it->second.numel() != t.numel()) {
+          fail("load_state_dict: parameter '{}' has shape {} but the model expects {}", name,
+               shape_to_string(it->second.shape), shape_to_string(t.shape));
+        }
+        if (pass == 1) {
+          t = it->second;
+          ++used;
+        }
+      });
+    }
+  }
+  if (strict) {
+    for (const auto& [name, t] : tensors) {
+      if (name.ends_with(".num_batches_tracked")) {
+        ++used;  // PyTorch's BatchNorm counter: meaningless at inference
+        continue;
+      }
+      bool known = false;
+      for (std::size_t i = 0; i < layers_.size() && !known; ++i) {
+        for_each_param(layers_[i], std::to_string(i) + ".",
+                       [&](const std::string& n, Tensor&) { known = known || n == name; });
+      }
+      if (!known) fail("load_state_dict: unexpected parameter '{}' (shape {})", name, shape_to_string(t.shape));
+    }
+  }
+}
+
+void Sequential::init_parameters(uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  for (Layer& layer : layers_) {
+    std::visit(
+        [&](auto& l) {
+          using L = std::decay_t<decltype(l)>;
+          if constexpr (std::is_same_v<L, Linear> || std::is_same_v<L, Conv2d>) {
+            const int64_t fan_in = l.weight.numel() / l.weight.shape[0];
+            const float bound = 1.0f / std::sqrt(static_cast<float>(fan_in));
+            std::uniform_real_distribution<float> u(-bound, bound);
+            for (float& v : l.weight.data) v = u(rng);
+            for (float& v : l.bias.data) v = u(rng);
+          } else if constexpr (std::is_same_v<L, BatchNorm>) {
+            l = BatchNorm(l.num_features, l.eps);
+          }
+        },
+        layer);
+  }
+}
+
+std::size_t Sequential::weight_bytes() const {
+  std::size_t bytes = 0;
+  for (const auto& [name, t] : state_dict()) bytes += t.data.size() * sizeof(float);
+  return bytes;
+}
+
+std::string Sequential::summary() const {
+  std::string s;
+  for (std::size_t i = 0; i < layers_.size(); ++i) s += fmt::format("{:<4} {}\n", i, describe(layers_[i]));
+  return s;
+}
+
+// ------------------------------------------------------- BatchNorm folding
+int fold_batchnorm(Sequential& model) {
+  Sequential out;
+  int folded = 0;
+  for (std::size_t i = 0; i < model.size(); ++i) {
+    const Layer& layer = model[i];
+    if (const auto* bn = std::get_if<BatchNorm>(&layer); bn && !out.empty()) {
+      Layer& prev = out[out.size() - 1];
+      Tensor* w = nullptr;
+      Tensor* b = nullptr;
+      int64_t channels = 0;
+      if (auto* lin = std::get_if<Linear>(&prev)) {
+        w = &lin->weight, b = &lin->bias, channels = lin->out_features;
+      } else if (auto* conv = std::get_if<Conv2d>(&prev)) {
+        w = &conv->weight, b = &conv->bias, channels = conv->out_channels;
+      }
+      if (w != nullptr) {
+        if (channels != bn->num_features) {
+          fail("fold_batchnorm: BatchNorm at {} has {} features but the layer before it has {} outputs",
+               i, bn->num_features, channels);
+        }
+        const int64_t per = w->numel() / channels;
+        std::vector<float> new_bias(static_cast<std::size_t>(channels));
+        for (int64_t c = 0; c < channels; ++c) {
+          const double g = static_cast<double>(bn->weight.data[c]) /
+                           std::sqrt(static_cast<double>(bn->running_var.data[c]) +
+                                     static_cast<double>(bn->eps));
+          for (int64_t j = 0; j < per; ++j) {
+            float& v = w->data[c * per + j];
+            v = static_cast<float>(static_cast<double>(v) * g);
+          }
+          const double old_b = b->empty() ? 0.0 : static_cast<double>(b->data[c]);
+          new_bias[c] = static_cast<float>((old_b - static_cast<double>(bn->running_mean.data[c])) * g +
+                                           static_cast<double>(bn->bias.data[c]));
+        }
+        *b = Tensor({channels}, std::move(new_bias));
+        ++folded;
+        continue;
+      }
+    }
+    out.add(layer);
+  }
+  model = std::move(out);
+  return folded;
+}
+
+}  // namespace sparq::nn

@@ -1,0 +1,526 @@
+// Quantized layers (QLinear, QConv2d) and the QuantizedModel interpreter.
+#include "sparq/nn/quantized.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "nn/nn_internal.hpp"
+#include "sparq/error.hpp"
+#include "sparq/nn/sequential.hpp"
+#include "sparq/quant/requantize.hpp"
+
+namespace sparq::nn {
+
+using sparq::detail::fail;
+
+// ------------------------------------------------------------ dense weights
+namespace {
+
+class DenseWeights final : public QuantizedWeights {
+ public:
+  DenseWeights(std::vector<int8_t> values, int64_t n, int64_t k, std::vector<float> scales)
+      : values_(std::move(values)), n_(n), k_(k) {
+    if (n < 1 || k < 1) fail("make_dense_weights: n ({}) and k ({}) must be >= 1", n, k);
+    if (static_cast<int64_t>(values_.size()) / n != k || static_cast<int64_t>(values_.size()) % n != 0) {
+      fail("make_dense_weights: {} values given for an {} x {} matrix", values_.size(), n, k);
+    }
+    if (scales.size() != 1 && static_cast<int64_t>(scales.size()) != n) {
+      fail("make_dense_weights: {} scales given; expected 1 or n = {}", scales.size(), n);
+    }
+    for (float s : scales) {
+      if (!std::isfinite(s) || !(s > 0.0f)) fail("make_dense_weights: scale {} must be finite and > 0", s);
+    }
+    per_channel_ = scales.size() != 1 || n == 1;
+    packed_ = pack_weights(values_.data(), n, k, WeightLayout::out_in, 0, scales);
+    scales_.assign(static_cast<std::size_t>(n), scales[0]);
+    if (scales.size() != 1) scales_ = std::move(scales);
+  }
+  std::string kind() const override { return "dense"; }
+  int64_t n() const noexcept override { return n_; }
+  int64_t k() const noexcept override { return k_; }
+  std::span<const float> scales() const noexcept override { return scales_; }
+  bool per_channel() const noexcept override { return per_channel_; }
+  std::span<const int8_t> values() const noexcept override { return values_; }
+  std::size_t bytes() const noexcept override { return packed_.packed_bytes(); }
+  void gemm(const ActivationsU8& a, const RequantizeStage& stage, uint8_t* c, int64_t ldc) const override {
+    sparq::gemm(a, packed_, stage, c, ldc);
+  }
+  void gemm(const ActivationsU8& a, const DequantizeStage& stage, float* c, int64_t ldc) const override {
+    sparq::gemm(a, packed_, stage, c, ldc);
+  }
+  void linear_dynamic(const float* x, int64_t m, int64_t ldx, std::span<const float> bias, float* y,
+                      int64_t ldy, const DynamicOptions& options) const override {
+    sparq::linear_dynamic(x, m, ldx, packed_, bias, y, ldy, options);
+  }
+
+ private:
+  std::vector<int8_t> values_;
+  int64_t n_, k_;
+  std::vector<float> scales_;
+  bool per_channel_ = true;
+  PackedWeights packed_;
+};
+
+}  // namespace
+
+std::shared_ptr<const QuantizedWeights> make_dense_weights(std::vector<int8_t> values, int64_t n,
+                                                           int64_t k, std::vector<float> scales) {
+  return std::make_shared<const DenseWeights>(std::move(values), n, k, std::move(scales));
+}
+
+QuantizedTensor quantize_weights(std::span<const float> w, int64_t n, int64_t k, Granularity granularity) {
+  if (n < 1 || k < 1 || static_cast<int64_t>(w.size()) / n != k || static_cast<int64_t>(w.size()) % n != 0) {
+    fail("quantize_weights: {} values given for an {} x {} matrix", w.size(), n, k);
+  }
+  QuantSpec spec;  // s8 symmetric: PyTorch's default weight spec
+  const bool per_channel = granularity == Granularity::per_channel;
+  const int64_t groups = per_channel ? n : 1;
+  const int64_t per = w.size() / groups;
+  QuantizedTensor out;
+  out.values.resize(w.size());
+  for (int64_t g = 0; g < groups; ++g) {
+    float lo = 0.0f, hi = 0.0f;
+    for (int64_t i = 0; i < per; ++i) {
+      const float v = w[g * per + i];
+      if (!std::isfinite(v)) fail("quantize_weights: weight {} of channel {} is {}; expected finite", i, g, v);
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+    }
+    const QParams qp = compute_qparams(lo, hi, spec);
+    out.scales.push_back(qp.scale);
+    for (int64_t i = 0; i < per; ++i) {
+      const float q = sparq::detail::round_half_even(w[g * per + i] / qp.scale);
+      out.values[g * per + i] = static_cast<int8_t>(std::clamp(q, -128.0f, 127.0f));
+    }
+  }
+  return out;
+}
+
+const char* mode_name(QuantMode m) noexcept { return m == QuantMode::static_ ? "static" : "dynamic"; }
+
+// ------------------------------------------------------------ preparation
+namespace {
+
+void check_qparams(const QParams& qp, const char* what) {
+  if (!std::isfinite(qp.scale) || !(qp.scale > 0.0f) || qp.zero_point < 0 || qp.zero_point > 255) {
+    fail("{}: scale {} must be finite and > 0 and zero point {} in [0, 255] (u8)", what, qp.scale,
+         qp.zero_point);
+  }
+}
+
+/// Requantization stage for output channels [c0, c0 + n) of a static layer.
+RequantizeStage make_stage(const QuantizedWeights& w, std::span<const float> bias, int64_t c0,
+                           const QParams& in, const QParams& out, Activation act) {
+  RequantizeStage s;
+  const auto scales = w.scales();
+  for (int64_t j = 0; j < w.n(); ++j) {
+    const double acc_scale = static_cast<double>(in.scale) * static_cast<double>(scales[j]);
+    const double m = acc_scale / static_cast<double>(out.scale);
+    if (!(m < 1073741824.0)) {
+      fail("quantized layer: requantization multiplier {} (input scale {} x weight scale {} / output "
+           "scale {}) must be < 2^30",
+           m, in.scale, scales[j], out.scale);
+    }
+    s.multipliers.push_back(quantize_multiplier(m));
+    if (!bias.empty()) {
+      // Clamped to +-2^30 so that acc + bias cannot overflow int32 for any in-range acc.
+      const double q = std::nearbyint(static_cast<double>(bias[c0 + j]) / acc_scale);
+      s.bias.push_back(static_cast<int32_t>(std::clamp(q, -1073741824.0, 1073741824.0)));
+    }
+  }
+  s.output_zero_point = out.zero_point;
+  s.clamp_min = act == Activation::none ? 0 : out.zero_point;
+  s.clamp_max = 255;
+  if (act == Activation::relu6) {
+    const double six = std::nearbyint(6.0 / static_cast<double>(out.scale));
+    s.clamp_max = static_cast<int32_t>(std::min(255.0, out.zero_point + six));
+  }
+  return s;
+}
+
+void check_bias(const std::vector<float>& bias, int64_t n, const char* who) {
+  if (!bias.empty() && static_cast<int64_t>(bias.size()) != n) {
+    fail("{}: bias has {} values; expected 0 or {}", who, bias.size(), n);
+  }
+  for (float b : bias) {
+    if (!std::isfinite(b)) fail("{}: bias value {} must be finite", who, b);
+  }
+}
+
+}  // namespace
+
+void QLinear::prepare() {
+  if (!weights) fail("QLinear: weights are missing");
+  if (weights->n() != out_features || weights->k() != in_features) {
+    fail("QLinear: weights are {} x {} but the layer is {} -> {}", weights->n(), weights->k(),
+         in_features, out_features);
+  }
+  check_bias(bias, out_features, "QLinear");
+  stage = {};
+  if (mode == QuantMode::static_) {
+    check_qparams(input_qparams, "QLinear input qparams");
+    check_qparams(output_qparams, "QLinear output qparams");
+    stage = make_stage(*weights, bias, 0, input_qparams, output_qparams, activation);
+  }
+}
+
+void QConv2d::prepare() {
+  validate();
+  if (static_cast<int64_t>(weights.size()) != groups) {
+    fail("QConv2d: {} weight blocks given; expected one per group ({})", weights.size(), groups);
+  }
+  const int64_t og = out_channels / groups;
+  for (const auto& w : weights) {
+    if (!w || w->n() != og || w->k() != patch_size()) {
+      fail("QConv2d: a group's weights must be {} x {} (got {})", og, patch_size(),
+           w ? fmt::format("{} x {}", w->n(), w->k()) : "none");
+    }
+  }
+  check_bias(bias, out_channels, "QConv2d");
+  stages.clear();
+  if (mode == QuantMode::static_) {
+    check_qparams(input_qparams, "QConv2d input qparams");
+    check_qparams(output_qparams, "QConv2d output qparams");
+    for (int64_t g = 0; g < groups; ++g) {
+      stages.push_back(make_stage(*weights[g], bias, g * og, input_qparams, output_qparams, activation));
+    }
+  }
+}
+
+// ------------------------------------------------------------ execution
+namespace {
+
+/// An activation between units: FP32, or u8 with its qparams.
+struct Act {
+  std::vector<int64_t> shape;
+  bool quantized = false;
+  std::vector<float> f;
+  std::vector<uint8_t> q;
+  QParams qp;
+};
+
+QParams dynamic_qparams(const std::vector<float>& x) {
+  float lo = 0.0f, hi = 0.0f;
+  for (float v : x) {
+    if (!std::isfinite(v)) fail("dynamic quantization: input value {} must be finite", v);
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  QuantSpec spec;
+  spec.dtype = DType::u8;
+  spec.scheme = Scheme::asymmetric;
+  return compute_qparams(lo, hi, spec);
+}
+
+std::vector<uint8_t> quantize_u8(const std::vector<float>& x, const QParams& qp) {
+  std::vector<uint8_t> q(x.size());
+  const float zp = static_cast<float>(qp.zero_point);
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    // NaN would be UB in the cast: it maps to the zero point instead.
+    float v = std::nearbyint(x[i] / qp.scale) + zp;
+    if (std::isnan(v)) v = zp;
+    q[i] = static_cast<uint8_t>(std::clamp(v, 0.0f, 255.0f));
+  }
+  return q;
+}
+
+void to_float(Act& a) {
+  if (!a.quantized) return;
+  a.f.resize(a.q.size());
+  for (std::size_t i = 0; i < a.q.size(); ++i) {
+    a.f[i] = static_cast<float>(static_cast<int32_t>(a.q[i]) - a.qp.zero_point) * a.qp.scale;
+  }
+  a.quantized = false;
+  a.q.clear();
+}
+
+void to_u8(Act& a, const QParams& qp) {
+  if (a.quantized && a.qp == qp) return;
+  to_float(a);
+  a.q = quantize_u8(a.f, qp);
+  a.qp = qp;
+  a.quantized = true;
+  a.f.clear();
+}
+
+Act run_linear(const QLinear& l, Act in) {
+  if (in.shape.empty() || in.shape.back() != l.in_features) {
+    fail("QLinear: input shape {} must end with in_features = {}", shape_to_string(in.shape), l.in_features);
+  }
+  const int64_t m = checked_numel(in.shape) / l.in_features;
+  Act out;
+  out.shape = in.shape;
+  out.shape.back() = l.out_features;
+  const auto count = static_cast<std::size_t>(m * l.out_features);
+  if (l.mode == QuantMode::dynamic) {
+    to_float(in);
+    out.f.resize(count);
+    if (m > 0) {
+      DynamicOptions o;
+      o.relu = l.activation != Activation::none;
+      l.weights->linear_dynamic(in.f.data(), m, l.in_features, l.bias, out.f.data(), l.out_features, o);
+      if (l.activation == Activation::relu6) detail::apply_activation(out.f.data(), m * l.out_features, Activation::relu6);
+    }
+  } else {
+    to_u8(in, l.input_qparams);
+    out.quantized = true;
+    out.qp = l.output_qparams;
+    out.q.resize(count);
+    if (m > 0) {
+      l.weights->gemm(ActivationsU8{in.q.data(), m, l.in_features, l.in_features, in.qp.zero_point},
+                      l.stage, out.q.data(), l.out_features);
+    }
+  }
+  return out;
+}
+
+/// Depthwise convolution, direct: integer accumulators, then the requantize
+/// stage's exact scalar arithmetic (static) or the dequantize formula (dynamic).
+void depthwise(const QConv2d& c, const Act& in, int64_t oh, int64_t ow, Act& out) {
+  const int64_t b = in.shape[0], h = in.shape[1], w = in.shape[2], ch = c.in_channels;
+  const int64_t mult = c.out_channels / ch, taps = c.kernel_h * c.kernel_w;
+  const int32_t zp = in.qp.zero_point;
+  for (int64_t n = 0; n < b; ++n)
+    for (int64_t oy = 0; oy < oh; ++oy)
+      for (int64_t ox = 0; ox < ow; ++ox) {
+        const int64_t row = (n * oh + oy) * ow + ox;
+        for (int64_t o = 0; o < c.out_channels; ++o) {
+          const int64_t ic = o / mult;
+          const int8_t* wv = c.weights[ic]->values().data() + (o % mult) * taps;
+          int32_t acc = 0;
+          for (int64_t ky = 0; ky < c.kernel_h; ++ky) {
+            const int64_t iy = oy * c.stride_h - c.pad_h + ky * c.dilation_h;
+            if (iy < 0 || iy >= h) continue;
+            for (int64_t kx = 0; kx < c.kernel_w; ++kx) {
+              const int64_t ix = ox * c.stride_w - c.pad_w + kx * c.dilation_w;
+              if (ix < 0 || ix >= w) continue;
+              const int32_t a = in.q[((n * h + iy) * w + ix) * ch + ic];
+              acc += (a - zp) * wv[ky * c.kernel_w + kx];
+            }
+          }
+          if (c.mode == QuantMode::static_) {
+            const RequantizeStage& s = c.stages[ic];
+            const int64_t j = o % mult;
+            const int64_t sum = static_cast<int64_t>(acc) + (s.bias.empty() ? 0 : s.bias[j]);
+            const auto acc32 = static_cast<int32_t>(std::clamp<int64_t>(
+                sum, std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max()));
+            out.q[row * c.out_channels + o] = static_cast<uint8_t>(
+                requantize(acc32, s.multipliers[j], s.output_zero_point, s.clamp_min, s.clamp_max));
+          } else {
+            float y = static_cast<float>(acc) * (in.qp.scale * c.weights[ic]->scales()[o % mult]);
+            if (!c.bias.empty()) y += c.bias[o];
+            out.f[row * c.out_channels + o] = y;
+          }
+        }
+      }
+}
+
+Act run_conv(const QConv2d& c, Act in) {
+  detail::check_nhwc(in.shape, c.in_channels, "QConv2d");
+  const int64_t b = in.shape[0], h = in.shape[1], w = in.shape[2];
+  const int64_t oh = c.out_h(h), ow = c.out_w(w);
+  const int64_t m = b * oh * ow, cg = c.in_channels / c.groups, og = c.out_channels / c.groups;
+  const int64_t patch = c.patch_size();
+  if (c.mode == QuantMode::dynamic) {
+    to_float(in);
+    const QParams qp = dynamic_qparams(in.f);
+    to_u8(in, qp);
+  } else {
+    to_u8(in, c.input_qparams);
+  }
+  Act out;
+  out.shape = {b, oh, ow, c.out_channels};
+  const auto count = static_cast<std::size_t>(checked_numel(out.shape));
+  if (c.mode == QuantMode::static_) {
+    out.quantized = true;
+    out.qp = c.output_qparams;
+    out.q.resize(count);
+  } else {
+    out.f.resize(count);
+  }
+  if (m == 0) return out;
+  if (c.depthwise()) {
+    depthwise(c, in, oh, ow, out);
+  } else {
+    std::vector<uint8_t> cols(static_cast<std::size_t>(m * patch));
+    for (int64_t g = 0; g < c.groups; ++g) {
+      detail::im2col(in.q.data(), b, h, w, c.in_channels, c, g * cg, cg, oh, ow,
+                     static_cast<uint8_t>(in.qp.zero_point), cols.data());
+      const ActivationsU8 a{cols.data(), m, patch, patch, in.qp.zero_point};
+      if (c.mode == QuantMode::static_) {
+        c.weights[g]->gemm(a, c.stages[g], out.q.data() + g * og, c.out_channels);
+      } else {
+        DequantizeStage s;
+        s.activation_scale = in.qp.scale;
+        if (!c.bias.empty()) s.bias.assign(c.bias.begin() + g * og, c.bias.begin() + (g + 1) * og);
+        c.weights[g]->gemm(a, s, out.f.data() + g * og, c.out_channels);
+      }
+    }
+  }
+  if (c.mode == QuantMode::dynamic) {
+    detail::apply_activation(out.f.data(), static_cast<int64_t>(out.f.size()), c.activation);
+  }
+  return out;
+}
+
+Act run_pool(const MaxPool2d& p, Act in) {
+  detail::check_nhwc(in.shape, 0, "MaxPool2d");
+  p.validate();
+  const int64_t b = in.shape[0], h = in.shape[1], w = in.shape[2], c = in.shape[3];
+  const int64_t oh = p.out_h(h), ow = p.out_w(w);
+  Act out;
+  out.shape = {b, oh, ow, c};
+  out.quantized = in.quantized;
+  out.qp = in.qp;
+  const auto count = static_cast<std::size_t>(checked_numel(out.shape));
+  // Max commutes with the monotonic dequantization, so u8 pooling is exact.
+  if (in.quantized) {
+    out.q.resize(count);
+    detail::max_pool(in.q.data(), b, h, w, c, p, oh, ow, out.q.data());
+  } else {
+    out.f.resize(count);
+    detail::max_pool(in.f.data(), b, h, w, c, p, oh, ow, out.f.data());
+  }
+  return out;
+}
+
+Act run_unit_act(const QuantizedUnit& u, Act in) {
+  return std::visit(
+      [&](const auto& op) -> Act {
+        using T = std::decay_t<decltype(op)>;
+        if constexpr (std::is_same_v<T, QLinear>) {
+          return run_linear(op, std::move(in));
+        } else if constexpr (std::is_same_v<T, QConv2d>) {
+          return run_conv(op, std::move(in));
+        } else if constexpr (std::is_same_v<T, MaxPool2d>) {
+          return run_pool(op, std::move(in));
+        } else if constexpr (std::is_same_v<T, Flatten>) {
+          if (in.shape.empty()) fail("Flatten: input must have a batch axis (got rank 0)");
+          const int64_t b = in.shape[0], n = checked_numel(in.shape);
+          in.shape = {b, b == 0 ? 0 : n / b};
+          return in;
+        } else {
+          to_float(in);
+          Tensor t(in.shape, std::move(in.f));
+          for (const Layer& l : op.layers) t = forward(l, t);
+          Act out;
+          out.shape = t.shape;
+          out.f = std::move(t.data);
+          return out;
+        }
+      },
+      u.op);
+}
+
+Act from_tensor(const Tensor& x) {
+  Act a;
+  a.shape = x.shape;
+  a.f = x.data;
+  if (checked_numel(a.shape, "QuantizedModel input") != static_cast<int64_t>(a.f.size())) {
+    fail("QuantizedModel: input has {} values but shape {}", a.f.size(), shape_to_string(a.shape));
+  }
+  return a;
+}
+
+Tensor to_tensor(Act a) {
+  to_float(a);
+  return Tensor(std::move(a.shape), std::move(a.f));
+}
+
+Act run_checked(const std::vector<QuantizedUnit>& units, std::size_t i, Act in) {
+  try {
+    return run_unit_act(units[i], std::move(in));
+  } catch (const Error& e) {
+    fail("QuantizedModel unit '{}' ({}): {}", units[i].name, units[i].describe(), e.what());
+  }
+}
+
+}  // namespace
+
+// ------------------------------------------------------------ QuantizedUnit/Model
+std::string QuantizedUnit::describe() const {
+  return std::visit(
+      [](const auto& op) -> std::string {
+        using T = std::decay_t<decltype(op)>;
+        if constexpr (std::is_same_v<T, QLinear>) {
+          return fmt::format("QLinear {} {} ({} -> {}) {} {}", mode_name(op.mode),
+                             activation_name(op.activation), op.in_features, op.out_features,
+                             op.weights ? op.weights->kind() : "?",
+                             op.weights && op.weights->per_channel() ? "per-channel" : "per-tensor");
+        } else if constexpr (std::is_same_v<T, QConv2d>) {
+          return fmt::format("QConv2d {} {} ({} -> {}, k{}x{}, s{}x{}, p{}x{}, d{}x{}, g{}) {}", mode_name(op.mode),
+                             activation_name(op.activation), op.in_channels, op.out_channels,
+                             op.kernel_h, op.kernel_w, op.stride_h, op.stride_w, op.pad_h, op.pad_w,
+                             op.dilation_h, op.dilation_w, op.groups,
+                             !op.weights.empty() && op.weights[0]->per_channel() ? "per-channel" : "per-tensor");
+        } else if constexpr (std::is_same_v<T, MaxPool2d>) {
+          return nn::describe(Layer(op));
+        } else if constexpr (std::is_same_v<T, Flatten>) {
+          return "Flatten";
+        } else {
+          std::string s = "FP32 [";
+          for (std::size_t i = 0; i < op.layers.size(); ++i) s += (i ? ", " : "") + nn::describe(op.layers[i]);
+          return s + "]";
+        }
+      },
+      op);
+}
+
+bool QuantizedUnit::observed() const noexcept {
+  return !std::holds_alternative<MaxPool2d>(op) && !std::holds_alternative<Flatten>(op);
+}
+
+QuantizedModel::QuantizedModel(std::vector<QuantizedUnit> units) : units_(std::move(units)) {
+  for (QuantizedUnit& u : units_) {
+    if (auto* l = std::get_if<QLinear>(&u.op)) l->prepare();
+    if (auto* c = std::get_if<QConv2d>(&u.op)) c->prepare();
+  }
+}
+
+Tensor QuantizedModel::forward(const Tensor& x) const {
+  Act a = from_tensor(x);
+  for (std::size_t i = 0; i < units_.size(); ++i) a = run_checked(units_, i, std::move(a));
+  return to_tensor(std::move(a));
+}
+
+std::vector<Tensor> QuantizedModel::forward_trace(const Tensor& x) const {
+  std::vector<Tensor> out;
+  Act a = from_tensor(x);
+  for (std::size_t i = 0; i < units_.size(); ++i) {
+    a = run_checked(units_, i, std::move(a));
+    Act copy = a;
+    out.push_back(to_tensor(std::move(copy)));
+  }
+  return out;
+}
+
+Tensor QuantizedModel::run_unit(std::size_t i, const Tensor& x) const {
+  if (i >= units_.size()) fail("QuantizedModel::run_unit: index {} >= {} units", i, units_.size());
+  return to_tensor(run_checked(units_, i, from_tensor(x)));
+}
+
+std::size_t QuantizedModel::weight_bytes() const {
+  std::size_t bytes = 0;
+  for (const QuantizedUnit& u : units_) {
+    if (const auto* l = std::get_if<QLinear>(&u.op)) {
+      bytes += l->weights->bytes() + l->bias.size() * sizeof(float);
+    } else if (const auto* c = std::get_if<QConv2d>(&u.op)) {
+      for (const auto& w : c->weights) bytes += w->bytes();
+      bytes += c->bias.size() * sizeof(float);
+    } else if (const auto* f = std::get_if<Fp32Block>(&u.op)) {
+      Sequential s;
+      for (const Layer& l : f->layers) s.add(l);
+      bytes += s.weight_bytes();
+    }
+  }
+  return bytes;
+}
+
+std::string QuantizedModel::summary() const {
+  std::string s;
+  for (const QuantizedUnit& u : units_) s += fmt::format("{:<4} {}\n", u.name, u.describe());
+  return s;
+}
+
+}  // namespace sparq::nn
