@@ -1,0 +1,68 @@
+// The contents of a sparq::PackedWeights (internal; see packed_weights.hpp).
+//
+// Layout of `panels` (one ISA's kernel layout, recorded by isa/nr/kr):
+//   N is split into n_panels = ceil(N / nr) panels of nr output channels;
+//   K is zero-padded to kp = round_up(K, kr). Panel p occupies
+//   panels[p * kp * nr, (p + 1) * kp * nr) as [kp / kr][nr][kr] int8:
+//     element (n = p*nr + j, k) at p*kp*nr + (k/kr)*nr*kr + j*kr + k%kr.
+//   Padded channels and padded k hold zeros, so they add nothing to a sum.
+// The buffer is 64-byte aligned (one zmm / cache line).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <vector>
+
+#include "sparq/isa.hpp"
+
+namespace sparq::detail {
+
+/// A zero-initialised, 64-byte aligned byte buffer.
+class AlignedBytes {
+ public:
+  AlignedBytes() = default;
+  explicit AlignedBytes(std::size_t size)
+      : data_(static_cast<int8_t*>(::operator new[](size == 0 ? 1 : size, std::align_val_t{64}))),
+        size_(size) {
+    for (std::size_t i = 0; i < size; ++i) data_.get()[i] = 0;
+  }
+  int8_t* data() noexcept { return data_.get(); }
+  const int8_t* data() const noexcept { return data_.get(); }
+  std::size_t size() const noexcept { return size_; }
+
+ private:
+  struct Free {
+    void operator()(int8_t* p) const noexcept { ::operator delete[](p, std::align_val_t{64}); }
+  };
+  std::unique_ptr<int8_t[], Free> data_;
+  std::size_t size_ = 0;
+};
+
+struct PackedWeightsData {
+  Isa isa = Isa::scalar;  ///< the kernel table this layout was made for
+  int nr = 0;             ///< output channels per panel
+  int kr = 0;             ///< k-group width
+  int64_t n = 0;
+  int64_t k = 0;
+  int64_t kp = 0;        ///< round_up(k, kr)
+  int64_t n_panels = 0;  ///< ceil(n / nr)
+  AlignedBytes panels;   ///< n_panels * kp * nr bytes
+  /// sum_k w[n][k] per channel, zero-padded to n_panels * nr entries so a
+  /// kernel can read a whole panel's worth. Exact: |sum| <= 128 * K and
+  /// pack_weights limits K to 2^24.
+  std::vector<int32_t> col_sums;
+  std::vector<float> scales;  ///< n values
+  bool per_channel = false;
+
+  const int8_t* panel(int64_t p) const noexcept { return panels.data() + p * kp * nr; }
+};
+
+/// Reads back w[n][k] from a packed buffer (for repacking and tests).
+std::vector<int8_t> unpack_weights(const PackedWeightsData& data);
+
+/// The same weights packed for another kernel layout (same scales).
+std::shared_ptr<const PackedWeightsData> repack_weights(const PackedWeightsData& data, Isa isa);
+
+}  // namespace sparq::detail

@@ -1,0 +1,95 @@
+// AVX2 requantizing output stage, bit-exact with sparq::requantize() (same
+// steps as the AVX-512 stage, on 8 lanes; tails go through padded buffers).
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "kernels/gemm_kernels.hpp"
+
+namespace sparq::detail {
+namespace {
+
+inline __m256i load8(const int32_t* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+
+inline __m256i add_sat(__m256i a, __m256i b) {
+  const __m256i s = _mm256_add_epi32(a, b);
+  const __m256i overflow = _mm256_and_si256(_mm256_xor_si256(a, s), _mm256_xor_si256(b, s));
+  const __m256i limit = _mm256_xor_si256(_mm256_srai_epi32(a, 31), _mm256_set1_epi32(0x7FFFFFFF));
+  return _mm256_blendv_epi8(s, limit, _mm256_srai_epi32(overflow, 31));
+}
+
+inline __m256i mul_by_quantized_multiplier(__m256i x, __m256i m, __m256i shift) {
+  const __m256i zero = _mm256_setzero_si256();
+  const __m256i one = _mm256_set1_epi32(1);
+  const __m256i left = _mm256_max_epi32(shift, zero);
+  const __m256i right = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
+  const __m256i max32 = _mm256_set1_epi32(0x7FFFFFFF);
+  const __m256i min32 = _mm256_set1_epi32(INT32_MIN);
+  const __m256i hi = _mm256_srav_epi32(max32, left);
+  const __m256i lo = _mm256_srav_epi32(min32, left);
+  __m256i v = _mm256_sllv_epi32(x, left);
+  v = _mm256_blendv_epi8(v, max32, _mm256_cmpgt_epi32(x, hi));
+  v = _mm256_blendv_epi8(v, min32, _mm256_cmpgt_epi32(lo, x));
+  const __m256i nudge = _mm256_set1_epi64x(int64_t{1} << 30);
+  const __m256i even = _mm256_add_epi64(_mm256_mul_epi32(v, m), nudge);
+  const __m256i odd = _mm256_add_epi64(
+      _mm256_mul_epi32(_mm256_srli_epi64(v, 32), _mm256_srli_epi64(m, 32)), nudge);
+  const __m256i r =
+      _mm256_blend_epi32(_mm256_srli_epi64(even, 31), _mm256_slli_epi64(odd, 1), 0xAA);
+  const __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
+  const __m256i rem = _mm256_and_si256(r, mask);
+  const __m256i threshold = _mm256_sub_epi32(_mm256_srli_epi32(mask, 1), _mm256_srai_epi32(r, 31));
+  const __m256i q = _mm256_srav_epi32(r, right);
+  return _mm256_sub_epi32(q, _mm256_cmpgt_epi32(rem, threshold));  // cmpgt is -1 where true
+}
+
+template <class T>
+void requantize_tile(const GemmRequantizeParams& p) noexcept {
+  const __m256i lo = _mm256_set1_epi32(p.qmin - p.zero_point);
+  const __m256i hi = _mm256_set1_epi32(p.qmax - p.zero_point);
+  const __m256i zp = _mm256_set1_epi32(p.zero_point);
+  // Byte 0 of each int32 lane into the low dword of each 128-bit half.
+  const __m256i narrow = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                          -1, -1, 0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1,
+                                          -1, -1, -1, -1);
+  const __m256i gather = _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0);
+  T* out = static_cast<T*>(p.out);
+  for (int j = 0; j < p.cols; j += 8) {
+    const int n = p.cols - j < 8 ? p.cols - j : 8;
+    alignas(32) int32_t mul[8] = {};
+    alignas(32) int32_t sh[8] = {};
+    alignas(32) int32_t bias[8] = {};
+    std::memcpy(mul, p.multiplier + j, sizeof(int32_t) * n);
+    std::memcpy(sh, p.shift + j, sizeof(int32_t) * n);
+    if (p.bias != nullptr) std::memcpy(bias, p.bias + j, sizeof(int32_t) * n);
+    const __m256i m = load8(mul);
+    const __m256i s = load8(sh);
+    const __m256i b = load8(bias);
+    for (int i = 0; i < p.rows; ++i) {
+      alignas(32) int32_t in[8] = {};
+      std::memcpy(in, p.acc + i * p.ld_acc + j, sizeof(int32_t) * n);
+      __m256i x = load8(in);
+      if (p.bias != nullptr) x = add_sat(x, b);
+      __m256i y = mul_by_quantized_multiplier(x, m, s);
+      y = _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(y, lo), hi), zp);
+      const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(y, narrow), gather);
+      alignas(16) uint8_t res[16];
+      _mm_store_si128(reinterpret_cast<__m128i*>(res), _mm256_castsi256_si128(bytes));
+      std::memcpy(out + i * p.ld_out + j, res, static_cast<size_t>(n));
+    }
+  }
+}
+
+}  // namespace
+
+void gemm_requantize_u8__avx2(const GemmRequantizeParams& p) noexcept {
+  requantize_tile<uint8_t>(p);
+}
+
+void gemm_requantize_s8__avx2(const GemmRequantizeParams& p) noexcept {
+  requantize_tile<int8_t>(p);
+}
+
+}  // namespace sparq::detail

@@ -1,0 +1,77 @@
+// AVX2 microkernel: up to 4 rows x 8 columns, k in groups of 4.
+//
+// AVX2 has no u8 x s8 dot product that is exact: vpmaddubsw adds two
+// u8*s8 products into a SATURATING int16 (255*127*2 > 32767), the trap that
+// gives other libraries machine-dependent results. Here both operands are
+// widened to int16 first (vpmovsxbw / vpmovzxbw) and multiplied with
+// vpmaddwd, whose int32 pair sums (at most 2 * 255 * 128) are exact.
+// One 32-byte k-group (8 columns x 4 k) becomes two ymm of int16 (columns
+// 0-3 and 4-7); each accumulator lane holds half of a column's k-group, and
+// the halves are added once, after the loop.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "kernels/gemm_kernels.hpp"
+
+namespace sparq::detail {
+namespace {
+
+template <int MR>
+void ukernel(const GemmUkernelParams& p) noexcept {
+  __m256i lo[MR];
+  __m256i hi[MR];
+  for (int i = 0; i < MR; ++i) {
+    lo[i] = _mm256_setzero_si256();
+    hi[i] = _mm256_setzero_si256();
+  }
+  const uint8_t* a = p.a;
+  const int8_t* w = p.w;
+  const int64_t groups = p.kp / 4;
+  for (int64_t g = 0; g < groups; ++g) {
+    _mm_prefetch(reinterpret_cast<const char*>(w + 2048), _MM_HINT_T0);
+    const __m256i wb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+    const __m256i w_lo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(wb));
+    const __m256i w_hi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(wb, 1));
+    for (int i = 0; i < MR; ++i) {
+      int32_t v;
+      std::memcpy(&v, a + 4 * i, 4);
+      const __m256i ai = _mm256_cvtepu8_epi16(_mm_set1_epi32(v));
+      lo[i] = _mm256_add_epi32(lo[i], _mm256_madd_epi16(w_lo, ai));
+      hi[i] = _mm256_add_epi32(hi[i], _mm256_madd_epi16(w_hi, ai));
+    }
+    a += MR * 4;
+    w += 32;
+  }
+  const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+  const __m256i cs = p.col_sums != nullptr
+                         ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.col_sums))
+                         : _mm256_setzero_si256();
+  for (int i = 0; i < MR; ++i) {
+    __m256i sum = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(lo[i], hi[i]), order);
+    if (p.col_sums != nullptr) {
+      sum = _mm256_sub_epi32(sum, _mm256_mullo_epi32(_mm256_set1_epi32(p.a_zero_point[i]), cs));
+    }
+    int32_t* c = p.c + i * p.ldc;
+    if (p.nr == 8) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(c), sum);
+    } else {
+      alignas(32) int32_t tmp[8];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), sum);
+      std::memcpy(c, tmp, sizeof(int32_t) * p.nr);
+    }
+  }
+}
+
+}  // namespace
+
+void gemm_u8s8s32_ukernel_4x8c4__avx2(const GemmUkernelParams& p) noexcept {
+  switch (p.mr) {
+    case 1: ukernel<1>(p); break;
+    case 2: ukernel<2>(p); break;
+    case 3: ukernel<3>(p); break;
+    default: ukernel<4>(p); break;
+  }
+}
+
+}  // namespace sparq::detail

@@ -1,0 +1,152 @@
+// GEMM kernel interface: plain structs and function pointers, one table per ISA.
+//
+// Everything here is shared between the portable driver (src/gemm/gemm.cpp)
+// and the ISA-flagged kernel files (src/kernels/<isa>/gemm_*.cpp). It must
+// stay free of inline templates (DESIGN.md rule 1): ISA files include only
+// this header and <immintrin.h>/<arm_neon.h>.
+//
+// Packed weight layout (chosen per ISA by its table below):
+//   N is split into panels of NR output channels (the last one zero-padded),
+//   K is padded with zeros to kp = round_up(K, KR). Panel p is stored
+//   contiguously as [kp / KR][NR][KR] int8:
+//       panel(p)[(k / KR) * NR * KR + j * KR + (k % KR)] = W[p * NR + j][k]
+//   so one KR-group of one panel is NR*KR consecutive bytes: for AVX-512 VNNI
+//   (NR = 64, KR = 4) that is four zmm, each feeding one vpdpbusd of 16
+//   output channels. Panels follow each other: the whole buffer is read
+//   front to back by a call that covers all of N (streaming, prefetch-friendly).
+//   An ARM kernel picks its own NR/KR (e.g. KR = 8 for i8mm: [kp/8][NR][8]
+//   puts two 8-byte column groups in one q register).
+//
+// Packed activation layout (made by the table's pack_a): rows are split into
+// tiles of at most MR rows; a tile of mr rows is [kp / KR][mr][KR] bytes
+//   tile[(k / KR) * mr * KR + i * KR + (k % KR)] = A[i][k] + shift
+// zero-padded in k. x86 kernels read u8; the shift (see GemmKernels) turns
+// s8 activations into u8 exactly (a + 128), so the inner loop never shifts.
+//
+// Microkernel contract (GemmUkernelFn): for i < mr, j < nr
+//   c[i * ldc + j] = sum_{k < kp} a(i, k) * w(j, k) - a_zero_point[i] * col_sums[j]
+// in wrapping (mod 2^32) int32 arithmetic; col_sums == nullptr means no
+// compensation. The result equals the exact value whenever that value fits in
+// int32, which the driver guarantees by splitting K (kMaxKChunk).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "sparq/isa.hpp"
+
+namespace sparq::detail {
+
+/// Largest K one microkernel call may reduce: 255 * 128 * K <= 2^31 - 1
+/// (u8 x s8 worst case |a * w| = 255 * 128), rounded down to a multiple of 64
+/// so every KR in use divides it.
+inline constexpr int64_t kMaxKChunk = 65792;
+
+struct GemmUkernelParams {
+  const uint8_t* a = nullptr;  ///< packed A tile: [kp/KR][mr][KR]
+  const int8_t* w = nullptr;   ///< packed weight panel: [kp/KR][NR][KR]
+  int64_t kp = 0;              ///< K of this call, a multiple of KR, > 0
+  int mr = 0;                  ///< rows, 1..MR
+  int nr = 0;                  ///< columns stored, 1..NR
+  int32_t* c = nullptr;        ///< output tile, row-major
+  int64_t ldc = 0;             ///< in elements
+  const int32_t* a_zero_point = nullptr;  ///< mr values, in packed-A units
+  const int32_t* col_sums = nullptr;      ///< NR values (padded), or nullptr
+  const int8_t* w_prefetch = nullptr;     ///< next panel to prefetch, or nullptr
+};
+using GemmUkernelFn = void (*)(const GemmUkernelParams&) noexcept;
+
+/// Packs rows [0, mr) of A (u8 or s8 bytes, row stride lda) into one tile
+/// of `kr`-groups, adding `shift` (mod 256) to every byte, zero-padding k up
+/// to kp.
+struct GemmPackAParams {
+  const uint8_t* a = nullptr;  ///< first row (s8 data passed as bytes)
+  int64_t lda = 0;
+  int64_t k = 0;
+  int64_t kp = 0;
+  int mr = 0;
+  int kr = 0;
+  uint8_t shift = 0;  ///< 0 or 128 (x86: s8 -> u8)
+  uint8_t* dst = nullptr;
+};
+using GemmPackAFn = void (*)(const GemmPackAParams&) noexcept;
+
+/// Requantizes an int32 tile (rows x cols) to 8 bits, bit-exactly as
+/// sparq::requantize(saturate_int32(acc + bias[j]), m[j], zp, qmin, qmax)
+/// where the bias add saturates to int32 (see gemm.hpp).
+struct GemmRequantizeParams {
+  const int32_t* acc = nullptr;
+  int64_t ld_acc = 0;
+  int rows = 0;
+  int cols = 0;
+  const int32_t* multiplier = nullptr;  ///< cols values (per-tensor: repeated), each >= 0
+  const int32_t* shift = nullptr;       ///< cols values in [-31, 30]
+  const int32_t* bias = nullptr;        ///< cols values or nullptr
+  int32_t zero_point = 0;
+  int32_t qmin = 0;
+  int32_t qmax = 0;
+  void* out = nullptr;  ///< uint8_t or int8_t, by the function used
+  int64_t ld_out = 0;
+};
+using GemmRequantizeFn = void (*)(const GemmRequantizeParams&) noexcept;
+
+/// Dequantizes an int32 tile to float:
+///   y = fma(float(acc), row_scale[i] * col_scale[j], bias[j]) ; relu: y > 0 ? y : 0
+/// (one float product, one fused multiply-add: identical on every ISA).
+struct GemmDequantizeParams {
+  const int32_t* acc = nullptr;
+  int64_t ld_acc = 0;
+  int rows = 0;
+  int cols = 0;
+  const float* row_scale = nullptr;  ///< rows values
+  const float* col_scale = nullptr;  ///< cols values
+  const float* bias = nullptr;       ///< cols values or nullptr (0)
+  bool relu = false;
+  float* out = nullptr;
+  int64_t ld_out = 0;
+};
+using GemmDequantizeFn = void (*)(const GemmDequantizeParams&) noexcept;
+
+/// One ISA's GEMM: tile sizes, packing and kernels. The packed weights
+/// record (isa, nr, kr), so a table change never misreads old packs.
+struct GemmKernels {
+  Isa isa = Isa::scalar;
+  const char* ukernel_name = "";  ///< e.g. "gemm_u8s8s32_ukernel_6x64c4__avx512vnni"
+  int mr = 0;
+  int nr = 0;
+  int kr = 0;
+  /// Added to u8 / s8 activation bytes while packing (mod 256); the driver
+  /// adds the same to the zero point. x86: u8 +0, s8 +128.
+  uint8_t a_shift_u8 = 0;
+  uint8_t a_shift_s8 = 128;
+  GemmUkernelFn ukernel = nullptr;
+  GemmPackAFn pack_a = nullptr;
+  GemmRequantizeFn requantize_u8 = nullptr;
+  GemmRequantizeFn requantize_s8 = nullptr;
+  GemmDequantizeFn dequantize = nullptr;
+};
+
+/// The table for `isa`; falls back to the scalar table for an ISA without
+/// GEMM kernels in this build. Defined in src/gemm/gemm_kernels.cpp.
+const GemmKernels& gemm_kernels(Isa isa);
+
+// --- kernels, by ISA (defined in src/kernels/<isa>/<name>.cpp) -------------
+void gemm_pack_a__scalar(const GemmPackAParams& p) noexcept;
+void gemm_u8s8s32_ukernel_4x8c4__scalar(const GemmUkernelParams& p) noexcept;
+void gemm_requantize_u8__scalar(const GemmRequantizeParams& p) noexcept;
+void gemm_requantize_s8__scalar(const GemmRequantizeParams& p) noexcept;
+void gemm_dequantize__scalar(const GemmDequantizeParams& p) noexcept;
+
+void gemm_u8s8s32_ukernel_4x8c4__avx2(const GemmUkernelParams& p) noexcept;
+void gemm_requantize_u8__avx2(const GemmRequantizeParams& p) noexcept;
+void gemm_requantize_s8__avx2(const GemmRequantizeParams& p) noexcept;
+void gemm_dequantize__avx2(const GemmDequantizeParams& p) noexcept;
+
+void gemm_u8s8s32_ukernel_6x16c4__avxvnni(const GemmUkernelParams& p) noexcept;
+
+void gemm_u8s8s32_ukernel_6x64c4__avx512vnni(const GemmUkernelParams& p) noexcept;
+void gemm_requantize_u8__avx512vnni(const GemmRequantizeParams& p) noexcept;
+void gemm_requantize_s8__avx512vnni(const GemmRequantizeParams& p) noexcept;
+void gemm_dequantize__avx512vnni(const GemmDequantizeParams& p) noexcept;
+
+}  // namespace sparq::detail

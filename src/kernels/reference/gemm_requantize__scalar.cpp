@@ -1,0 +1,37 @@
+// Scalar requantizing output stage: the definition every SIMD stage matches.
+#include <limits>
+
+#include "kernels/gemm_kernels.hpp"
+#include "sparq/quant/requantize.hpp"
+
+namespace sparq::detail {
+namespace {
+
+template <class T>
+void requantize_tile(const GemmRequantizeParams& p) {
+  T* out = static_cast<T*>(p.out);
+  for (int i = 0; i < p.rows; ++i) {
+    const int32_t* acc = p.acc + i * p.ld_acc;
+    for (int j = 0; j < p.cols; ++j) {
+      int64_t v = acc[j];
+      if (p.bias != nullptr) v += p.bias[j];
+      if (v > std::numeric_limits<int32_t>::max()) v = std::numeric_limits<int32_t>::max();
+      if (v < std::numeric_limits<int32_t>::min()) v = std::numeric_limits<int32_t>::min();
+      const QuantizedMultiplier m{p.multiplier[j], p.shift[j]};
+      out[i * p.ld_out + j] =
+          static_cast<T>(requantize(static_cast<int32_t>(v), m, p.zero_point, p.qmin, p.qmax));
+    }
+  }
+}
+
+}  // namespace
+
+void gemm_requantize_u8__scalar(const GemmRequantizeParams& p) noexcept {
+  requantize_tile<uint8_t>(p);
+}
+
+void gemm_requantize_s8__scalar(const GemmRequantizeParams& p) noexcept {
+  requantize_tile<int8_t>(p);
+}
+
+}  // namespace sparq::detail
