@@ -259,6 +259,7 @@ Act run_linear(const QLinear& l, Act in) {
     if (m > 0) {
       DynamicOptions o;
       o.relu = l.activation != Activation::none;
+      o.per_row = l.per_row;
       l.weights->linear_dynamic(in.f.data(), m, l.in_features, l.bias, out.f.data(), l.out_features, o);
       if (l.activation == Activation::relu6) detail::apply_activation(out.f.data(), m * l.out_features, Activation::relu6);
     }

@@ -105,6 +105,7 @@ struct QLinear {
   std::vector<float> bias;  ///< FP32, empty or out_features
   Activation activation = Activation::none;
   QuantMode mode = QuantMode::dynamic;
+  bool per_row = false;    ///< dynamic only: one activation scale per row, not per call
   QParams input_qparams;   ///< static only: u8 asymmetric
   QParams output_qparams;  ///< static only: u8 asymmetric
   RequantizeStage stage;   ///< static only: derived by prepare()

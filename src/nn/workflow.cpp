@@ -1,0 +1,476 @@
+// quantize_dynamic, Calibrator, quantize_static and the layer error report.
+#include "sparq/nn/workflow.hpp"
+
+#include <cmath>
+#include <limits>
+#include <set>
+
+#include "nn/nn_internal.hpp"
+#include "sparq/error.hpp"
+
+namespace sparq::nn {
+
+using sparq::detail::fail;
+
+// ------------------------------------------------------------------ plan
+namespace {
+
+/// One unit of the fused FP32 model: what a QuantizedUnit will replace.
+struct PlanUnit {
+  enum Kind { linear, conv, pool, flatten, fp32 } kind = fp32;
+  std::string name;
+  Layer main;  ///< Linear/Conv2d with its BatchNorm folded; MaxPool2d; or the FP32 layer
+  Activation act = Activation::none;
+  std::vector<Layer> source;  ///< the original layers this unit covers
+
+  bool observed() const { return kind != pool && kind != flatten; }
+
+  Tensor forward(const Tensor& x) const {
+    Tensor y = nn::forward(main, x);
+    detail::apply_activation(y.data.data(), y.numel(), act);
+    return y;
+  }
+  /// The FP32 layers equivalent to this unit (folded main + activation).
+  std::vector<Layer> fp32_layers() const {
+    // Built in one initializer list: g++ 12 reports a false -Wstringop-overflow
+    // for emplace_back of a variant into a reallocating vector.
+    if (act == Activation::relu) return {main, Layer(ReLU{})};
+    if (act == Activation::relu6) return {main, Layer(ReLU6{})};
+    return {main};
+  }
+};
+
+std::vector<PlanUnit> make_plan(const Sequential& model) {
+  std::vector<PlanUnit> plan;
+  const auto& layers = model.layers();
+  for (std::size_t i = 0; i < layers.size();) {
+    PlanUnit u;
+    u.name = std::to_string(i);
+    const Layer& l = layers[i];
+    std::size_t j = i + 1;
+    if (std::holds_alternative<Linear>(l) || std::holds_alternative<Conv2d>(l)) {
+      u.kind = std::holds_alternative<Linear>(l) ? PlanUnit::linear : PlanUnit::conv;
+      Sequential s;
+      s.add(l);
+      if (j < layers.size() && std::holds_alternative<BatchNorm>(layers[j])) s.add(layers[j++]);
+      fold_batchnorm(s);
+      u.main = s[0];
+      if (j < layers.size() && std::holds_alternative<ReLU>(layers[j])) {
+        u.act = Activation::relu, ++j;
+      } else if (j < layers.size() && std::holds_alternative<ReLU6>(layers[j])) {
+        u.act = Activation::relu6, ++j;
+      }
+    } else if (std::holds_alternative<MaxPool2d>(l)) {
+      u.kind = PlanUnit::pool;
+      u.main = l;
+    } else if (std::holds_alternative<Flatten>(l)) {
+      u.kind = PlanUnit::flatten;
+      u.main = l;
+    } else {
+      u.kind = PlanUnit::fp32;  // a BatchNorm/ReLU with no Conv/Linear before it
+      u.main = l;
+    }
+    u.source.assign(layers.begin() + static_cast<std::ptrdiff_t>(i), layers.begin() + static_cast<std::ptrdiff_t>(j));
+    plan.push_back(std::move(u));
+    i = j;
+  }
+  return plan;
+}
+
+void check_overrides(const std::map<std::string, LayerOverride>& overrides, const std::vector<PlanUnit>& plan) {
+  for (const auto& [name, o] : overrides) {
+    bool found = false;
+    std::string names;
+    for (const PlanUnit& u : plan) {
+      found = found || (u.name == name && (u.kind == PlanUnit::linear || u.kind == PlanUnit::conv));
+      if (u.kind == PlanUnit::linear || u.kind == PlanUnit::conv) names += (names.empty() ? "" : ", ") + u.name;
+    }
+    if (!found) fail("override '{}' names no Linear/Conv2d unit; quantizable units are: {}", name, names);
+  }
+}
+
+Granularity granularity_for(const std::string& name, Granularity global,
+                            const std::map<std::string, LayerOverride>& overrides) {
+  auto it = overrides.find(name);
+  return it != overrides.end() && it->second.weight_granularity ? *it->second.weight_granularity : global;
+}
+
+bool kept_fp32(const std::string& name, const std::map<std::string, LayerOverride>& overrides) {
+  auto it = overrides.find(name);
+  return it != overrides.end() && it->second.keep_fp32;
+}
+
+/// Builds the quantized form of a Linear/Conv2d plan unit (prepare() is run
+/// by the QuantizedModel constructor or the caller).
+QuantizedUnit quantize_unit(const PlanUnit& u, Granularity gran, QuantMode mode, const QParams& in,
+                            const QParams& out) {
+  QuantizedUnit q;
+  q.name = u.name;
+  if (u.kind == PlanUnit::linear) {
+    const auto& l = std::get<Linear>(u.main);
+    QLinear ql;
+    ql.in_features = l.in_features;
+    ql.out_features = l.out_features;
+    QuantizedTensor w = quantize_weights(l.weight.data, l.out_features, l.in_features, gran);
+    ql.weights = make_dense_weights(std::move(w.values), l.out_features, l.in_features, std::move(w.scales));
+    ql.bias = l.bias.data;
+    ql.activation = u.act;
+    ql.mode = mode;
+    ql.input_qparams = in;
+    ql.output_qparams = out;
+    ql.prepare();
+    q.op = std::move(ql);
+  } else {
+    const auto& c = std::get<Conv2d>(u.main);
+    QConv2d qc;
+    static_cast<Conv2dGeometry&>(qc) = c;
+    const int64_t patch = c.patch_size(), og = c.out_channels / c.groups;
+    // One quantization of the whole tensor (a per-tensor scale is shared by all groups).
+    QuantizedTensor w = quantize_weights(c.weight.data, c.out_channels, patch, gran);
+    for (int64_t g = 0; g < c.groups; ++g) {
+      std::vector<int8_t> values(w.values.begin() + g * og * patch, w.values.begin() + (g + 1) * og * patch);
+      std::vector<float> scales = w.scales.size() == 1
+                                      ? w.scales
+                                      : std::vector<float>(w.scales.begin() + g * og, w.scales.begin() + (g + 1) * og);
+      qc.weights.push_back(make_dense_weights(std::move(values), og, patch, std::move(scales)));
+    }
+    qc.bias = c.bias.data;
+    qc.activation = u.act;
+    qc.mode = mode;
+    qc.input_qparams = in;
+    qc.output_qparams = out;
+    qc.prepare();
+    q.op = std::move(qc);
+  }
+  return q;
+}
+
+QuantizedUnit passthrough_unit(const PlanUnit& u, bool fp32) {
+  QuantizedUnit q;
+  q.name = u.name;
+  if (!fp32 && u.kind == PlanUnit::pool) {
+    q.op = std::get<MaxPool2d>(u.main);
+  } else if (!fp32 && u.kind == PlanUnit::flatten) {
+    q.op = Flatten{};
+  } else {
+    q.op = Fp32Block{u.fp32_layers()};
+  }
+  return q;
+}
+
+std::vector<Tensor> plan_trace(const std::vector<PlanUnit>& plan, const Tensor& x) {
+  std::vector<Tensor> out;
+  Tensor a = x;
+  for (const PlanUnit& u : plan) {
+    try {
+      a = u.forward(a);
+    } catch (const Error& e) {
+      fail("FP32 unit '{}' ({}): {}", u.name, describe(u.main), e.what());
+    }
+    out.push_back(a);
+  }
+  return out;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ dynamic
+QuantizedModel quantize_dynamic(const Sequential& model, const DynamicConfig& config) {
+  const std::vector<PlanUnit> plan = make_plan(model);
+  check_overrides(config.overrides, plan);
+  std::vector<QuantizedUnit> units;
+  for (const PlanUnit& u : plan) {
+    if ((u.kind == PlanUnit::linear || u.kind == PlanUnit::conv) && !kept_fp32(u.name, config.overrides)) {
+      QuantizedUnit q = quantize_unit(u, granularity_for(u.name, config.weight_granularity, config.overrides),
+                                      QuantMode::dynamic, {}, {});
+      units.push_back(std::move(q));
+    } else {
+      units.push_back(passthrough_unit(u, u.kind == PlanUnit::linear || u.kind == PlanUnit::conv));
+    }
+  }
+  QuantizedModel q(std::move(units));
+  if (config.per_row_activations) {
+    for (QuantizedUnit& u : q.units()) {
+      if (auto* l = std::get_if<QLinear>(&u.op)) l->per_row = true;
+    }
+  }
+  return q;
+}
+
+// ------------------------------------------------------------------ calibrator
+struct Calibrator::Impl {
+  Sequential model;
+  std::vector<PlanUnit> plan;
+  CalibrationConfig config;
+  std::unique_ptr<Observer> input_observer;
+  std::vector<std::unique_ptr<Observer>> observers;  ///< per plan unit; null when not observed
+  int64_t batches = 0;
+  int64_t kept_rows = 0;
+  std::vector<Tensor> kept;
+};
+
+namespace {
+
+std::unique_ptr<Observer> make_activation_observer(ObserverConfig c, const std::string& name) {
+  if (c.kind == ObserverKind::per_channel_minmax || c.kind == ObserverKind::moving_average_per_channel_minmax) {
+    fail("Calibrator: activation '{}' needs a per-tensor observer (got {})", name, observer_kind_name(c.kind));
+  }
+  c.spec.dtype = DType::u8;
+  c.spec.scheme = Scheme::asymmetric;
+  c.spec.granularity = Granularity::per_tensor;
+  c.spec.narrow_range = false;
+  return make_observer(c);
+}
+
+}  // namespace
+
+Calibrator::Calibrator(const Sequential& model, const CalibrationConfig& config) : impl_(std::make_unique<Impl>()) {
+  Impl& s = *impl_;
+  s.model = model;
+  s.plan = make_plan(model);
+  s.config = config;
+  std::set<std::string> names{"input"};
+  auto config_for = [&](const std::string& name) {
+    auto it = config.per_layer.find(name);
+    return it == config.per_layer.end() ? config.observer : it->second;
+  };
+  s.input_observer = make_activation_observer(config_for("input"), "input");
+  for (const PlanUnit& u : s.plan) {
+    if (u.observed()) {
+      s.observers.push_back(make_activation_observer(config_for(u.name), u.name));
+      names.insert(u.name);
+    } else {
+      s.observers.push_back(nullptr);
+    }
+  }
+  for (const auto& [name, c] : config.per_layer) {
+    if (!names.count(name)) {
+      fail("CalibrationConfig::per_layer: '{}' names no observed activation (\"input\" or a unit name)", name);
+    }
+  }
+  if (config.keep_samples < 0) fail("CalibrationConfig::keep_samples ({}) must be >= 0", config.keep_samples);
+}
+
+Calibrator::Calibrator(Calibrator&&) noexcept = default;
+Calibrator& Calibrator::operator=(Calibrator&&) noexcept = default;
+Calibrator::~Calibrator() = default;
+
+Tensor Calibrator::observe(const Tensor& batch) {
+  Impl& s = *impl_;
+  if (batch.rank() < 1) fail("Calibrator::observe: the batch must have a batch axis (got rank 0)");
+  if (checked_numel(batch.shape, "Calibrator::observe") != batch.numel()) {
+    fail("Calibrator::observe: batch has {} values but shape {}", batch.numel(), shape_to_string(batch.shape));
+  }
+  // Run first so that a bad batch leaves the observers untouched.
+  const std::vector<Tensor> trace = plan_trace(s.plan, batch);
+  s.input_observer->observe(batch.data, batch.shape);
+  for (std::size_t i = 0; i < s.plan.size(); ++i) {
+    if (s.observers[i]) s.observers[i]->observe(trace[i].data, trace[i].shape);
+  }
+  const int64_t rows = batch.shape[0];
+  const int64_t take = std::min(rows, s.config.keep_samples - s.kept_rows);
+  if (take > 0 && rows > 0) {
+    Tensor t = batch;
+    t.shape[0] = take;
+    t.data.resize(static_cast<std::size_t>(batch.numel() / rows * take));
+    s.kept.push_back(std::move(t));
+    s.kept_rows += take;
+  }
+  ++s.batches;
+  return trace.empty() ? batch : trace.back();
+}
+
+int64_t Calibrator::batches_observed() const noexcept { return impl_->batches; }
+
+std::vector<std::string> Calibrator::activation_names() const {
+  std::vector<std::string> out{"input"};
+  for (std::size_t i = 0; i < impl_->plan.size(); ++i) {
+    if (impl_->observers[i]) out.push_back(impl_->plan[i].name);
+  }
+  return out;
+}
+
+const Observer& Calibrator::observer(const std::string& name) const {
+  if (name == "input") return *impl_->input_observer;
+  for (std::size_t i = 0; i < impl_->plan.size(); ++i) {
+    if (impl_->observers[i] && impl_->plan[i].name == name) return *impl_->observers[i];
+  }
+  fail("Calibrator: no observed activation named '{}'", name);
+}
+
+QParams Calibrator::qparams(const std::string& name) const {
+  if (impl_->batches == 0) fail("Calibrator: no batch observed yet; call observe() first");
+  return observer(name).qparams();
+}
+
+const Sequential& Calibrator::model() const noexcept { return impl_->model; }
+const std::vector<Tensor>& Calibrator::kept_samples() const noexcept { return impl_->kept; }
+
+// ------------------------------------------------------------------ static
+namespace {
+
+double isolated_sqnr(const QuantizedUnit& qu, const std::vector<Tensor>& inputs, const std::vector<Tensor>& refs) {
+  double signal = 0, noise = 0;
+  QuantizedModel one({qu});
+  for (std::size_t b = 0; b < inputs.size(); ++b) {
+    const Tensor y = one.run_unit(0, inputs[b]);
+    for (std::size_t i = 0; i < y.data.size(); ++i) {
+      const double r = refs[b].data[i], d = r - y.data[i];
+      signal += r * r;
+      noise += d * d;
+    }
+  }
+  return noise == 0 ? std::numeric_limits<double>::infinity() : 10.0 * std::log10(signal / noise);
+}
+
+QuantizedModel build_static(const std::vector<PlanUnit>& plan, const Calibrator& cal, const StaticConfig& config) {
+  if (cal.batches_observed() == 0) fail("quantize_static: the calibrator has observed no batch");
+  check_overrides(config.overrides, plan);
+  if (config.fallback_sqnr_db && cal.kept_samples().empty()) {
+    fail("quantize_static: fallback_sqnr_db is set but the calibrator kept no samples "
+         "(CalibrationConfig::keep_samples is 0)");
+  }
+  // FP32 input/output of every unit on the kept samples, for the fallback.
+  std::vector<std::vector<Tensor>> traces;  // [batch][unit]
+  if (config.fallback_sqnr_db) {
+    for (const Tensor& x : cal.kept_samples()) traces.push_back(plan_trace(plan, x));
+  }
+  std::vector<QuantizedUnit> units;
+  QParams current = cal.qparams("input");
+  for (std::size_t i = 0; i < plan.size(); ++i) {
+    const PlanUnit& u = plan[i];
+    const QParams out = u.observed() ? cal.qparams(u.name) : current;
+    if ((u.kind == PlanUnit::linear || u.kind == PlanUnit::conv) && !kept_fp32(u.name, config.overrides)) {
+      QuantizedUnit q = quantize_unit(u, granularity_for(u.name, config.weight_granularity, config.overrides),
+                                      QuantMode::static_, current, out);
+      bool keep = false;
+      if (config.fallback_sqnr_db) {
+        std::vector<Tensor> inputs, refs;
+        for (std::size_t b = 0; b < traces.size(); ++b) {
+          inputs.push_back(i == 0 ? cal.kept_samples()[b] : traces[b][i - 1]);
+          refs.push_back(traces[b][i]);
+        }
+        keep = isolated_sqnr(q, inputs, refs) < *config.fallback_sqnr_db;
+      }
+      units.push_back(keep ? passthrough_unit(u, true) : std::move(q));
+    } else {
+      units.push_back(passthrough_unit(u, u.kind != PlanUnit::pool && u.kind != PlanUnit::flatten));
+    }
+    current = out;
+  }
+  return QuantizedModel(std::move(units));
+}
+
+}  // namespace
+
+QuantizedModel quantize_static(const Calibrator& cal, const StaticConfig& config) {
+  return build_static(cal.impl().plan, cal, config);
+}
+
+QuantizedModel quantize_static(const Sequential& model, const Calibrator& cal, const StaticConfig& config) {
+  const Sequential& ref = cal.model();
+  bool same = ref.size() == model.size();
+  for (std::size_t i = 0; same && i < model.size(); ++i) same = describe(ref[i]) == describe(model[i]);
+  if (!same) {
+    fail("quantize_static: the model's architecture differs from the calibrated one:\n{}\nvs calibrated:\n{}",
+         model.summary(), ref.summary());
+  }
+  return build_static(make_plan(model), cal, config);
+}
+
+// ------------------------------------------------------------------ report
+double sqnr_db(std::span<const float> reference, std::span<const float> test) {
+  if (reference.size() != test.size()) {
+    fail("sqnr_db: reference has {} values but test has {}", reference.size(), test.size());
+  }
+  double signal = 0, noise = 0;
+  for (std::size_t i = 0; i < reference.size(); ++i) {
+    const double r = reference[i], d = r - static_cast<double>(test[i]);
+    signal += r * r;
+    noise += d * d;
+  }
+  if (noise == 0) return std::numeric_limits<double>::infinity();
+  return 10.0 * std::log10(signal / noise);
+}
+
+LayerReport layer_report(const Sequential& fp32, const QuantizedModel& q, std::span<const Tensor> batches) {
+  const std::vector<PlanUnit> plan = make_plan(fp32);
+  const auto& units = q.units();
+  bool match = plan.size() == units.size();
+  for (std::size_t i = 0; match && i < plan.size(); ++i) match = plan[i].name == units[i].name;
+  if (!match) {
+    fail("layer_report: the quantized model's units do not match the FP32 model's ({} vs {} units)",
+         units.size(), plan.size());
+  }
+  struct Acc {
+    double signal = 0, noise = 0, dot = 0, test2 = 0, max_abs = 0, iso_signal = 0, iso_noise = 0;
+  };
+  std::vector<Acc> acc(plan.size());
+  for (const Tensor& x : batches) {
+    const std::vector<Tensor> ref = plan_trace(plan, x);
+    const std::vector<Tensor> got = q.forward_trace(x);
+    for (std::size_t i = 0; i < plan.size(); ++i) {
+      const Tensor iso = q.run_unit(i, i == 0 ? x : ref[i - 1]);
+      if (ref[i].data.size() != got[i].data.size() || iso.data.size() != ref[i].data.size()) {
+        fail("layer_report: unit '{}' output sizes differ between FP32 and quantized", plan[i].name);
+      }
+      Acc& a = acc[i];
+      for (std::size_t j = 0; j < ref[i].data.size(); ++j) {
+        const double r = ref[i].data[j], t = got[i].data[j], s = iso.data[j];
+        a.signal += r * r;
+        a.noise += (r - t) * (r - t);
+        a.dot += r * t;
+        a.test2 += t * t;
+        a.max_abs = std::max(a.max_abs, std::fabs(r - t));
+        a.iso_noise += (r - s) * (r - s);
+      }
+    }
+  }
+  auto db = [](double signal, double noise) {
+    return noise == 0 ? std::numeric_limits<double>::infinity() : 10.0 * std::log10(signal / noise);
+  };
+  LayerReport report;
+  for (std::size_t i = 0; i < plan.size(); ++i) {
+    const Acc& a = acc[i];
+    LayerError e;
+    e.name = units[i].name;
+    e.description = units[i].describe();
+    e.sqnr_db = db(a.signal, a.noise);
+    e.isolated_sqnr_db = db(a.signal, a.iso_noise);
+    // Two all-zero tensors are identical: cosine 1 by convention.
+    e.cosine = a.signal == 0 && a.test2 == 0 ? 1.0
+               : (a.signal == 0 || a.test2 == 0) ? 0.0
+                                                 : a.dot / std::sqrt(a.signal * a.test2);
+    e.max_abs_error = a.max_abs;
+    report.layers.push_back(std::move(e));
+  }
+  return report;
+}
+
+LayerReport layer_report(const Calibrator& cal, const QuantizedModel& q) {
+  if (cal.kept_samples().empty()) {
+    fail("layer_report: the calibrator kept no samples (CalibrationConfig::keep_samples is 0 or nothing observed)");
+  }
+  return layer_report(cal.model(), q, cal.kept_samples());
+}
+
+std::string LayerReport::table() const {
+  std::size_t worst = layers.size();
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const bool quantized = layers[i].description.rfind("Q", 0) == 0;
+    if (quantized && (worst == layers.size() || layers[i].sqnr_db < layers[worst].sqnr_db)) worst = i;
+  }
+  std::size_t width = 5;
+  for (const LayerError& e : layers) width = std::max(width, e.description.size());
+  std::string s = fmt::format("{:<5} {:<{}} {:>10} {:>12} {:>9} {:>12}\n", "unit", "layer", width, "SQNR dB",
+                              "alone SQNR", "cosine", "max |err|");
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const LayerError& e = layers[i];
+    s += fmt::format("{:<5} {:<{}} {:>10.2f} {:>12.2f} {:>9.6f} {:>12.6g}{}\n", e.name, e.description, width,
+                     e.sqnr_db, e.isolated_sqnr_db, e.cosine, e.max_abs_error,
+                     i == worst ? "  <- worst" : "");
+  }
+  return s;
+}
+
+}  // namespace sparq::nn
