@@ -1,0 +1,89 @@
+// Internal helpers shared by the N:M sources: walking the groups of a weight
+// matrix in either layout, and choosing the kept elements of one group.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+
+#include "sparq/sparse/mask.hpp"
+
+namespace sparq::detail {
+
+/// Calls f(o, g, p, r) for every group g of every output o, where p points to
+/// the r (<= M, < M only for a partial last group) values of the group in
+/// input order. out_in passes a pointer into the matrix; in_out gathers the
+/// group into a small buffer and walks groups in the outer loop so that the
+/// matrix is read row by row (sequentially).
+template <class T, class F>
+void for_each_group(const T* w, const WeightShape& s, int m, int64_t groups, F&& f) {
+  const int64_t k = s.inputs;
+  if (s.layout == WeightLayout::out_in) {
+    for (int64_t o = 0; o < s.outputs; ++o) {
+      const T* row = w + o * k;
+      for (int64_t g = 0; g < groups; ++g) {
+        const int r = static_cast<int>(std::min<int64_t>(m, k - g * m));
+        f(o, g, row + g * m, r);
+      }
+    }
+  } else {
+    T buf[16];
+    for (int64_t g = 0; g < groups; ++g) {
+      const int r = static_cast<int>(std::min<int64_t>(m, k - g * m));
+      const T* base = w + g * m * s.outputs;
+      for (int64_t o = 0; o < s.outputs; ++o) {
+        for (int j = 0; j < r; ++j) buf[j] = base[j * s.outputs + o];
+        f(o, g, static_cast<const T*>(buf), r);
+      }
+    }
+  }
+}
+
+/// |x| as a float for ranking (int8: -128 has magnitude 128).
+inline float magnitude(float x) { return std::fabs(x); }
+inline float magnitude(int8_t x) { return std::fabs(static_cast<float>(x)); }
+
+/// Bit j set = keep element j of a full group of 4: element j's rank is the
+/// number of elements that beat it (larger magnitude, or equal magnitude and
+/// lower index); it is kept if its rank is < n. Branch-free so that the
+/// compiler can keep it in registers. `bad` is set if a magnitude is NaN/Inf.
+inline unsigned keep_bits4(const float* p, int n, bool& bad) {
+  const float a0 = std::fabs(p[0]), a1 = std::fabs(p[1]), a2 = std::fabs(p[2]),
+              a3 = std::fabs(p[3]);
+  constexpr float big = std::numeric_limits<float>::max();
+  bad |= !(a0 <= big) | !(a1 <= big) | !(a2 <= big) | !(a3 <= big);
+  const int c01 = a0 >= a1, c02 = a0 >= a2, c03 = a0 >= a3;
+  const int c12 = a1 >= a2, c13 = a1 >= a3, c23 = a2 >= a3;
+  const int r0 = 3 - c01 - c02 - c03;
+  const int r1 = c01 + 2 - c12 - c13;
+  const int r2 = c02 + c12 + 1 - c23;
+  const int r3 = c03 + c13 + c23;
+  return static_cast<unsigned>(r0 < n) | static_cast<unsigned>(r1 < n) << 1 |
+         static_cast<unsigned>(r2 < n) << 2 | static_cast<unsigned>(r3 < n) << 3;
+}
+
+/// keep_bits4 for any group of r <= 16 elements (O(r^2), same rule).
+template <class T>
+unsigned keep_bits(const T* p, int r, int n, bool& bad) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (r == 4) return keep_bits4(p, n, bad);
+  }
+  float a[16];
+  constexpr float big = std::numeric_limits<float>::max();
+  for (int j = 0; j < r; ++j) {
+    a[j] = magnitude(p[j]);
+    bad |= !(a[j] <= big);
+  }
+  unsigned bits = 0;
+  for (int j = 0; j < r; ++j) {
+    int rank = 0;
+    for (int i = 0; i < j; ++i) rank += a[i] >= a[j];
+    for (int i = j + 1; i < r; ++i) rank += a[i] > a[j];
+    bits |= static_cast<unsigned>(rank < n) << j;
+  }
+  return bits;
+}
+
+}  // namespace sparq::detail
