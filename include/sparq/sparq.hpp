@@ -5,3 +5,4 @@
 #include "sparq/isa.hpp"
 #include "sparq/quant/qparams.hpp"
 #include "sparq/quant/requantize.hpp"
+#include "sparq/sparse/sparse.hpp"
