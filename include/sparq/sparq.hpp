@@ -5,4 +5,8 @@
 #include "sparq/isa.hpp"
 #include "sparq/quant/qparams.hpp"
 #include "sparq/quant/requantize.hpp"
+#include "sparq/quant/quantize.hpp"
+#include "sparq/gemm/gemm.hpp"
+#include "sparq/threads.hpp"
+#include "sparq/observe/observers.hpp"
 #include "sparq/sparse/sparse.hpp"

@@ -27,10 +27,9 @@ constexpr QuantizeKernels kAvx512 = SPARQ_QUANTIZE_TABLE(avx512vnni);
 #endif  // SPARQ_ARCH_X86
 
 #if defined(SPARQ_ARCH_ARM)
-// ARM helper: define the NEON table here, e.g.
-//   #if defined(SPARQ_HAVE_NEON)
-//   constexpr QuantizeKernels kNeon = SPARQ_QUANTIZE_TABLE(neon);
-//   #endif
+#if defined(SPARQ_HAVE_NEON)
+constexpr QuantizeKernels kNeon = SPARQ_QUANTIZE_TABLE(neon);
+#endif
 #endif  // SPARQ_ARCH_ARM
 
 }  // namespace
@@ -47,12 +46,11 @@ const QuantizeKernels& quantize_kernels(Isa isa) noexcept {
     case Isa::avx2: return kAvx2;
 #endif
 #endif  // SPARQ_ARCH_X86
-#if defined(SPARQ_ARCH_ARM)
-    // ARM helper: return the NEON table for neon, neondot and neoni8mm here
-    // (dot product and i8mm add nothing to quantization), e.g.
-    //   #if defined(SPARQ_HAVE_NEON)
-    //   case Isa::neon: case Isa::neondot: case Isa::neoni8mm: return kNeon;
-    //   #endif
+#if defined(SPARQ_ARCH_ARM) && defined(SPARQ_HAVE_NEON)
+    // Dot product and i8mm add nothing to element-wise conversions.
+    case Isa::neon:
+    case Isa::neondot:
+    case Isa::neoni8mm: return kNeon;
 #endif  // SPARQ_ARCH_ARM
     default: return kReference;
   }

@@ -1,0 +1,146 @@
+// Validation helpers and the dispatched bulk loops behind
+// include/sparq/quant/quantize.hpp. The kernel table is looked up once per
+// call; the loops here only walk [outer] x [channels] and hand contiguous
+// runs to the kernels.
+#include "sparq/quant/quantize.hpp"
+
+#include <cmath>
+#include <vector>
+
+#include "kernels/quantize_kernels.hpp"
+#include "sparq/isa.hpp"
+
+namespace sparq::detail {
+namespace {
+
+std::string channel_suffix(std::size_t channel) {
+  return channel == SIZE_MAX ? std::string() : fmt::format("[{}]", channel);
+}
+
+// Below this many elements per channel run, the per-element parameters are
+// expanded so that the kernel's vectorised inner == 1 path handles the whole
+// [channels * inner] row at once instead of a scalar-sized run per channel.
+constexpr std::size_t kExpandBelowInner = 16;
+constexpr std::size_t kMaxExpandedRow = std::size_t{1} << 16;
+
+}  // namespace
+
+std::size_t checked_element_count(Shape shape, std::size_t n, const char* who) {
+  std::size_t count = 1;
+  for (std::size_t d = 0; d < shape.size(); ++d) {
+    if (shape[d] < 1) {
+      fail("{}: shape[{}] is {}; expected every extent >= 1", who, d, shape[d]);
+    }
+    count *= static_cast<std::size_t>(shape[d]);
+  }
+  if (count != n) {
+    fail("{}: shape has {} elements but the input has {}; expected equal", who, count, n);
+  }
+  return count;
+}
+
+int normalize_axis(int axis, std::size_t rank, const char* who) {
+  const auto r = static_cast<int>(rank);
+  if (axis < -r || axis >= r) {
+    fail("{}: axis {} is out of range for a tensor of rank {}; expected {} <= axis < {}", who,
+         axis, rank, -r, r);
+  }
+  return axis < 0 ? axis + r : axis;
+}
+
+ChannelLayout channel_layout(Shape shape, std::size_t n, int axis, const char* who) {
+  checked_element_count(shape, n, who);
+  const int a = normalize_axis(axis, shape.size(), who);
+  ChannelLayout l;
+  for (int d = 0; d < a; ++d) l.outer *= static_cast<std::size_t>(shape[d]);
+  l.channels = static_cast<std::size_t>(shape[a]);
+  for (std::size_t d = a + 1; d < shape.size(); ++d) l.inner *= static_cast<std::size_t>(shape[d]);
+  return l;
+}
+
+void check_scale(float scale, const char* who, std::size_t channel) {
+  if (!std::isfinite(scale) || !(scale > 0.0f) || !std::isfinite(1.0f / scale)) {
+    fail("{}: scale{} ({}) must be finite, > 0 and have a finite reciprocal", who,
+         channel_suffix(channel), scale);
+  }
+}
+
+void check_zero_point(int32_t zero_point, DType dtype, const char* who, std::size_t channel) {
+  if (zero_point < dtype_lowest(dtype) || zero_point > dtype_highest(dtype)) {
+    fail("{}: zero_point{} ({}) must lie in [{}, {}] for dtype {}", who, channel_suffix(channel),
+         zero_point, dtype_lowest(dtype), dtype_highest(dtype), dtype_name(dtype));
+  }
+}
+
+void check_qrange(int32_t qmin, int32_t qmax, DType dtype, const char* who) {
+  if (qmin < dtype_lowest(dtype) || qmax > dtype_highest(dtype) || qmin >= qmax) {
+    fail("{}: [qmin, qmax] = [{}, {}]; expected {} <= qmin < qmax <= {} for dtype {}", who, qmin,
+         qmax, dtype_lowest(dtype), dtype_highest(dtype), dtype_name(dtype));
+  }
+}
+
+void quantize_tensor(DType dtype, const float* src, void* dst, std::size_t n, float inv_scale,
+                     int32_t zp, int32_t qmin, int32_t qmax) {
+  const auto& k = quantize_kernels(active_isa());
+  (dtype == DType::s8 ? k.quantize_s8 : k.quantize_u8)({src, dst, n, inv_scale, zp, qmin, qmax});
+}
+
+void dequantize_tensor(DType dtype, const void* src, float* dst, std::size_t n, float scale,
+                       int32_t zp) {
+  const auto& k = quantize_kernels(active_isa());
+  (dtype == DType::s8 ? k.dequantize_s8 : k.dequantize_u8)({src, dst, n, scale, zp});
+}
+
+void quantize_channels(DType dtype, const float* src, void* dst, ChannelLayout l,
+                       const float* inv_scales, const int32_t* zero_points, int32_t qmin,
+                       int32_t qmax) {
+  const auto& k = quantize_kernels(active_isa());
+  const auto fn = dtype == DType::s8 ? k.quantize_channel_s8 : k.quantize_channel_u8;
+  auto* out = static_cast<uint8_t*>(dst);  // one byte per element for s8 and u8
+  const std::size_t row = l.channels * l.inner;
+  std::vector<float> inv;
+  std::vector<int32_t> zps;
+  QuantizeChannelArgs args{nullptr, nullptr, l.channels, l.inner, inv_scales, zero_points,
+                           qmin, qmax};
+  if (l.inner > 1 && l.inner < kExpandBelowInner && row <= kMaxExpandedRow) {
+    inv.resize(row);
+    zps.resize(row);
+    for (std::size_t i = 0; i < row; ++i) {
+      inv[i] = inv_scales[i / l.inner];
+      zps[i] = zero_points[i / l.inner];
+    }
+    args = {nullptr, nullptr, row, 1, inv.data(), zps.data(), qmin, qmax};
+  }
+  for (std::size_t o = 0; o < l.outer; ++o) {
+    args.src = src + o * row;
+    args.dst = out + o * row;
+    fn(args);
+  }
+}
+
+void dequantize_channels(DType dtype, const void* src, float* dst, ChannelLayout l,
+                         const float* scales, const int32_t* zero_points) {
+  const auto& k = quantize_kernels(active_isa());
+  const auto fn = dtype == DType::s8 ? k.dequantize_channel_s8 : k.dequantize_channel_u8;
+  const auto* in = static_cast<const uint8_t*>(src);
+  const std::size_t row = l.channels * l.inner;
+  std::vector<float> s;
+  std::vector<int32_t> zps;
+  DequantizeChannelArgs args{nullptr, nullptr, l.channels, l.inner, scales, zero_points};
+  if (l.inner > 1 && l.inner < kExpandBelowInner && row <= kMaxExpandedRow) {
+    s.resize(row);
+    zps.resize(row);
+    for (std::size_t i = 0; i < row; ++i) {
+      s[i] = scales[i / l.inner];
+      zps[i] = zero_points[i / l.inner];
+    }
+    args = {nullptr, nullptr, row, 1, s.data(), zps.data()};
+  }
+  for (std::size_t o = 0; o < l.outer; ++o) {
+    args.src = in + o * row;
+    args.dst = dst + o * row;
+    fn(args);
+  }
+}
+
+}  // namespace sparq::detail
