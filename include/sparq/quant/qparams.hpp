@@ -31,6 +31,7 @@
 // before they get here).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>

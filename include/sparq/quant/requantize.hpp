@@ -8,8 +8,11 @@
 // Applying it is two integer roundings, reproduced here bit for bit from the
 // reference implementations:
 //   1. saturating_rounding_doubling_high_mul(x << max(shift,0), m0):
-//      (x * m0 + 2^30) >> 31 with round-half-away-from-zero on the 64-bit
-//      product, saturating the one overflow case INT32_MIN * INT32_MIN;
+//      floor((x * m0 + 2^30) / 2^31) on the exact 64-bit product, i.e. round
+//      to nearest with ties towards +infinity (gemmlowp's nudge of
+//      1 - 2^30 for negative products followed by a truncating division
+//      gives exactly that, like ARM's SQRDMULH), saturating the one
+//      overflow case INT32_MIN * INT32_MIN;
 //   2. rounding_divide_by_pot(., max(-shift, 0)): arithmetic shift right,
 //      rounding half away from zero.
 // Every SIMD output stage in sparq must match these scalar functions exactly.
@@ -54,6 +57,12 @@ inline QuantizedMultiplier quantize_multiplier(double real_multiplier) {
     q_fixed /= 2;
     ++shift;
   }
+  if (shift > 30) {
+    // Reals in [2^30 - 2^-2, 2^30) round up to exactly 2^30, whose shift
+    // (31) the fixed-point path cannot apply (documented range: [-31, 30]).
+    detail::fail("quantize_multiplier: real_multiplier ({}) rounds to 2^30; expected < 2^30 - 2^-2",
+                 real_multiplier);
+  }
   if (shift < -31) {  // below what a 32-bit right shift can express
     shift = 0;
     q_fixed = 0;
@@ -63,8 +72,9 @@ inline QuantizedMultiplier quantize_multiplier(double real_multiplier) {
   return out;
 }
 
-/// gemmlowp's SaturatingRoundingDoublingHighMul: round((a * b) / 2^31),
-/// ties away from zero, saturating INT32_MIN * INT32_MIN to INT32_MAX.
+/// gemmlowp's SaturatingRoundingDoublingHighMul: floor((a * b + 2^30) / 2^31)
+/// (round to nearest, ties towards +infinity), saturating
+/// INT32_MIN * INT32_MIN to INT32_MAX.
 inline int32_t saturating_rounding_doubling_high_mul(int32_t a, int32_t b) noexcept {
   if (a == b && a == std::numeric_limits<int32_t>::min()) {
     return std::numeric_limits<int32_t>::max();
