@@ -1,0 +1,149 @@
+// Quantize / dequantize throughput against memcpy, per ISA, one thread.
+//
+// Sizes are the fp32 side of the tensor: 4 MiB (1 Mi floats, about L2/L3
+// resident) and 64 MiB (16 Mi floats, DRAM). Counters:
+//   GB/s             bytes moved per second = fp32 bytes read + int8 bytes
+//                    written for quantize (5 bytes per element), int8 read +
+//                    fp32 written for dequantize (also 5), source + destination
+//                    for memcpy (8 bytes per float of the same fp32 buffer).
+//   ratio_to_memcpy  this GB/s divided by the GB/s of memcpy of the same
+//                    fp32 bytes, measured in this process before the
+//                    benchmarks start (median of 5 runs).
+// Wall-clock time throughout (UseRealTime). Run with
+//   bench_quantize --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sparq/isa.hpp"
+#include "sparq/quant/quantize.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr std::size_t kSizes[] = {std::size_t{4} << 20, std::size_t{64} << 20};  // fp32 bytes
+
+std::vector<float> input(std::size_t n) {
+  std::mt19937 rng(1);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// memcpy bandwidth (bytes read + written per second) of `bytes` bytes.
+double measure_memcpy(std::size_t bytes) {
+  std::vector<char> a(bytes, 1), b(bytes, 0);
+  std::vector<double> rates;
+  for (int rep = 0; rep < 5; ++rep) {
+    int iters = 0;
+    const auto t0 = Clock::now();
+    do {
+      std::memcpy(b.data(), a.data(), bytes);
+      benchmark::ClobberMemory();
+      ++iters;
+    } while (seconds_since(t0) < 0.1);
+    rates.push_back(2.0 * static_cast<double>(bytes) * iters / seconds_since(t0));
+  }
+  std::sort(rates.begin(), rates.end());
+  return rates[rates.size() / 2];
+}
+
+std::map<std::size_t, double> g_memcpy_rate;
+
+// Runs body() in the benchmark loop and reports GB/s and ratio_to_memcpy.
+template <class Body>
+void run(benchmark::State& state, std::size_t fp32_bytes, double bytes_per_iter, Body&& body) {
+  const auto t0 = Clock::now();
+  for (auto _ : state) {
+    body();
+    benchmark::ClobberMemory();
+  }
+  const double rate = bytes_per_iter * static_cast<double>(state.iterations()) / seconds_since(t0);
+  state.counters["GB/s"] = rate * 1e-9;
+  state.counters["ratio_to_memcpy"] = rate / g_memcpy_rate[fp32_bytes];
+}
+
+void bm_memcpy(benchmark::State& state, std::size_t bytes) {
+  std::vector<char> a(bytes, 1), b(bytes, 0);
+  run(state, bytes, 2.0 * static_cast<double>(bytes),
+      [&] { std::memcpy(b.data(), a.data(), bytes); });
+}
+
+template <class T>
+void bm_quantize(benchmark::State& state, sparq::Isa isa, std::size_t bytes) {
+  const sparq::ScopedIsa guard(isa);
+  const std::size_t n = bytes / sizeof(float);
+  const auto x = input(n);
+  std::vector<T> q(n);
+  const sparq::Quantizer<T, sparq::Scheme::asymmetric> quantizer(
+      sparq::QParams{0.02f, std::is_signed_v<T> ? 0 : 128});
+  run(state, bytes, 5.0 * static_cast<double>(n), [&] { quantizer.quantize(x, q); });
+}
+
+template <class T>
+void bm_dequantize(benchmark::State& state, sparq::Isa isa, std::size_t bytes) {
+  const sparq::ScopedIsa guard(isa);
+  const std::size_t n = bytes / sizeof(float);
+  std::vector<T> q(n);
+  for (std::size_t i = 0; i < n; ++i) q[i] = static_cast<T>(i * 31);
+  std::vector<float> y(n);
+  const sparq::Quantizer<T, sparq::Scheme::asymmetric> quantizer(sparq::QParams{0.02f, 3});
+  run(state, bytes, 5.0 * static_cast<double>(n), [&] { quantizer.dequantize(q, y); });
+}
+
+// Per channel, channel on the last axis of a [n/64, 64] tensor (inner == 1).
+void bm_quantize_channel(benchmark::State& state, sparq::Isa isa, std::size_t bytes) {
+  const sparq::ScopedIsa guard(isa);
+  const std::size_t n = bytes / sizeof(float);
+  const auto x = input(n);
+  std::vector<int8_t> q(n);
+  sparq::ChannelQParams qp{std::vector<float>(64, 0.02f), std::vector<int32_t>(64, 0), 1};
+  for (int c = 0; c < 64; ++c) qp.scales[c] = 0.01f + 0.001f * static_cast<float>(c);
+  const sparq::Quantizer<int8_t, sparq::Scheme::symmetric, sparq::Granularity::per_channel> quantizer(qp);
+  const std::vector<int64_t> shape = {static_cast<int64_t>(n / 64), 64};
+  run(state, bytes, 5.0 * static_cast<double>(n), [&] { quantizer.quantize(x, shape, q); });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  for (std::size_t bytes : kSizes) g_memcpy_rate[bytes] = measure_memcpy(bytes);
+  // Names are built with append(): GCC 12 warns (-Wrestrict, a false
+  // positive, GCC bug 105329) on `"literal" + std::string` at -O2.
+  auto name = [](const char* op, std::string_view isa, std::size_t bytes) {
+    std::string s(op);
+    if (!isa.empty()) s.append("/").append(isa);
+    return s.append("/").append(std::to_string(bytes >> 20)).append("MiB");
+  };
+  for (std::size_t bytes : kSizes) {
+    benchmark::RegisterBenchmark(name("memcpy", "", bytes).c_str(), bm_memcpy, bytes)->UseRealTime();
+    for (sparq::Isa isa : sparq::supported_isas()) {
+      const auto isa_name = sparq::isa_name(isa);
+      benchmark::RegisterBenchmark(name("quantize_s8", isa_name, bytes).c_str(),
+                                   bm_quantize<int8_t>, isa, bytes)->UseRealTime();
+      benchmark::RegisterBenchmark(name("quantize_u8", isa_name, bytes).c_str(),
+                                   bm_quantize<uint8_t>, isa, bytes)->UseRealTime();
+      benchmark::RegisterBenchmark(name("dequantize_s8", isa_name, bytes).c_str(),
+                                   bm_dequantize<int8_t>, isa, bytes)->UseRealTime();
+      benchmark::RegisterBenchmark(name("quantize_channel_s8", isa_name, bytes).c_str(),
+                                   bm_quantize_channel, isa, bytes)->UseRealTime();
+    }
+  }
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
