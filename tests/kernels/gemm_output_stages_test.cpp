@@ -1,0 +1,216 @@
+// Output stages on every ISA: requantization bit-exact with the scalar
+// sparq::requantize() (int64 reference sums, saturating bias add), the
+// dequantizing stage identical across ISAs and close to FP64 math, and both
+// stages on the K-split (int64) path.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "kernels/gemm_kernels.hpp"
+#include "kernels/gemm_test_support.hpp"
+#include "sparq/gemm/gemm.hpp"
+#include "support/isa_param.hpp"
+
+namespace sparq {
+namespace {
+
+using testing::random_bytes;
+using testing::reference_gemm;
+
+int32_t sat32(int64_t v) {
+  return static_cast<int32_t>(std::clamp<int64_t>(v, std::numeric_limits<int32_t>::min(),
+                                                  std::numeric_limits<int32_t>::max()));
+}
+
+class GemmStageTest : public testing::IsaTest {
+ protected:
+  std::mt19937 rng_{99};
+};
+
+// The stage functions alone, fed with extreme accumulators, biases, shifts
+// and multipliers, against the scalar definition.
+TEST_P(GemmStageTest, RequantizeKernelMatchesScalarOnExtremes) {
+  const auto& k = detail::gemm_kernels(GetParam());
+  const std::vector<int32_t> specials = {std::numeric_limits<int32_t>::min(),
+                                         std::numeric_limits<int32_t>::min() + 1,
+                                         -65536, -32769, -1, 0, 1, 2, 3, 32767, 65535,
+                                         (1 << 30) + 5, std::numeric_limits<int32_t>::max() - 1,
+                                         std::numeric_limits<int32_t>::max()};
+  std::uniform_int_distribution<int32_t> any(std::numeric_limits<int32_t>::min(),
+                                             std::numeric_limits<int32_t>::max());
+  std::uniform_int_distribution<int> shift_dist(-31, 30);
+  for (int cols : {1, 7, 8, 15, 16, 17, 33, 64}) {
+    const int rows = 5;
+    std::vector<int32_t> acc(static_cast<std::size_t>(rows * cols));
+    for (std::size_t i = 0; i < acc.size(); ++i) {
+      acc[i] = i % 3 == 0 ? specials[i % specials.size()] : any(rng_) >> (i % 24);
+    }
+    std::vector<int32_t> mul(cols), sh(cols), bias(cols);
+    for (int j = 0; j < cols; ++j) {
+      const int32_t mults[] = {0, 1 << 30, (1 << 30) + 12345, std::numeric_limits<int32_t>::max()};
+      mul[j] = j % 5 == 4 ? mults[j % 4] : (1 << 30) + (any(rng_) & 0x3FFFFFFF);
+      sh[j] = j % 4 == 0 ? (j % 8 == 0 ? -31 : 30) : shift_dist(rng_);
+      bias[j] = j % 6 == 1 ? specials[j % specials.size()] : any(rng_) >> 8;
+    }
+    for (bool with_bias : {false, true}) {
+      for (auto [zp, lo, hi, is_signed] :
+           {std::tuple{0, -128, 127, true}, std::tuple{-7, -100, 90, true},
+            std::tuple{128, 0, 255, false}, std::tuple{255, 10, 255, false}}) {
+        detail::GemmRequantizeParams p;
+        p.acc = acc.data();
+        p.ld_acc = cols;
+        p.rows = rows;
+        p.cols = cols;
+        p.multiplier = mul.data();
+        p.shift = sh.data();
+        p.bias = with_bias ? bias.data() : nullptr;
+        p.zero_point = zp;
+        p.qmin = lo;
+        p.qmax = hi;
+        std::vector<uint8_t> out(static_cast<std::size_t>(rows * (cols + 3)), 0xAB);
+        p.out = out.data();
+        p.ld_out = cols + 3;
+        (is_signed ? k.requantize_s8 : k.requantize_u8)(p);
+        for (int i = 0; i < rows; ++i) {
+          for (int j = 0; j < cols + 3; ++j) {
+            const uint8_t got = out[static_cast<std::size_t>(i * (cols + 3) + j)];
+            if (j >= cols) {
+              ASSERT_EQ(got, 0xAB) << "wrote past cols";
+              continue;
+            }
+            const int64_t x = int64_t{acc[static_cast<std::size_t>(i * cols + j)]} +
+                              (with_bias ? bias[j] : 0);
+            const int32_t want =
+                requantize(sat32(x), QuantizedMultiplier{mul[j], sh[j]}, zp, lo, hi);
+            const int32_t have = is_signed ? int32_t{static_cast<int8_t>(got)} : int32_t{got};
+            ASSERT_EQ(have, want) << "cols=" << cols << " (" << i << "," << j << ") acc="
+                                  << acc[static_cast<std::size_t>(i * cols + j)] << " m="
+                                  << mul[j] << " shift=" << sh[j];
+          }
+        }
+      }
+    }
+  }
+}
+
+// Full GEMMs with the requantizing stage, per tensor and per channel.
+TEST_P(GemmStageTest, RequantizedGemmMatchesInt64Reference) {
+  for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {7, 70, 33},
+                         {13, 129, 260}}) {
+    const auto a = random_bytes<int8_t>(static_cast<std::size_t>(m * k), rng_);
+    const auto w = random_bytes<int8_t>(static_cast<std::size_t>(n * k), rng_);
+    const PackedWeights packed = pack_weights(w.data(), n, k, WeightLayout::out_in);
+    const int32_t zp_a = -5;
+    const auto ref = reference_gemm(a.data(), m, k, k, zp_a, w.data(), n);
+    for (bool per_channel : {false, true}) {
+      RequantizeStage stage;
+      for (int64_t j = 0; j < (per_channel ? n : 1); ++j) {
+        stage.multipliers.push_back(quantize_multiplier(0.0004 * (1.0 + 0.37 * j)));
+      }
+      for (int64_t j = 0; j < n; ++j) stage.bias.push_back(static_cast<int32_t>(j * 977 - 20000));
+      stage.output_zero_point = 3;
+      stage.clamp_min = -128;
+      stage.clamp_max = 100;
+      std::vector<int8_t> c(static_cast<std::size_t>(m * n));
+      gemm(ActivationsS8{a.data(), m, k, 0, zp_a}, packed, stage, c.data());
+      RequantizeStage ustage = stage;
+      ustage.output_zero_point = 128;
+      ustage.clamp_min = 0;
+      ustage.clamp_max = 255;
+      std::vector<uint8_t> cu(static_cast<std::size_t>(m * n));
+      gemm(ActivationsS8{a.data(), m, k, 0, zp_a}, packed, ustage, cu.data(), 0, GemmOptions{2});
+      for (int64_t i = 0; i < m; ++i) {
+        for (int64_t j = 0; j < n; ++j) {
+          const auto idx = static_cast<std::size_t>(i * n + j);
+          const QuantizedMultiplier mq = stage.multipliers[per_channel ? j : 0];
+          const int32_t x = sat32(ref[idx] + stage.bias[static_cast<std::size_t>(j)]);
+          ASSERT_EQ(c[idx], requantize(x, mq, 3, -128, 100));
+          ASSERT_EQ(cu[idx], requantize(x, mq, 128, 0, 255));
+        }
+      }
+    }
+  }
+}
+
+// Dequantized output: identical floats on every ISA (one product, one fma),
+// and within a few float roundings of FP64 math.
+TEST_P(GemmStageTest, DequantizedGemmMatchesFp64) {
+  const int64_t m = 11;
+  const int64_t n = 77;
+  const int64_t k = 300;
+  const auto a = random_bytes<uint8_t>(static_cast<std::size_t>(m * k), rng_);
+  const auto w = random_bytes<int8_t>(static_cast<std::size_t>(n * k), rng_);
+  std::vector<float> scales(static_cast<std::size_t>(n));
+  for (int64_t j = 0; j < n; ++j) scales[static_cast<std::size_t>(j)] = 0.001f * (1 + j % 7);
+  const PackedWeights packed = pack_weights(w.data(), n, k, WeightLayout::out_in, 0, scales);
+  DequantizeStage stage;
+  stage.activation_scale = 0.0173f;
+  for (int64_t j = 0; j < n; ++j) stage.bias.push_back(0.25f * static_cast<float>(j % 9) - 1.0f);
+  const auto ref = reference_gemm(a.data(), m, k, k, 131, w.data(), n);
+  for (bool relu : {false, true}) {
+    stage.relu = relu;
+    std::vector<float> c(static_cast<std::size_t>(m * n));
+    std::vector<float> c_scalar(c.size());
+    gemm(ActivationsU8{a.data(), m, k, 0, 131}, packed, stage, c.data());
+    {
+      ScopedIsa scalar(Isa::scalar);
+      const PackedWeights ps = pack_weights(w.data(), n, k, WeightLayout::out_in, 0, scales);
+      gemm(ActivationsU8{a.data(), m, k, 0, 131}, ps, stage, c_scalar.data());
+    }
+    for (std::size_t idx = 0; idx < c.size(); ++idx) {
+      const auto j = idx % static_cast<std::size_t>(n);
+      double want = static_cast<double>(ref[idx]) * double{stage.activation_scale} *
+                        double{scales[j]} +
+                    double{stage.bias[j]};
+      if (relu && want < 0) want = 0;
+      // float(acc) (|acc| < 2^24 here: exact), the float product of the two
+      // scales and the fma each round once: 3 half-ulps of the larger term.
+      const double mag = std::fabs(static_cast<double>(ref[idx]) * stage.activation_scale *
+                                   scales[j]) + std::fabs(stage.bias[j]);
+      ASSERT_NEAR(c[idx], want, 3 * 0.5 * std::ldexp(mag, -23) + 1e-30) << idx;
+      ASSERT_EQ(c[idx], c_scalar[idx]) << "differs from the scalar ISA at " << idx;
+    }
+  }
+}
+
+// K beyond the int32 bound: the int64 sums go through the same stages.
+TEST_P(GemmStageTest, StagesOnTheSplitKPath) {
+  const int64_t k = 2 * detail::kMaxKChunk + 3;
+  const int64_t m = 2;
+  const int64_t n = 3;
+  // All 255 against all -128: the true sum (about -4.3e9) does not fit in int32.
+  std::vector<uint8_t> a(static_cast<std::size_t>(m * k), 255);
+  std::vector<int8_t> w(static_cast<std::size_t>(n * k), -128);
+  a[5] = 0;
+  w[static_cast<std::size_t>(k + 9)] = 127;
+  const PackedWeights packed = pack_weights(w.data(), n, k, WeightLayout::out_in);
+  const auto ref = reference_gemm(a.data(), m, k, k, 0, w.data(), n);
+  ASSERT_LT(ref[0], std::numeric_limits<int32_t>::min());
+  std::vector<int32_t> c32(static_cast<std::size_t>(m * n));
+  EXPECT_THROW(gemm(ActivationsU8{a.data(), m, k, 0, 0}, packed, c32.data()), Error);
+
+  DequantizeStage ds;
+  ds.activation_scale = 1e-6f;
+  std::vector<float> cf(static_cast<std::size_t>(m * n));
+  gemm(ActivationsU8{a.data(), m, k, 0, 0}, packed, ds, cf.data());
+  for (std::size_t i = 0; i < cf.size(); ++i) {
+    EXPECT_NEAR(cf[i], ref[i] * 1e-6, std::fabs(ref[i] * 1e-6) * 1e-6);
+  }
+  RequantizeStage rs;
+  rs.multipliers = {quantize_multiplier(1e-8)};
+  rs.bias = {5, -7, 1 << 30};
+  std::vector<int8_t> c8(static_cast<std::size_t>(m * n));
+  gemm(ActivationsU8{a.data(), m, k, 0, 0}, packed, rs, c8.data());
+  for (std::size_t i = 0; i < c8.size(); ++i) {
+    const int32_t x = sat32(ref[i] + rs.bias[i % n]);
+    EXPECT_EQ(c8[i], requantize(x, rs.multipliers[0], 0, -128, 127)) << i;
+  }
+}
+
+SPARQ_INSTANTIATE_FOR_ALL_ISAS(GemmStageTest);
+
+}  // namespace
+}  // namespace sparq
