@@ -7,3 +7,4 @@
 #include "sparq/sparse/mask.hpp"
 #include "sparq/sparse/permutation.hpp"
 #include "sparq/sparse/stats.hpp"
+#include "sparq/sparse/prune_quantize.hpp"
