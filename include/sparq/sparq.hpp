@@ -10,3 +10,4 @@
 #include "sparq/threads.hpp"
 #include "sparq/observe/observers.hpp"
 #include "sparq/sparse/sparse.hpp"
+#include "sparq/gemm/sparse_gemm.hpp"

@@ -1,0 +1,150 @@
+// 2:4 sparse INT8 GEMM: the dense GEMM's API (gemm.hpp) on weights packed
+// from the 2:4 pruner's compressed format (sparq/sparse/compressed.hpp).
+//
+//   CompressedNM<int8_t> cw = compress(pruned_int8, {N, K, WeightLayout::out_in});
+//   PackedSparseWeights sw = pack_sparse_weights(cw, scales);
+//   SparsePath ran = gemm(activations, sw, stage, out);
+//
+// WHY: a 2:4 layer stores half of its values plus 2 bits of index per kept
+// value, 0.625x the bytes of dense int8. Batch-1..8 inference reads every
+// weight once per call and is bound by memory bandwidth, so reading 0.625x
+// the bytes makes it up to 1.6x faster. At large M the GEMM is bound by
+// multiply throughput instead, and skipping zeros costs more shuffles than it
+// saves multiplies: there the sparse weights are expanded, block by block,
+// into the dense kernel layout and the dense microkernel runs on them.
+//
+// RESULTS are bit-identical to sparq::gemm() on the same pruned weights
+// packed densely (pack_weights(decompress(cw), ...)), for every ISA, both
+// paths, every output stage, s8 and u8 activations, any thread count, and
+// for K beyond the int32 bound (the same int64 chunk combination as the
+// dense driver; the raw int32 stage throws sparq::Error when the exact sum
+// does not fit, exactly like the dense gemm).
+//
+// PATHS (SparsePath):
+//   direct: a sparse microkernel reads the compressed weights as they are.
+//           Per 8 inputs and 16 output channels (AVX-512) it loads 64 bytes
+//           of kept values and 16 bytes of indices, turns the indices into a
+//           byte shuffle that picks each channel's 4 activation bytes out of
+//           a broadcast 8-byte window, and issues one vpdpbusd. Best when
+//           reading the weights is the limit (small M, weights beyond L2).
+//   expand: each panel of output channels is expanded once per call into
+//           the dense packed layout in a cache-resident buffer and the dense
+//           microkernel runs every row over it; expansion is paid once per
+//           panel, not once per row. Best when multiplies are the limit.
+//   automatic (default): direct when M is at most
+//           sparse_direct_max_rows(isa) and the sparse weights do not fit
+//           in L2 (see choose_sparse_path), expand otherwise.
+//
+// Packed sparse weights take about 0.63x the bytes of dense packed weights
+// (packed_bytes(): values K/2 + indices K/8 per channel + the int32 column
+// sums both formats store).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "sparq/gemm/gemm.hpp"
+#include "sparq/gemm/packed_weights.hpp"
+#include "sparq/isa.hpp"
+#include "sparq/sparse/compressed.hpp"
+
+namespace sparq {
+
+namespace detail {
+struct PackedSparseWeightsData;  // include/sparq/detail/packed_sparse_weights_data.hpp
+}
+
+/// Which sparse GEMM algorithm runs (see the file comment).
+enum class SparsePath : uint8_t {
+  automatic,  ///< request only: let sparq choose per call
+  direct,     ///< sparse microkernel on the compressed weights
+  expand,     ///< expand panels to dense, dense microkernel
+};
+
+/// "automatic", "direct" or "expand".
+const char* sparse_path_name(SparsePath path) noexcept;
+
+/// Per-call options of the sparse GEMM.
+struct SparseGemmOptions {
+  int threads = 0;                        ///< 0: sparq::num_threads()
+  SparsePath path = SparsePath::automatic;  ///< force a path (tests, benchmarks)
+};
+
+/// An immutable, cheaply copyable handle to packed 2:4 weights (copies share
+/// the buffer). Thread-safe to use from several gemm() calls at once.
+class PackedSparseWeights {
+ public:
+  PackedSparseWeights() = default;
+  explicit PackedSparseWeights(std::shared_ptr<const detail::PackedSparseWeightsData> data)
+      : data_(std::move(data)) {}
+
+  bool empty() const noexcept { return data_ == nullptr; }
+  int64_t n() const noexcept;  ///< output channels
+  int64_t k() const noexcept;  ///< reduction length (inputs)
+  /// One scale per output channel (a per-tensor scale is repeated N times).
+  std::span<const float> scales() const noexcept;
+  bool per_channel() const noexcept;
+  /// sum over k of the pruned w[n][k], per output channel.
+  std::span<const int32_t> column_sums() const noexcept;
+  /// Bytes the kernels read: kept values + indices + column sums (compare
+  /// with PackedWeights::packed_bytes()).
+  std::size_t packed_bytes() const noexcept;
+  /// The ISA whose kernel layout these weights were packed for.
+  Isa isa() const noexcept;
+
+  const detail::PackedSparseWeightsData& data() const noexcept { return *data_; }
+
+ private:
+  std::shared_ptr<const detail::PackedSparseWeightsData> data_;
+};
+
+/// Packs 2:4 compressed int8 weights (any K: a padded last group is fine)
+/// for the active ISA's sparse kernels.
+///   scales: empty (all 1), 1 value (per tensor) or N values (per channel);
+///           each finite and > 0 (as pack_weights).
+/// Throws sparq::Error if the pattern is not 2:4, the object fails
+/// CompressedNM::validate(), K > 2^24 or a scale is bad. gemm() repacks on
+/// the fly if the active ISA changed since packing (slow, never wrong).
+PackedSparseWeights pack_sparse_weights(const CompressedNM<int8_t>& weights,
+                                        std::span<const float> scales = {});
+
+/// The dense matrix these weights hold, [N][K] (pruned entries 0).
+std::vector<int8_t> unpack_sparse_weights(const PackedSparseWeights& weights);
+
+/// Largest M for which the automatic choice runs the direct kernel on `isa`
+/// (measured crossover, see docs/sparse-gemm.md).
+int64_t sparse_direct_max_rows(Isa isa) noexcept;
+
+/// The path gemm() takes for M rows with these weights under the active ISA
+/// (never SparsePath::automatic).
+SparsePath choose_sparse_path(const PackedSparseWeights& weights, int64_t m,
+                              const SparseGemmOptions& options = {});
+
+// --- The dense API's overloads (gemm.hpp documents arguments, output
+// stages, errors). Each returns the path that ran.
+SparsePath gemm(const ActivationsU8& a, const PackedSparseWeights& w, int32_t* c,
+                int64_t ldc = 0, const SparseGemmOptions& options = {});
+SparsePath gemm(const ActivationsS8& a, const PackedSparseWeights& w, int32_t* c,
+                int64_t ldc = 0, const SparseGemmOptions& options = {});
+SparsePath gemm(const ActivationsU8& a, const PackedSparseWeights& w,
+                const RequantizeStage& stage, uint8_t* c, int64_t ldc = 0,
+                const SparseGemmOptions& options = {});
+SparsePath gemm(const ActivationsU8& a, const PackedSparseWeights& w,
+                const RequantizeStage& stage, int8_t* c, int64_t ldc = 0,
+                const SparseGemmOptions& options = {});
+SparsePath gemm(const ActivationsS8& a, const PackedSparseWeights& w,
+                const RequantizeStage& stage, uint8_t* c, int64_t ldc = 0,
+                const SparseGemmOptions& options = {});
+SparsePath gemm(const ActivationsS8& a, const PackedSparseWeights& w,
+                const RequantizeStage& stage, int8_t* c, int64_t ldc = 0,
+                const SparseGemmOptions& options = {});
+SparsePath gemm(const ActivationsU8& a, const PackedSparseWeights& w,
+                const DequantizeStage& stage, float* c, int64_t ldc = 0,
+                const SparseGemmOptions& options = {});
+SparsePath gemm(const ActivationsS8& a, const PackedSparseWeights& w,
+                const DequantizeStage& stage, float* c, int64_t ldc = 0,
+                const SparseGemmOptions& options = {});
+
+}  // namespace sparq

@@ -1,0 +1,111 @@
+// The per-ISA sparse GEMM tables (DESIGN.md rule 2): looked up once per call.
+// `nr` must equal the dense table's nr of the same ISA (the expand path runs
+// the dense microkernel on expanded sparse panels); `direct_max_m` is the
+// largest M for which the direct kernel measured faster than expand+dense
+// (docs/sparse-gemm.md).
+#include "kernels/sparse_gemm_kernels.hpp"
+
+namespace sparq::detail {
+namespace {
+
+constexpr SparseGemmKernels kScalar{
+    .isa = Isa::scalar,
+    .ukernel_name = "spgemm_u8s8s32_ukernel_4xNc8__scalar",
+    .expand_name = "spgemm_expand_Nc4__scalar",
+    .mr = 4,
+    .nr = 8,
+    .direct_max_m = 4,
+    .ukernel = spgemm_u8s8s32_ukernel_4xNc8__scalar,
+    .expand = spgemm_expand_Nc4__scalar,
+};
+
+#if defined(SPARQ_HAVE_AVX2)
+constexpr SparseGemmKernels kAvx2{
+    .isa = Isa::avx2,
+    .ukernel_name = "spgemm_u8s8s32_ukernel_4x8c8__avx2",
+    .expand_name = "spgemm_expand_Nc4__scalar",
+    .mr = 4,
+    .nr = 8,
+    .direct_max_m = 16,
+    .ukernel = spgemm_u8s8s32_ukernel_4x8c8__avx2,
+    .expand = spgemm_expand_Nc4__scalar,
+};
+#endif
+
+#if defined(SPARQ_HAVE_AVXVNNI)
+// No AVX-VNNI sparse kernel (this ISA cannot run on the development host):
+// the scalar direct kernel at the dense 6x16 table's panel width; large M
+// expands into the AVX-VNNI dense kernel.
+constexpr SparseGemmKernels kAvxVnni{
+    .isa = Isa::avxvnni,
+    .ukernel_name = "spgemm_u8s8s32_ukernel_4xNc8__scalar",
+    .expand_name = "spgemm_expand_Nc4__scalar",
+    .mr = 4,
+    .nr = 16,
+    .direct_max_m = 0,
+    .ukernel = spgemm_u8s8s32_ukernel_4xNc8__scalar,
+    .expand = spgemm_expand_Nc4__scalar,
+};
+#endif
+
+#if defined(SPARQ_HAVE_AVX512VNNI)
+// VBMI (Ice Lake, Zen 4 and later) makes the index expansion cheaper and
+// gives the vectorised expand; AVX-512 VNNI CPUs without it (Cascade Lake)
+// get the AVX-512BW direct kernel and the scalar expand.
+constexpr SparseGemmKernels kAvx512Vbmi{
+    .isa = Isa::avx512vnni,
+    .ukernel_name = "spgemm_u8s8s32_ukernel_4x64c8__avx512vbmi",
+    .expand_name = "spgemm_expand_64c4__avx512vbmi",
+    .mr = 4,
+    .nr = 64,
+    .direct_max_m = 8,
+    .ukernel = spgemm_u8s8s32_ukernel_4x64c8__avx512vbmi,
+    .expand = spgemm_expand_64c4__avx512vbmi,
+};
+constexpr SparseGemmKernels kAvx512Vnni{
+    .isa = Isa::avx512vnni,
+    .ukernel_name = "spgemm_u8s8s32_ukernel_4x64c8__avx512vnni",
+    .expand_name = "spgemm_expand_Nc4__scalar",
+    .mr = 4,
+    .nr = 64,
+    .direct_max_m = 8,
+    .ukernel = spgemm_u8s8s32_ukernel_4x64c8__avx512vnni,
+    .expand = spgemm_expand_Nc4__scalar,
+};
+
+bool cpu_has_vbmi() {
+  // The avx512vnni ISA is only active when the OS saves zmm state (checked
+  // by src/dispatch), so the CPUID bit is all that is left to check.
+  static const bool has = __builtin_cpu_supports("avx512vbmi");
+  return has;
+}
+#endif
+
+}  // namespace
+
+const SparseGemmKernels& sparse_gemm_kernels_without_vbmi() {
+#if defined(SPARQ_HAVE_AVX512VNNI)
+  return kAvx512Vnni;
+#else
+  return kScalar;
+#endif
+}
+
+const SparseGemmKernels& sparse_gemm_kernels(Isa isa) {
+  switch (isa) {
+#if defined(SPARQ_ARCH_X86)
+#if defined(SPARQ_HAVE_AVX2)
+    case Isa::avx2: return kAvx2;
+#endif
+#if defined(SPARQ_HAVE_AVXVNNI)
+    case Isa::avxvnni: return kAvxVnni;
+#endif
+#if defined(SPARQ_HAVE_AVX512VNNI)
+    case Isa::avx512vnni: return cpu_has_vbmi() ? kAvx512Vbmi : kAvx512Vnni;
+#endif
+#endif
+    default: return kScalar;
+  }
+}
+
+}  // namespace sparq::detail

@@ -1,0 +1,82 @@
+// 2:4 sparse GEMM kernel interface: plain structs and function pointers,
+// one table per ISA (DESIGN.md rules 1 and 2). Packed sparse layout: see
+// include/sparq/detail/packed_sparse_weights_data.hpp.
+//
+// Direct microkernel contract (SpgemmUkernelFn): activations are packed by
+// the dense table's pack_a with kr = 8, i.e. a tile [steps][mr][8] of u8
+// (s8 already shifted by +128). For i < mr, j < nr:
+//   c[i * ldc + j] = sum_{s < steps} sum_{t < 4}
+//                      a(i, 8s + pos(j, s, t)) * value(j, s, t)
+//                    - a_zero_point[i] * col_sums[j]
+// in wrapping int32 arithmetic (col_sums == nullptr: no compensation); it
+// equals the exact value whenever that fits, which the driver guarantees by
+// splitting K at kMaxKChunk, as for the dense kernels.
+//
+// Expand contract (SpgemmExpandFn): writes `steps` steps of one sparse panel
+// of width panel_nr as the dense layout [2 * steps][panel_nr][4] int8
+// (gemm_kernels.hpp), pruned positions 0, so the dense microkernel of the
+// same ISA (whose nr must equal panel_nr and kr 4) can run on it.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/gemm_kernels.hpp"
+
+namespace sparq::detail {
+
+struct SpgemmUkernelParams {
+  const uint8_t* a = nullptr;  ///< packed A tile [steps][mr][8]
+  const int8_t* w = nullptr;   ///< sparse panel at its first step
+  int64_t steps = 0;           ///< > 0
+  int panel_nr = 0;            ///< the panel width the layout was packed with
+  int mr = 0;                  ///< rows, 1..MR
+  int nr = 0;                  ///< columns stored, 1..panel_nr
+  int32_t* c = nullptr;
+  int64_t ldc = 0;
+  const int32_t* a_zero_point = nullptr;  ///< mr values, in packed-A units
+  const int32_t* col_sums = nullptr;      ///< panel_nr values, or nullptr
+};
+using SpgemmUkernelFn = void (*)(const SpgemmUkernelParams&) noexcept;
+
+struct SpgemmExpandParams {
+  const int8_t* w = nullptr;  ///< sparse panel at its first step
+  int64_t steps = 0;
+  int panel_nr = 0;
+  int8_t* dst = nullptr;  ///< 8 * steps * panel_nr bytes
+};
+using SpgemmExpandFn = void (*)(const SpgemmExpandParams&) noexcept;
+
+/// One ISA's sparse GEMM.
+struct SparseGemmKernels {
+  Isa isa = Isa::scalar;
+  const char* ukernel_name = "";
+  const char* expand_name = "";
+  int mr = 0;  ///< rows of the direct microkernel
+  int nr = 0;  ///< panel width: the dense table's nr of the same ISA
+  /// Largest M for which `automatic` picks the direct path (measured).
+  int64_t direct_max_m = 0;
+  SpgemmUkernelFn ukernel = nullptr;
+  SpgemmExpandFn expand = nullptr;
+};
+
+/// The table for `isa` (scalar kernels with the dense table's panel width
+/// for an ISA without its own). Defined in src/gemm/sparse_gemm_kernels.cpp.
+const SparseGemmKernels& sparse_gemm_kernels(Isa isa);
+/// The avx512vnni table for CPUs without VBMI (scalar table in builds
+/// without AVX-512), so tests can run it on a VBMI host too.
+const SparseGemmKernels& sparse_gemm_kernels_without_vbmi();
+
+// --- kernels, by ISA (defined in src/kernels/<isa>/<name>.cpp) -------------
+// Scalar kernels take any panel width (they serve ISAs without their own).
+void spgemm_u8s8s32_ukernel_4xNc8__scalar(const SpgemmUkernelParams& p) noexcept;
+void spgemm_expand_Nc4__scalar(const SpgemmExpandParams& p) noexcept;
+
+void spgemm_u8s8s32_ukernel_4x8c8__avx2(const SpgemmUkernelParams& p) noexcept;
+
+// AVX-512 VNNI without VBMI (AVX-512BW index expansion) ...
+void spgemm_u8s8s32_ukernel_4x64c8__avx512vnni(const SpgemmUkernelParams& p) noexcept;
+// ... and with VBMI (vpmultishiftqb, vpermb): used when the CPU reports it.
+void spgemm_u8s8s32_ukernel_4x64c8__avx512vbmi(const SpgemmUkernelParams& p) noexcept;
+void spgemm_expand_64c4__avx512vbmi(const SpgemmExpandParams& p) noexcept;
+
+}  // namespace sparq::detail
