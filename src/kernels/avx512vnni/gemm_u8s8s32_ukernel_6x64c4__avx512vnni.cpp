@@ -21,19 +21,45 @@ inline __m512i broadcast4(const uint8_t* p) {
   return _mm512_set1_epi32(v);
 }
 
+inline void store_row(const GemmUkernelParams& p, int i, const __mmask16* mask, __m512i r0,
+                      __m512i r1, __m512i r2, __m512i r3) noexcept {
+  if (p.col_sums != nullptr) {
+    const __m512i zp = _mm512_set1_epi32(p.a_zero_point[i]);
+    r0 = _mm512_sub_epi32(r0, _mm512_mullo_epi32(zp, _mm512_loadu_si512(p.col_sums)));
+    r1 = _mm512_sub_epi32(r1, _mm512_mullo_epi32(zp, _mm512_loadu_si512(p.col_sums + 16)));
+    r2 = _mm512_sub_epi32(r2, _mm512_mullo_epi32(zp, _mm512_loadu_si512(p.col_sums + 32)));
+    r3 = _mm512_sub_epi32(r3, _mm512_mullo_epi32(zp, _mm512_loadu_si512(p.col_sums + 48)));
+  }
+  int32_t* c = p.c + i * p.ldc;
+  _mm512_mask_storeu_epi32(c, mask[0], r0);
+  _mm512_mask_storeu_epi32(c + 16, mask[1], r1);
+  _mm512_mask_storeu_epi32(c + 32, mask[2], r2);
+  _mm512_mask_storeu_epi32(c + 48, mask[3], r3);
+}
+
+// Named accumulators rather than an array: GCC 12 keeps an array of __m512i
+// in memory and copies it every iteration, which halves the throughput.
 template <int MR>
 void ukernel(const GemmUkernelParams& p) noexcept {
-  __m512i acc[MR][4];
-  for (int i = 0; i < MR; ++i) {
-    for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_si512();
-  }
+  const __m512i z = _mm512_setzero_si512();
+  __m512i c00 = z, c01 = z, c02 = z, c03 = z, c10 = z, c11 = z, c12 = z, c13 = z;
+  __m512i c20 = z, c21 = z, c22 = z, c23 = z, c30 = z, c31 = z, c32 = z, c33 = z;
+  __m512i c40 = z, c41 = z, c42 = z, c43 = z, c50 = z, c51 = z, c52 = z, c53 = z;
   const uint8_t* a = p.a;
   const int8_t* w = p.w;
   const int64_t groups = p.kp / 4;
-  // Prefetch distance: 16 groups (4 KiB) ahead, covering the next panel when
-  // this one ends (panels are contiguous), so DRAM/L3 latency is hidden for
-  // the bandwidth-bound small-M shapes.
+  // Prefetch distance: 16 groups (4 KiB) ahead, running into the next panel
+  // when this one ends (panels are contiguous), so L3/DRAM latency is hidden
+  // for the bandwidth-bound small-M shapes.
   constexpr int64_t kPrefetch = 16 * 256;
+#define SPARQ_ROW(i)                                   \
+  if constexpr (MR > i) {                              \
+    const __m512i ai = broadcast4(a + 4 * i);          \
+    c##i##0 = _mm512_dpbusd_epi32(c##i##0, ai, w0);    \
+    c##i##1 = _mm512_dpbusd_epi32(c##i##1, ai, w1);    \
+    c##i##2 = _mm512_dpbusd_epi32(c##i##2, ai, w2);    \
+    c##i##3 = _mm512_dpbusd_epi32(c##i##3, ai, w3);    \
+  }
   for (int64_t g = 0; g < groups; ++g) {
     _mm_prefetch(reinterpret_cast<const char*>(w + kPrefetch), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(w + kPrefetch + 64), _MM_HINT_T0);
@@ -43,34 +69,28 @@ void ukernel(const GemmUkernelParams& p) noexcept {
     const __m512i w1 = _mm512_loadu_si512(w + 64);
     const __m512i w2 = _mm512_loadu_si512(w + 128);
     const __m512i w3 = _mm512_loadu_si512(w + 192);
-    for (int i = 0; i < MR; ++i) {
-      const __m512i ai = broadcast4(a + 4 * i);
-      acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], ai, w0);
-      acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], ai, w1);
-      acc[i][2] = _mm512_dpbusd_epi32(acc[i][2], ai, w2);
-      acc[i][3] = _mm512_dpbusd_epi32(acc[i][3], ai, w3);
-    }
+    SPARQ_ROW(0)
+    SPARQ_ROW(1)
+    SPARQ_ROW(2)
+    SPARQ_ROW(3)
+    SPARQ_ROW(4)
+    SPARQ_ROW(5)
     a += MR * 4;
     w += 256;
   }
-  const int nr = p.nr;
+#undef SPARQ_ROW
   __mmask16 mask[4];
   for (int j = 0; j < 4; ++j) {
-    const int left = nr - 16 * j;
+    const int left = p.nr - 16 * j;
     mask[j] = left >= 16 ? __mmask16(0xFFFF)
                          : (left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1u));
   }
-  for (int i = 0; i < MR; ++i) {
-    int32_t* c = p.c + i * p.ldc;
-    if (p.col_sums != nullptr) {
-      const __m512i zp = _mm512_set1_epi32(p.a_zero_point[i]);
-      for (int j = 0; j < 4; ++j) {
-        const __m512i cs = _mm512_loadu_si512(p.col_sums + 16 * j);
-        acc[i][j] = _mm512_sub_epi32(acc[i][j], _mm512_mullo_epi32(zp, cs));
-      }
-    }
-    for (int j = 0; j < 4; ++j) _mm512_mask_storeu_epi32(c + 16 * j, mask[j], acc[i][j]);
-  }
+  store_row(p, 0, mask, c00, c01, c02, c03);
+  if constexpr (MR > 1) store_row(p, 1, mask, c10, c11, c12, c13);
+  if constexpr (MR > 2) store_row(p, 2, mask, c20, c21, c22, c23);
+  if constexpr (MR > 3) store_row(p, 3, mask, c30, c31, c32, c33);
+  if constexpr (MR > 4) store_row(p, 4, mask, c40, c41, c42, c43);
+  if constexpr (MR > 5) store_row(p, 5, mask, c50, c51, c52, c53);
 }
 
 }  // namespace

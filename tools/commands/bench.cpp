@@ -1,0 +1,253 @@
+// sparq bench gemm: GOPS of sparq's INT8 GEMM next to the host's limits and
+// its peers, per shape.
+//
+//   sparq bench gemm [--m 1,4,16,64,256] [--n 4096] [--k 4096] [--threads N]
+//                    [--repeat R] [--json] [--isa NAME] [--cpu-time]
+//
+// For the active ISA (or --isa) it first probes the core's int8 peak
+// (independent vpdpbusd zmm for AVX-512 VNNI) and the read bandwidth for a
+// buffer the size of the packed weights; then, per shape, it times (median
+// of R runs, wall clock; --cpu-time uses the process CPU clock instead, for
+// one thread on a machine shared with other jobs):
+//   gops          gemm(): u8 activations x pre-packed weights -> int32
+//   s8_gops       the same with s8 activations (shifted while packing A)
+//   dynamic_gops  linear_dynamic(): fp32 in, per-tensor quantization, fp32 out
+//   onednn_gops   oneDNN matmul u8 x s8 -> s32 with weights reordered once to
+//                 format_tag::any (and onednn_s8_gops with s8 activations)
+//   fp32_gops     Eigen float GEMM of the same shape
+// and reports % of peak and bound_gops = min(peak, bandwidth * ops / bytes),
+// bytes = packed weights + activations + int32 output. Default shapes:
+// M in {1, 4, 16, 64, 256} with N = K = 4096, plus M = N = K = 1024.
+// The per-shape record (ShapeRecord in bench_gemm.hpp) and its JSON line are
+// shared with future modes (e.g. --sparse adds sparse_gops).
+#include <fmt/format.h>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "command.hpp"
+#include "commands/bench_gemm.hpp"
+#include "kernels/gemm_kernels.hpp"
+#include "sparq/error.hpp"
+#include "sparq/gemm/gemm.hpp"
+#include "sparq/isa.hpp"
+
+namespace {
+
+using namespace sparq::tool::gemm_bench;
+
+struct Options {
+  std::vector<int64_t> m = {1, 4, 16, 64, 256};
+  std::vector<std::pair<int64_t, int64_t>> nk;  // empty: the default shape list
+  int64_t n = 4096;
+  int64_t k = 4096;
+  bool custom_nk = false;
+  int threads = 1;
+  int repeat = 5;
+  bool json = false;
+  std::optional<sparq::Isa> isa;
+};
+
+std::vector<int64_t> parse_list(const std::string& flag, const std::string& text) {
+  std::vector<int64_t> out;
+  std::size_t pos = 0;
+  while (pos <= text.size()) {
+    const std::size_t comma = text.find(',', pos);
+    const std::string item = text.substr(pos, comma == std::string::npos ? comma : comma - pos);
+    try {
+      std::size_t used = 0;
+      const long long v = std::stoll(item, &used);
+      if (used != item.size() || v < 1) throw std::invalid_argument(item);
+      out.push_back(v);
+    } catch (const std::exception&) {
+      sparq::detail::fail("bench gemm: {} '{}': expected positive integers separated by commas",
+                          flag, text);
+    }
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
+Options parse(const sparq::tool::Args& args) {
+  Options o;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&]() -> const std::string& {
+      if (i + 1 >= args.size()) sparq::detail::fail("bench gemm: {} needs a value", a);
+      return args[++i];
+    };
+    if (a == "--m") {
+      o.m = parse_list(a, value());
+    } else if (a == "--n") {
+      o.n = parse_list(a, value()).at(0);
+      o.custom_nk = true;
+    } else if (a == "--k") {
+      o.k = parse_list(a, value()).at(0);
+      o.custom_nk = true;
+    } else if (a == "--threads") {
+      o.threads = static_cast<int>(parse_list(a, value()).at(0));
+    } else if (a == "--repeat") {
+      o.repeat = static_cast<int>(parse_list(a, value()).at(0));
+    } else if (a == "--cpu-time") {
+      use_cpu_clock() = true;
+    } else if (a == "--json") {
+      o.json = true;
+    } else if (a == "--isa") {
+      o.isa = sparq::parse_isa(value());
+    } else {
+      sparq::detail::fail("bench gemm: unknown option '{}' (see sparq bench --help)", a);
+    }
+  }
+  return o;
+}
+
+template <class T>
+std::vector<T> random_vector(std::size_t n, std::mt19937& rng) {
+  std::vector<T> v(n);
+  for (auto& x : v) x = static_cast<T>(rng());
+  return v;
+}
+
+// Measures one shape with weights `w` (n x k, already packed as `packed`).
+ShapeRecord measure(const Options& o, int64_t m, int64_t n, int64_t k,
+                    const sparq::PackedWeights& packed, double pack_ms,
+                    std::optional<double> peak1, double bandwidth) {
+  std::mt19937 rng(7);
+  ShapeRecord r;
+  r.m = m;
+  r.n = n;
+  r.k = k;
+  r.threads = o.threads;
+  r.isa = std::string(sparq::isa_name(sparq::active_isa()));
+  r.kernel = sparq::detail::gemm_kernels(sparq::active_isa()).ukernel_name;
+  r.pack_ms = pack_ms;
+  const auto a = random_vector<uint8_t>(static_cast<std::size_t>(m * k), rng);
+  const auto as = random_vector<int8_t>(static_cast<std::size_t>(m * k), rng);
+  std::vector<float> x(static_cast<std::size_t>(m * k));
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (auto& v : x) v = normal(rng);
+  std::vector<int32_t> c(static_cast<std::size_t>(m * n));
+  std::vector<float> y(static_cast<std::size_t>(m * n));
+  const sparq::GemmOptions go{o.threads};
+  r.gops = gops(m, n, k, median_seconds([&] {
+    sparq::gemm(sparq::ActivationsU8{a.data(), m, k, 0, 3}, packed, c.data(), 0, go);
+  }, o.repeat));
+  r.s8_gops = gops(m, n, k, median_seconds([&] {
+    sparq::gemm(sparq::ActivationsS8{as.data(), m, k, 0, -3}, packed, c.data(), 0, go);
+  }, o.repeat));
+  r.dynamic_gops = gops(m, n, k, median_seconds([&] {
+    sparq::linear_dynamic(x.data(), m, 0, packed, {}, y.data(), 0,
+                          sparq::DynamicOptions{false, false, o.threads});
+  }, o.repeat));
+  if (peak1) r.peak_gops = *peak1 * o.threads;
+  r.bandwidth_gbs = bandwidth / 1e9;
+  r.bound_gops = bound_gops(r, packed.packed_bytes(), bandwidth);
+#if defined(SPARQ_HAVE_ONEDNN)
+  {
+    OneDnnGemm dnn(m, n, k, false, o.threads);
+    r.onednn_gops = gops(m, n, k, median_seconds([&] { dnn.run(); }, o.repeat));
+    OneDnnGemm dnn_s8(m, n, k, true, o.threads);
+    r.onednn_s8_gops = gops(m, n, k, median_seconds([&] { dnn_s8.run(); }, o.repeat));
+  }
+#endif
+  {
+    EigenGemm fp32(m, n, k, o.threads);
+    r.fp32_gops = gops(m, n, k, median_seconds([&] { fp32.run(); }, std::max(1, o.repeat / 2)));
+  }
+  return r;
+}
+
+std::string cell(const std::optional<double>& v, const char* fmt_spec = "{:8.1f}") {
+  return v ? fmt::format(fmt::runtime(fmt_spec), *v) : fmt::format("{:>8}", "-");
+}
+
+// scale * a / b formatted, or "-" when either is missing.
+std::string quotient(const std::optional<double>& a, const std::optional<double>& b, double scale,
+                     const char* fmt_spec) {
+  if (!a.has_value() || !b.has_value() || *b == 0.0) return fmt::format("{:>6}", "-");
+  return fmt::format(fmt::runtime(fmt_spec), scale * a.value() / b.value());
+}
+
+int run_gemm_bench(const Options& o) {
+  std::unique_ptr<sparq::ScopedIsa> forced;
+  if (o.isa) forced = std::make_unique<sparq::ScopedIsa>(*o.isa);
+  const sparq::Isa isa = sparq::active_isa();
+  std::vector<std::pair<int64_t, int64_t>> nks;
+  std::vector<std::tuple<int64_t, int64_t, int64_t>> shapes;
+  if (o.custom_nk) {
+    for (int64_t m : o.m) shapes.emplace_back(m, o.n, o.k);
+  } else {
+    for (int64_t m : o.m) shapes.emplace_back(m, 4096, 4096);
+    shapes.emplace_back(1024, 1024, 1024);
+  }
+  const std::optional<double> peak1 = int8_peak_gops(isa);
+  if (!o.json) {
+    fmt::print("sparq bench gemm: isa {} ({}), {} thread(s), median of {} runs\n",
+               sparq::isa_name(isa), sparq::detail::gemm_kernels(isa).ukernel_name, o.threads,
+               o.repeat);
+    fmt::print("int8 peak (probe, 1 core): {}\n",
+               peak1 ? fmt::format("{:.1f} GOPS", *peak1) : std::string("no probe for this ISA"));
+#if !defined(SPARQ_HAVE_ONEDNN)
+    fmt::print("oneDNN: not built in (install libdnnl-dev and reconfigure)\n");
+#endif
+    fmt::print("{:>6} {:>6} {:>6} {:>8} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}\n",
+               "M", "N", "K", "GOPS", "%peak", "bound", "s8", "dynamic", "oneDNN", "oDNN-s8",
+               "fp32", "GB/s", "x oDNN");
+  }
+  std::map<std::pair<int64_t, int64_t>, std::pair<sparq::PackedWeights, double>> packs;
+  std::map<std::size_t, double> bandwidths;
+  std::mt19937 rng(11);
+  for (const auto& [m, n, k] : shapes) {
+    auto it = packs.find({n, k});
+    if (it == packs.end()) {
+      const auto w = random_vector<int8_t>(static_cast<std::size_t>(n * k), rng);
+      const auto t0 = Clock::now();
+      sparq::PackedWeights p = sparq::pack_weights(w.data(), n, k, sparq::WeightLayout::out_in);
+      const double ms = seconds_since(t0) * 1e3;
+      it = packs.emplace(std::pair{n, k}, std::pair{p, ms}).first;
+    }
+    const sparq::PackedWeights& packed = it->second.first;
+    auto bw = bandwidths.find(packed.packed_bytes());
+    if (bw == bandwidths.end()) {
+      bw = bandwidths.emplace(packed.packed_bytes(),
+                              read_bandwidth(packed.packed_bytes(), o.threads)).first;
+    }
+    const ShapeRecord r = measure(o, m, n, k, packed, it->second.second, peak1, bw->second);
+    if (o.json) {
+      fmt::print("{}\n", to_json(r));
+    } else {
+      fmt::print("{:>6} {:>6} {:>6} {} {} {} {} {} {} {} {} {} {}\n", m, n, k, cell(r.gops),
+                 quotient(r.gops, r.peak_gops, 100.0, "{:6.1f}"), cell(r.bound_gops),
+                 cell(r.s8_gops), cell(r.dynamic_gops), cell(r.onednn_gops),
+                 cell(r.onednn_s8_gops), cell(r.fp32_gops), cell(r.bandwidth_gbs),
+                 quotient(r.gops, r.onednn_gops, 1.0, "{:7.2f}"));
+    }
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
+int run_bench(const sparq::tool::Args& args) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    fmt::print(
+        "usage: sparq bench gemm [--m 1,4,16,64,256] [--n 4096] [--k 4096] [--threads N]\n"
+        "                        [--repeat R] [--json] [--isa NAME] [--cpu-time]\n"
+        "  Times sparq's INT8 GEMM (u8 and s8 activations, linear_dynamic) per shape next to\n"
+        "  the int8 peak and read-bandwidth probes, oneDNN (pre-packed) and an FP32 GEMM.\n"
+        "  Default shapes: M in {{1,4,16,64,256}} x N = K = 4096, plus 1024^3.\n");
+    return args.empty() ? 2 : 0;
+  }
+  if (args[0] == "gemm") return run_gemm_bench(parse(args));
+  sparq::detail::fail("bench: unknown benchmark '{}'; expected 'gemm'", args[0]);
+}
+
+const sparq::tool::Registration reg{"bench", "benchmark kernels: sparq bench gemm [options]",
+                                    run_bench};
+
+}  // namespace

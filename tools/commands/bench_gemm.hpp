@@ -1,0 +1,311 @@
+// Shared pieces of `sparq bench gemm` (tools/commands/bench.cpp) and
+// bench/gemm.cpp: the compute-peak and read-bandwidth probes, the oneDNN and
+// Eigen peers, the per-shape record and its JSON line.
+//
+// Header-only on purpose: both programs include it (bench/gemm.cpp as
+// "../tools/commands/bench_gemm.hpp"); neither is part of the library.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <time.h>
+
+#include "sparq/isa.hpp"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+#if defined(SPARQ_HAVE_ONEDNN)
+#include <dnnl.hpp>
+#endif
+
+namespace sparq::tool::gemm_bench {
+
+using Clock = std::chrono::steady_clock;
+
+inline double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+/// When true, median_seconds uses the process CPU clock instead of the wall
+/// clock: on a machine shared with other jobs it counts only the time this
+/// process ran (meaningful for one thread; with several threads it sums them).
+inline bool& use_cpu_clock() {
+  static bool on = false;
+  return on;
+}
+
+inline double now_seconds() {
+  if (use_cpu_clock()) {
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+  }
+  return std::chrono::duration<double>(Clock::now().time_since_epoch()).count();
+}
+
+/// Median over `repeat` timings of fn, each timing running fn often enough to
+/// last about `min_seconds`; returns seconds per call.
+inline double median_seconds(const std::function<void()>& fn, int repeat,
+                             double min_seconds = 0.02) {
+  fn();  // warm-up: caches, page faults, thread pools
+  std::vector<double> times;
+  for (int r = 0; r < repeat; ++r) {
+    int iters = 0;
+    const double t0 = now_seconds();
+    do {
+      fn();
+      ++iters;
+    } while (now_seconds() - t0 < min_seconds);
+    times.push_back((now_seconds() - t0) / iters);
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+/// Integer multiply-add peak of one core for `isa`, in GOPS (2 ops per
+/// multiply-add), from a loop of 12 independent accumulations that never
+/// touches memory. avx512vnni: vpdpbusd zmm (64 MACs); avxvnni: {vex}
+/// vpdpbusd ymm (32 MACs); avx2: vpmaddwd ymm (16 MACs, what the AVX2 kernel
+/// does per widened pair). Returns nullopt for ISAs without a probe.
+inline std::optional<double> int8_peak_gops(Isa isa) {
+#if defined(__x86_64__)
+  auto run = [&](long iters) {
+    long n = iters;
+    switch (isa) {
+      case Isa::avx512vnni:
+        __asm__ volatile(
+            "vpxord %%zmm0,%%zmm0,%%zmm0\n\tvpxord %%zmm1,%%zmm1,%%zmm1\n\t"
+            "1:\n\t"
+            "vpdpbusd %%zmm0,%%zmm1,%%zmm4\n\tvpdpbusd %%zmm0,%%zmm1,%%zmm5\n\t"
+            "vpdpbusd %%zmm0,%%zmm1,%%zmm6\n\tvpdpbusd %%zmm0,%%zmm1,%%zmm7\n\t"
+            "vpdpbusd %%zmm0,%%zmm1,%%zmm8\n\tvpdpbusd %%zmm0,%%zmm1,%%zmm9\n\t"
+            "vpdpbusd %%zmm0,%%zmm1,%%zmm10\n\tvpdpbusd %%zmm0,%%zmm1,%%zmm11\n\t"
+            "vpdpbusd %%zmm0,%%zmm1,%%zmm12\n\tvpdpbusd %%zmm0,%%zmm1,%%zmm13\n\t"
+            "vpdpbusd %%zmm0,%%zmm1,%%zmm14\n\tvpdpbusd %%zmm0,%%zmm1,%%zmm15\n\t"
+            "dec %0\n\tjnz 1b\n\tvzeroupper"
+            : "+r"(n)
+            :
+            : "xmm0", "xmm1", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
+              "xmm12", "xmm13", "xmm14", "xmm15", "cc");
+        return 12.0 * 64 * 2;
+      case Isa::avxvnni:
+        __asm__ volatile(
+            "vpxor %%ymm0,%%ymm0,%%ymm0\n\tvpxor %%ymm1,%%ymm1,%%ymm1\n\t"
+            "1:\n\t"
+            "%{vex%} vpdpbusd %%ymm0,%%ymm1,%%ymm4\n\t%{vex%} vpdpbusd %%ymm0,%%ymm1,%%ymm5\n\t"
+            "%{vex%} vpdpbusd %%ymm0,%%ymm1,%%ymm6\n\t%{vex%} vpdpbusd %%ymm0,%%ymm1,%%ymm7\n\t"
+            "%{vex%} vpdpbusd %%ymm0,%%ymm1,%%ymm8\n\t%{vex%} vpdpbusd %%ymm0,%%ymm1,%%ymm9\n\t"
+            "%{vex%} vpdpbusd %%ymm0,%%ymm1,%%ymm10\n\t%{vex%} vpdpbusd %%ymm0,%%ymm1,%%ymm11\n\t"
+            "%{vex%} vpdpbusd %%ymm0,%%ymm1,%%ymm12\n\t%{vex%} vpdpbusd %%ymm0,%%ymm1,%%ymm13\n\t"
+            "%{vex%} vpdpbusd %%ymm0,%%ymm1,%%ymm14\n\t%{vex%} vpdpbusd %%ymm0,%%ymm1,%%ymm15\n\t"
+            "dec %0\n\tjnz 1b\n\tvzeroupper"
+            : "+r"(n)
+            :
+            : "xmm0", "xmm1", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
+              "xmm12", "xmm13", "xmm14", "xmm15", "cc");
+        return 12.0 * 32 * 2;
+      case Isa::avx2:
+        __asm__ volatile(
+            "vpxor %%ymm0,%%ymm0,%%ymm0\n\tvpxor %%ymm1,%%ymm1,%%ymm1\n\t"
+            "1:\n\t"
+            "vpmaddwd %%ymm0,%%ymm1,%%ymm4\n\tvpmaddwd %%ymm0,%%ymm1,%%ymm5\n\t"
+            "vpmaddwd %%ymm0,%%ymm1,%%ymm6\n\tvpmaddwd %%ymm0,%%ymm1,%%ymm7\n\t"
+            "vpmaddwd %%ymm0,%%ymm1,%%ymm8\n\tvpmaddwd %%ymm0,%%ymm1,%%ymm9\n\t"
+            "vpaddd %%ymm4,%%ymm10,%%ymm10\n\tvpaddd %%ymm5,%%ymm11,%%ymm11\n\t"
+            "vpaddd %%ymm6,%%ymm12,%%ymm12\n\tvpaddd %%ymm7,%%ymm13,%%ymm13\n\t"
+            "vpaddd %%ymm8,%%ymm14,%%ymm14\n\tvpaddd %%ymm9,%%ymm15,%%ymm15\n\t"
+            "dec %0\n\tjnz 1b\n\tvzeroupper"
+            : "+r"(n)
+            :
+            : "xmm0", "xmm1", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
+              "xmm12", "xmm13", "xmm14", "xmm15", "cc");
+        return 6.0 * 16 * 2;
+      default: return 0.0;
+    }
+  };
+  if (isa != Isa::avx512vnni && isa != Isa::avxvnni && isa != Isa::avx2) return std::nullopt;
+  if (!isa_supported(isa)) return std::nullopt;
+  const long iters = 2000000;
+  std::vector<double> rates;
+  for (int r = 0; r < 5; ++r) {
+    const double t0 = now_seconds();
+    const double ops = run(iters);
+    rates.push_back(ops * static_cast<double>(iters) / (now_seconds() - t0) / 1e9);
+  }
+  std::sort(rates.begin(), rates.end());
+  return rates.back();  // best of 5: the probe measures what the core can do
+#else
+  (void)isa;
+  return std::nullopt;
+#endif
+}
+
+/// Read bandwidth (bytes/s) for a buffer of `bytes` read front to back
+/// repeatedly by `threads` threads (each its own share), median of 5.
+inline double read_bandwidth(std::size_t bytes, int threads) {
+  const std::size_t words = std::max<std::size_t>(bytes / 8, 1024);
+  std::vector<uint64_t> buf(words);
+  for (std::size_t i = 0; i < words; ++i) buf[i] = i * 0x9E3779B97F4A7C15ull;
+  volatile uint64_t sink = 0;
+  auto pass = [&] {
+    uint64_t total = 0;
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(threads) reduction(^ : total) schedule(static)
+#endif
+    for (int64_t t = 0; t < threads; ++t) {
+      const std::size_t b = words * static_cast<std::size_t>(t) / threads;
+      const std::size_t e = words * static_cast<std::size_t>(t + 1) / threads;
+      uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      std::size_t i = b;
+      for (; i + 4 <= e; i += 4) {
+        s0 ^= buf[i];
+        s1 ^= buf[i + 1];
+        s2 ^= buf[i + 2];
+        s3 ^= buf[i + 3];
+      }
+      total ^= s0 ^ s1 ^ s2 ^ s3;
+    }
+    sink = sink ^ total;
+  };
+  (void)threads;
+  const double secs = median_seconds(pass, 5, 0.05);
+  return static_cast<double>(words * 8) / secs;
+}
+
+/// The per-shape result line of `sparq bench gemm` (and later `--sparse`).
+/// Optional fields print as JSON null when not measured.
+struct ShapeRecord {
+  int64_t m = 0, n = 0, k = 0;
+  int threads = 1;
+  std::string isa;
+  std::string kernel;
+  std::optional<double> gops;          ///< sparq, u8 activations, int32 output
+  std::optional<double> s8_gops;       ///< sparq, s8 activations
+  std::optional<double> dynamic_gops;  ///< sparq linear_dynamic (fp32 in/out)
+  std::optional<double> peak_gops;     ///< probe x threads
+  std::optional<double> bound_gops;    ///< min(peak, bandwidth * ops / bytes)
+  std::optional<double> bandwidth_gbs;
+  std::optional<double> onednn_gops;     ///< oneDNN matmul u8 x s8 -> s32, pre-packed
+  std::optional<double> onednn_s8_gops;  ///< oneDNN with s8 activations
+  std::optional<double> fp32_gops;       ///< Eigen float GEMM
+  std::optional<double> sparse_gops;     ///< reserved for --sparse
+  double pack_ms = 0;                    ///< pack_weights time for this N x K
+};
+
+inline std::string json_number(const std::optional<double>& v) {
+  return v ? fmt::format("{:.2f}", *v) : std::string("null");
+}
+
+inline std::string to_json(const ShapeRecord& r) {
+  return fmt::format(
+      "{{\"m\": {}, \"n\": {}, \"k\": {}, \"threads\": {}, \"isa\": \"{}\", \"kernel\": \"{}\", "
+      "\"gops\": {}, \"s8_gops\": {}, \"dynamic_gops\": {}, \"peak_gops\": {}, "
+      "\"bound_gops\": {}, \"bandwidth_gbs\": {}, \"onednn_gops\": {}, \"onednn_s8_gops\": {}, "
+      "\"fp32_gops\": {}, \"sparse_gops\": {}, \"pack_ms\": {:.2f}}}",
+      r.m, r.n, r.k, r.threads, r.isa, r.kernel, json_number(r.gops), json_number(r.s8_gops),
+      json_number(r.dynamic_gops), json_number(r.peak_gops), json_number(r.bound_gops),
+      json_number(r.bandwidth_gbs), json_number(r.onednn_gops), json_number(r.onednn_s8_gops),
+      json_number(r.fp32_gops), json_number(r.sparse_gops), r.pack_ms);
+}
+
+/// Bandwidth/compute bound: the shape's ops over the time to read its bytes
+/// (packed weights + activations + int32 output), capped by the peak.
+inline std::optional<double> bound_gops(const ShapeRecord& r, std::size_t weight_bytes,
+                                        double bandwidth) {
+  const double ops = 2.0 * static_cast<double>(r.m * r.n * r.k);
+  const double bytes = static_cast<double>(weight_bytes) + static_cast<double>(r.m * r.k) +
+                       4.0 * static_cast<double>(r.m * r.n);
+  const double mem_gops = ops / (bytes / bandwidth) / 1e9;
+  if (!r.peak_gops) return mem_gops;
+  return std::min(*r.peak_gops, mem_gops);
+}
+
+inline double gops(int64_t m, int64_t n, int64_t k, double seconds) {
+  return 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) /
+         seconds / 1e9;
+}
+
+/// Eigen float GEMM C = A * B (row-major A: m x k, B: k x n), as the FP32
+/// reference point. Eigen is built with the program's compile flags.
+class EigenGemm {
+ public:
+  EigenGemm(int64_t m, int64_t n, int64_t k, int threads) : a_(m, k), b_(k, n), c_(m, n) {
+    a_.setRandom();
+    b_.setRandom();
+    Eigen::setNbThreads(threads);
+  }
+  void run() { c_.noalias() = a_ * b_; }
+
+ private:
+  using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  Mat a_, b_, c_;
+};
+
+#if defined(SPARQ_HAVE_ONEDNN)
+/// oneDNN matmul src (m x k, u8 or s8) x weights (k x n, s8) -> s32, with the
+/// weights reordered once into the layout the primitive prefers
+/// (format_tag::any): the pre-packed case sparq's pack_weights corresponds to.
+class OneDnnGemm {
+ public:
+  OneDnnGemm(int64_t m, int64_t n, int64_t k, bool s8_src, int threads)
+      : engine_(dnnl::engine::kind::cpu, 0), stream_(engine_), threads_(threads) {
+    using dt = dnnl::memory::data_type;
+    using tag = dnnl::memory::format_tag;
+    const dnnl::memory::desc a_md({m, k}, s8_src ? dt::s8 : dt::u8, tag::ab);
+    const dnnl::memory::desc w_user_md({k, n}, dt::s8, tag::ab);
+    const dnnl::memory::desc w_any_md({k, n}, dt::s8, tag::any);
+    const dnnl::memory::desc c_md({m, n}, dt::s32, tag::ab);
+    set_threads();
+    const dnnl::matmul::desc desc(a_md, w_any_md, c_md);
+    const dnnl::matmul::primitive_desc pd(desc, engine_);
+    a_ = dnnl::memory(a_md, engine_);
+    c_ = dnnl::memory(c_md, engine_);
+    dnnl::memory w_user(w_user_md, engine_);
+    w_ = dnnl::memory(pd.weights_desc(), engine_);
+    std::mt19937 rng(3);
+    auto fill = [&](dnnl::memory& mem, std::size_t bytes) {
+      auto* p = static_cast<uint8_t*>(mem.get_data_handle());
+      for (std::size_t i = 0; i < bytes; ++i) p[i] = static_cast<uint8_t>(rng() & 0x7F);
+    };
+    fill(a_, static_cast<std::size_t>(m * k));
+    fill(w_user, static_cast<std::size_t>(k * n));
+    dnnl::reorder(w_user, w_).execute(stream_, w_user, w_);
+    stream_.wait();
+    matmul_ = dnnl::matmul(pd);
+    impl_ = pd.impl_info_str();
+  }
+  void run() {
+    set_threads();
+    matmul_.execute(stream_, {{DNNL_ARG_SRC, a_}, {DNNL_ARG_WEIGHTS, w_}, {DNNL_ARG_DST, c_}});
+    stream_.wait();
+  }
+  const std::string& impl() const { return impl_; }
+
+ private:
+  void set_threads() const {
+#if defined(_OPENMP)
+    omp_set_num_threads(threads_);
+#endif
+  }
+  dnnl::engine engine_;
+  dnnl::stream stream_;
+  dnnl::memory a_, w_, c_;
+  dnnl::matmul matmul_;
+  int threads_;
+  std::string impl_;
+};
+#endif
+
+}  // namespace sparq::tool::gemm_bench
