@@ -11,3 +11,4 @@
 #include "sparq/observe/observers.hpp"
 #include "sparq/sparse/sparse.hpp"
 #include "sparq/gemm/sparse_gemm.hpp"
+#include "sparq/nn/nn.hpp"

@@ -32,13 +32,13 @@ namespace sparq::nn {
 /// Per-layer choices, keyed by unit name.
 struct LayerOverride {
   bool keep_fp32 = false;                        ///< leave this unit in FP32
-  std::optional<Granularity> weight_granularity;  ///< per tensor / per channel
+  std::optional<Granularity> weight_granularity{};  ///< per tensor / per channel
 };
 
 struct DynamicConfig {
   Granularity weight_granularity = Granularity::per_channel;
   bool per_row_activations = false;  ///< one activation scale per row instead of per call
-  std::map<std::string, LayerOverride> overrides;
+  std::map<std::string, LayerOverride> overrides{};
 };
 
 /// Quantizes every Linear and Conv2d with INT8 weights; activations are
@@ -53,7 +53,7 @@ struct CalibrationConfig {
   ObserverConfig observer{.kind = ObserverKind::histogram};
   /// Observer per activation, keyed by the name of the unit whose output it
   /// observes, or "input" for the model input.
-  std::map<std::string, ObserverConfig> per_layer;
+  std::map<std::string, ObserverConfig> per_layer{};
   /// Input samples (rows of the batch axis) kept for the SQNR fallback and
   /// layer_report(cal, q); 0 keeps none.
   int64_t keep_samples = 256;
@@ -91,11 +91,11 @@ class Calibrator {
 
 struct StaticConfig {
   Granularity weight_granularity = Granularity::per_channel;
-  std::map<std::string, LayerOverride> overrides;
+  std::map<std::string, LayerOverride> overrides{};
   /// Automatic fallback: a unit whose isolated output SQNR (quantized unit on
   /// the FP32 input vs the FP32 unit, on the calibrator's kept samples) is
   /// below this many dB stays FP32. Unset: no fallback.
-  std::optional<double> fallback_sqnr_db;
+  std::optional<double> fallback_sqnr_db{};
 };
 
 /// Builds the static INT8 model from a calibrator. Throws sparq::Error if no

@@ -1,0 +1,55 @@
+// Writes a few valid quantized model files (static and dynamic, MLP and CNN,
+// with an FP32 block, per-tensor and per-channel weights) into argv[1]: the
+// fuzzer's seed corpus. Small on purpose: the fuzzer mutates faster.
+#include <cstdio>
+#include <filesystem>
+#include <random>
+
+#include "sparq/nn/nn.hpp"
+
+namespace nn = sparq::nn;
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s OUTPUT_DIR\n", argv[0]);
+    return 2;
+  }
+  const std::filesystem::path dir = argv[1];
+  std::filesystem::create_directories(dir);
+  std::mt19937 rng(1);
+  auto random = [&](std::vector<int64_t> shape) {
+    nn::Tensor t(std::move(shape));
+    for (float& v : t.data) v = std::uniform_real_distribution<float>(-1, 1)(rng);
+    return t;
+  };
+
+  nn::Sequential mlp{nn::Linear(6, 5), nn::ReLU(), nn::Linear(5, 3, false), nn::ReLU6(), nn::Linear(3, 2)};
+  mlp.init_parameters(1);
+  nn::Sequential cnn;
+  cnn.add(nn::Conv2d(2, 4, 3, {.padding = {1, 1}}))
+      .add(nn::BatchNorm2d(4))
+      .add(nn::ReLU())
+      .add(nn::MaxPool2d(2))
+      .add(nn::Conv2d(4, 4, 3, {.stride = {2, 2}, .padding = {1, 1}, .dilation = {1, 1}, .groups = 4}))
+      .add(nn::ReLU6())
+      .add(nn::Flatten())
+      .add(nn::Linear(4, 3));
+  cnn.init_parameters(2);
+
+  nn::save(nn::quantize_dynamic(mlp), dir / "mlp_dynamic.sparq");
+  nn::save(nn::quantize_dynamic(cnn, {.weight_granularity = sparq::Granularity::per_tensor}),
+           dir / "cnn_dynamic_per_tensor.sparq");
+  nn::CalibrationConfig cc;
+  cc.observer.kind = sparq::ObserverKind::minmax;
+  nn::Calibrator cal_mlp(mlp, cc);
+  cal_mlp.observe(random({4, 6}));
+  nn::StaticConfig keep;
+  keep.overrides["2"].keep_fp32 = true;
+  nn::save(nn::quantize_static(cal_mlp), dir / "mlp_static.sparq");
+  nn::save(nn::quantize_static(cal_mlp, keep), dir / "mlp_static_fp32_block.sparq");
+  nn::Calibrator cal_cnn(cnn, cc);
+  cal_cnn.observe(random({2, 4, 4, 2}));
+  nn::save(nn::quantize_static(cal_cnn), dir / "cnn_static.sparq");
+  std::printf("seed corpus written to %s\n", dir.c_str());
+  return 0;
+}

@@ -1,0 +1,147 @@
+// sparq inspect FILE: what a model file holds.
+//
+// For a sparq quantized model: every unit with its shapes, dtypes, mode,
+// fused activation, qparams summary (input/output scale and zero point,
+// weight scale range), weight sparsity and bytes. For any other safetensors
+// file: every tensor with dtype, shape, bytes and (F32) value range and
+// sparsity. The file is fully validated first: a bad file prints the
+// loader's error and exits with status 1.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "command.hpp"
+#include "nn/safetensors.hpp"
+#include "sparq/error.hpp"
+#include "sparq/nn/nn.hpp"
+
+namespace {
+
+namespace nn = sparq::nn;
+
+struct WeightStats {
+  int64_t count = 0, zeros = 0;
+  int64_t groups = 0, groups_2_4 = 0;  // groups of 4 consecutive inputs with >= 2 zeros
+  float min_scale = 0, max_scale = 0;
+};
+
+void add_weights(WeightStats& s, const nn::QuantizedWeights& w) {
+  const auto v = w.values();
+  for (int64_t n = 0; n < w.n(); ++n) {
+    for (int64_t k = 0; k < w.k(); ++k) s.zeros += v[n * w.k() + k] == 0;
+    for (int64_t k = 0; k + 4 <= w.k(); k += 4) {
+      int z = 0;
+      for (int j = 0; j < 4; ++j) z += v[n * w.k() + k + j] == 0;
+      ++s.groups;
+      s.groups_2_4 += z >= 2;
+    }
+  }
+  s.count += static_cast<int64_t>(v.size());
+  const auto [lo, hi] = std::minmax_element(w.scales().begin(), w.scales().end());
+  s.min_scale = s.count == static_cast<int64_t>(v.size()) ? *lo : std::min(s.min_scale, *lo);
+  s.max_scale = std::max(s.max_scale, *hi);
+}
+
+std::string qp(const sparq::QParams& q) { return fmt::format("s={:.4g} zp={}", q.scale, q.zero_point); }
+
+void print_weights(const WeightStats& s, const std::string& kind, bool per_channel, std::size_t bytes) {
+  fmt::print("      weights  {} int8, {} scales in [{:.4g}, {:.4g}], zeros {:.1f}%, 2:4-compatible groups "
+             "{:.1f}%, {} bytes packed\n",
+             kind, per_channel ? "per-channel" : "per-tensor", s.min_scale, s.max_scale,
+             s.count ? 100.0 * s.zeros / s.count : 0.0, s.groups ? 100.0 * s.groups_2_4 / s.groups : 0.0,
+             bytes);
+}
+
+int inspect_model(const nn::QuantizedModel& q, const nn::detail::StFile& file, std::size_t file_size) {
+  fmt::print("sparq quantized model, format version {}, {} units, {} tensors, {} bytes on disk\n",
+             file.metadata.at("format_version"), q.units().size(), file.tensors.size(), file_size);
+  for (const nn::QuantizedUnit& u : q.units()) {
+    fmt::print("{:<4} {}\n", u.name, u.describe());
+    if (const auto* l = std::get_if<nn::QLinear>(&u.op)) {
+      fmt::print("      shapes   in [*, {}] -> out [*, {}], weight I8 [{}, {}], bias {}\n", l->in_features,
+                 l->out_features, l->out_features, l->in_features, l->bias.empty() ? "none" : "F32");
+      if (l->mode == nn::QuantMode::static_) {
+        fmt::print("      qparams  input u8 {}, output u8 {}\n", qp(l->input_qparams), qp(l->output_qparams));
+      } else {
+        fmt::print("      qparams  input u8 dynamic ({}), output F32\n", l->per_row ? "per row" : "per call");
+      }
+      WeightStats s;
+      add_weights(s, *l->weights);
+      print_weights(s, l->weights->kind(), l->weights->per_channel(), l->weights->bytes());
+    } else if (const auto* c = std::get_if<nn::QConv2d>(&u.op)) {
+      fmt::print("      shapes   NHWC in [*, *, *, {}] -> out [*, *, *, {}], weight I8 [{}, {}, {}, {}], bias {}\n",
+                 c->in_channels, c->out_channels, c->out_channels, c->kernel_h, c->kernel_w,
+                 c->in_channels / c->groups, c->bias.empty() ? "none" : "F32");
+      if (c->mode == nn::QuantMode::static_) {
+        fmt::print("      qparams  input u8 {}, output u8 {}\n", qp(c->input_qparams), qp(c->output_qparams));
+      } else {
+        fmt::print("      qparams  input u8 dynamic (per call), output F32\n");
+      }
+      WeightStats s;
+      std::size_t bytes = 0;
+      for (const auto& w : c->weights) {
+        add_weights(s, *w);
+        bytes += w->bytes();
+      }
+      print_weights(s, c->weights[0]->kind(), c->weights[0]->per_channel(), bytes);
+    } else if (const auto* f = std::get_if<nn::Fp32Block>(&u.op)) {
+      nn::Sequential s;
+      for (const auto& l : f->layers) s.add(l);
+      fmt::print("      FP32 parameters: {} bytes\n", s.weight_bytes());
+    }
+  }
+  fmt::print("weight bytes (as the kernels read them): {}\n", q.weight_bytes());
+  return 0;
+}
+
+int inspect_tensors(const nn::detail::StFile& file, std::size_t file_size) {
+  fmt::print("safetensors file, {} tensors, {} bytes on disk\n", file.tensors.size(), file_size);
+  for (const auto& [k, v] : file.metadata) fmt::print("metadata {} = {}\n", k, v.substr(0, 120));
+  std::size_t total = 0;
+  for (const auto& [name, t] : file.tensors) {
+    std::string extra;
+    if (t.dtype == "F32" && t.numel > 0) {
+      float lo = 0, hi = 0;
+      int64_t zeros = 0;
+      for (int64_t i = 0; i < t.numel; ++i) {
+        float v;
+        std::memcpy(&v, t.bytes.data() + i * 4, 4);
+        if (i == 0) lo = hi = v;
+        lo = std::min(lo, v), hi = std::max(hi, v);
+        zeros += v == 0.0f;
+      }
+      extra = fmt::format("  range [{:.4g}, {:.4g}], zeros {:.1f}%", lo, hi, 100.0 * zeros / t.numel);
+    }
+    fmt::print("{:<40} {:<5} {:<20} {:>10} bytes{}\n", name, t.dtype, nn::shape_to_string(t.shape),
+               t.bytes.size(), extra);
+    total += t.bytes.size();
+  }
+  fmt::print("tensor bytes: {}\n", total);
+  return 0;
+}
+
+int run_inspect(const sparq::tool::Args& args) {
+  if (args.size() != 1) {
+    fmt::print(stderr, "usage: sparq inspect FILE   (a sparq quantized model or any safetensors file)\n");
+    return 2;
+  }
+  try {
+    const std::vector<std::byte> bytes = nn::detail::read_whole_file(args[0]);
+    const nn::detail::StFile file = nn::detail::parse_safetensors(bytes, args[0]);
+    auto it = file.metadata.find("format");
+    if (it != file.metadata.end() && it->second == "sparq.quantized_model") {
+      return inspect_model(nn::load_quantized(std::span<const std::byte>(bytes)), file, bytes.size());
+    }
+    return inspect_tensors(file, bytes.size());
+  } catch (const sparq::Error& e) {
+    fmt::print(stderr, "sparq inspect: {}\n", e.what());
+    return 1;
+  }
+}
+
+const sparq::tool::Registration reg{"inspect",
+                                    "show a model file: layers, shapes, dtypes, qparams, sparsity, bytes",
+                                    run_inspect};
+
+}  // namespace
