@@ -87,23 +87,44 @@ std::pair<double, double> mse_search(std::span<const double> hist, double min_va
   return {min_val + bin_width * start_bin, min_val + bin_width * (end_bin + 1)};
 }
 
+namespace {
+
+// MXNet's _smooth_distribution(p, eps=0.0001): gives every zero entry eps,
+// taken evenly from the non-zero ones, so that KL(P || Q) stays finite.
+// Returns false when every entry is zero (not a distribution).
+bool smooth(std::vector<double>& p, std::size_t n) {
+  constexpr double eps = 0.0001;
+  std::size_t zeros = 0;
+  for (std::size_t j = 0; j < n; ++j) zeros += p[j] == 0.0;
+  if (zeros == n) return false;
+  const double eps1 = eps * static_cast<double>(zeros) / static_cast<double>(n - zeros);
+  for (std::size_t j = 0; j < n; ++j) p[j] += p[j] == 0.0 ? eps : -eps1;
+  return true;
+}
+
+}  // namespace
+
 std::size_t entropy_search(std::span<const double> h, int levels) {
+  // MXNet's _get_optimal_threshold (python/mxnet/contrib/quantization.py, the
+  // public re-implementation of TensorRT's calibration; TVM has the same),
+  // on a histogram of |x| whose first bin starts at 0.
   const std::size_t bins = h.size();
   const auto nl = static_cast<std::size_t>(levels);
   if (bins <= nl) return bins;
   double total = 0.0;
   for (double c : h) total += c;
-  std::vector<double> q(bins);
+  std::vector<double> p(bins), q(bins);
   std::size_t best = bins;
   double best_kl = std::numeric_limits<double>::infinity();
   double kept = 0.0;  // sum of h[0, i)
   for (std::size_t j = 0; j < nl; ++j) kept += h[j];
   for (std::size_t i = nl; i <= bins; ++i) {
     if (i > nl) kept += h[i - 1];
-    if (kept == 0.0) continue;  // nothing below the cut: no distribution
-    // Q: h[0, i) merged into `levels` groups (the last takes the remainder,
-    // as TensorRT's reference code), each group's sum spread evenly over its
-    // non-empty bins.
+    // P: h[0, i) with the clipped tail added to its last bin.
+    std::copy(h.begin(), h.begin() + static_cast<std::ptrdiff_t>(i), p.begin());
+    p[i - 1] += total - kept;
+    // Q: h[0, i) merged into `levels` groups (the last takes the remainder),
+    // each group's sum spread evenly over the bins where P is non-zero.
     const std::size_t merged = i / nl;
     for (std::size_t g = 0; g < nl; ++g) {
       const std::size_t b = g * merged, e = g + 1 == nl ? i : b + merged;
@@ -111,23 +132,23 @@ std::size_t entropy_search(std::span<const double> h, int levels) {
       std::size_t nonzero = 0;
       for (std::size_t j = b; j < e; ++j) {
         sum += h[j];
-        nonzero += h[j] != 0.0;
+        nonzero += p[j] != 0.0;
       }
-      for (std::size_t j = b; j < e; ++j) q[j] = h[j] != 0.0 ? sum / nonzero : 0.0;
+      for (std::size_t j = b; j < e; ++j) {
+        q[j] = p[j] != 0.0 ? sum / static_cast<double>(nonzero) : 0.0;
+      }
     }
-    // P: h[0, i) with the clipped tail added to its last bin; P sums to
-    // `total`, Q to `kept`.
-    const double outliers = total - kept;
+    if (!smooth(p, i) || !smooth(q, i)) continue;
+    // scipy.stats.entropy(p, q): both normalised, sum p log(p / q).
+    double ps = 0.0, qs = 0.0;
+    for (std::size_t j = 0; j < i; ++j) {
+      ps += p[j];
+      qs += q[j];
+    }
     double kl = 0.0;
     for (std::size_t j = 0; j < i; ++j) {
-      const double pj = h[j] + (j + 1 == i ? outliers : 0.0);
-      if (pj == 0.0) continue;
-      if (q[j] == 0.0) {
-        kl = std::numeric_limits<double>::infinity();
-        break;
-      }
-      const double pn = pj / total;
-      kl += pn * std::log(pn / (q[j] / kept));
+      const double pn = p[j] / ps;
+      kl += pn * std::log(pn / (q[j] / qs));
     }
     if (kl < best_kl) {
       best_kl = kl;

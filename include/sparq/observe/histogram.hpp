@@ -44,18 +44,23 @@
 //               histogram always spans exactly [min, max]); grids above 8192
 //               such bins are first coarsened by exact pairwise merging.
 //   entropy     TensorRT's KL-divergence calibration ("8-bit Inference with
-//               TensorRT", GTC 2017): on the histogram of |x| (folded exactly,
-//               the grid is anchored at 0; merged pairwise, exactly, to at
-//               most min(bins, 8192) bins to bound the O(bins^2) cost), for each
+//               TensorRT", GTC 2017) as re-implemented in the open by MXNet
+//               (contrib/quantization.py `_get_optimal_threshold`, also in
+//               TVM): on the histogram of |x| (folded exactly: the grid is
+//               anchored at 0; merged pairwise, exactly, to at most
+//               min(bins, 8192) bins to bound the O(bins^2) cost), for each
 //               candidate cut i >= L bins: P = bins [0, i) with the clipped
-//               tail added to the last bin, Q = the same bins quantized to L
-//               levels and expanded back evenly over the non-empty bins;
-//               pick the i with the smallest KL(P || Q) (a candidate with
-//               Q = 0 where P > 0 is infinite) and T = i * w. L = 128 for 8
-//               bits (half of qmax - qmin + 1), or all qmax - qmin + 1 levels
-//               when the data are one-sided (min >= 0 or max <= 0) and the
-//               spec is asymmetric (then every level lands on that side).
-//               The range is [-T, T] intersected with [min, max].
+//               tail added to the last bin; Q = the same bins merged into L
+//               groups (the last takes the remainder) and spread back evenly
+//               over the bins where P is non-zero; both smoothed as MXNet's
+//               `_smooth_distribution` (zero entries get 1e-4, taken from the
+//               others) so that cuts in empty regions stay comparable. The cut
+//               with the smallest KL(P || Q) gives T = i * w (first one on
+//               ties). L = 128 for 8 bits (half of qmax - qmin + 1), or all
+//               qmax - qmin + 1 levels when the data are one-sided (min >= 0
+//               or max <= 0) and the spec is asymmetric (then every level
+//               lands on that side). The range is [-T, T] intersected with
+//               [min, max].
 //   percentile  two-sided: the (100 - p)th and pth percentiles of the values;
 //               one-sided: the pth percentile T of |x| and [-T, T] intersected
 //               with [min, max]. Percentiles interpolate linearly inside the
