@@ -5,8 +5,16 @@
 // (docs/sparse-gemm.md).
 #include "kernels/sparse_gemm_kernels.hpp"
 
+#include <cstdint>
+#include <limits>
+
 namespace sparq::detail {
 namespace {
+
+// Without a dot-product instruction (scalar, AVX2's vpmaddwd) the direct
+// kernel does half the multiplies of the dense one on the same shape, so it
+// wins at every M: the expand path is never chosen automatically.
+constexpr int64_t kAlwaysDirect = std::numeric_limits<int64_t>::max();
 
 constexpr SparseGemmKernels kScalar{
     .isa = Isa::scalar,
@@ -14,7 +22,7 @@ constexpr SparseGemmKernels kScalar{
     .expand_name = "spgemm_expand_Nc4__scalar",
     .mr = 4,
     .nr = 8,
-    .direct_max_m = 4,
+    .direct_max_m = kAlwaysDirect,
     .ukernel = spgemm_u8s8s32_ukernel_4xNc8__scalar,
     .expand = spgemm_expand_Nc4__scalar,
 };
@@ -26,7 +34,7 @@ constexpr SparseGemmKernels kAvx2{
     .expand_name = "spgemm_expand_Nc4__scalar",
     .mr = 4,
     .nr = 8,
-    .direct_max_m = 16,
+    .direct_max_m = kAlwaysDirect,
     .ukernel = spgemm_u8s8s32_ukernel_4x8c8__avx2,
     .expand = spgemm_expand_Nc4__scalar,
 };
@@ -58,7 +66,7 @@ constexpr SparseGemmKernels kAvx512Vbmi{
     .expand_name = "spgemm_expand_64c4__avx512vbmi",
     .mr = 4,
     .nr = 64,
-    .direct_max_m = 8,
+    .direct_max_m = 48,
     .ukernel = spgemm_u8s8s32_ukernel_4x64c8__avx512vbmi,
     .expand = spgemm_expand_64c4__avx512vbmi,
 };
@@ -68,7 +76,7 @@ constexpr SparseGemmKernels kAvx512Vnni{
     .expand_name = "spgemm_expand_Nc4__scalar",
     .mr = 4,
     .nr = 64,
-    .direct_max_m = 8,
+    .direct_max_m = 48,
     .ukernel = spgemm_u8s8s32_ukernel_4x64c8__avx512vnni,
     .expand = spgemm_expand_Nc4__scalar,
 };

@@ -4,6 +4,7 @@
 // output stage, K chunking, threads, repacking, and the packed size.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -305,7 +306,11 @@ TEST_P(SparseGemm, AutomaticPathFollowsRowsAndSize) {
   const std::vector<int8_t> w = random_pruned(n, k, rng);
   const PackedSparseWeights sw = pack_sparse_weights(compress24(w, n, k));
   EXPECT_EQ(choose_sparse_path(sw, 1), SparsePath::direct);
-  EXPECT_EQ(choose_sparse_path(sw, 256), SparsePath::expand);
+  const int64_t limit = sparse_direct_max_rows(GetParam());
+  EXPECT_EQ(choose_sparse_path(sw, std::max<int64_t>(limit, 1)), SparsePath::direct);
+  if (limit < 1000) {
+    EXPECT_EQ(choose_sparse_path(sw, limit + 1), SparsePath::expand);
+  }
   EXPECT_EQ(choose_sparse_path(sw, 256, {0, SparsePath::direct}), SparsePath::direct);
   const std::vector<uint8_t> a(static_cast<std::size_t>(k), 1);
   std::vector<int32_t> c(static_cast<std::size_t>(n));
