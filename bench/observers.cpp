@@ -78,20 +78,6 @@ void BM_Histogram(benchmark::State& state) {
       {static_cast<int64_t>(kBatch)});
 }
 
-// Memory read bandwidth of a plain float sum (no sparq code): what a
-// load-bound observer can reach on this machine at this moment.
-void BM_ReadBandwidthReference(benchmark::State& state) {
-  const auto& x = batch();
-  for (auto _ : state) {
-    float s[16] = {};
-    for (std::size_t i = 0; i + 16 <= x.size(); i += 16) {
-      for (int j = 0; j < 16; ++j) s[j] += x[i + j];
-    }
-    benchmark::DoNotOptimize(s);
-  }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kBatchBytes));
-}
-
 // Choosing the range from the histogram of 16 MiB of N(0, 1) data.
 void BM_HistogramRange(benchmark::State& state) {
   const auto method = static_cast<sparq::RangeMethod>(state.range(0));
@@ -110,7 +96,6 @@ BENCHMARK(BM_MovingAverageMinMax)->Apply(isa_args)->Unit(benchmark::kMicrosecond
 BENCHMARK(BM_PerChannelMinMax_Axis0x64)->Apply(isa_args)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_PerChannelMinMax_LastAxis64)->Apply(isa_args)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Histogram)->Apply(isa_args)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_ReadBandwidthReference)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_HistogramRange)
     ->DenseRange(0, 3)
     ->Unit(benchmark::kMillisecond);
