@@ -17,6 +17,8 @@ constexpr GemmKernels kScalar{
     .requantize_u8 = gemm_requantize_u8__scalar,
     .requantize_s8 = gemm_requantize_s8__scalar,
     .dequantize = gemm_dequantize__scalar,
+    .range = gemm_range__scalar,
+    .quantize = gemm_quantize__scalar,
 };
 
 #if defined(SPARQ_HAVE_AVX2)
@@ -33,6 +35,8 @@ constexpr GemmKernels kAvx2{
     .requantize_u8 = gemm_requantize_u8__avx2,
     .requantize_s8 = gemm_requantize_s8__avx2,
     .dequantize = gemm_dequantize__avx2,
+    .range = gemm_range__scalar,
+    .quantize = gemm_quantize__scalar,
 };
 #endif
 
@@ -57,6 +61,8 @@ constexpr GemmKernels kAvxVnni{
     .requantize_s8 = gemm_requantize_s8__scalar,
     .dequantize = gemm_dequantize__scalar,
 #endif
+    .range = gemm_range__scalar,
+    .quantize = gemm_quantize__scalar,
 };
 #endif
 
@@ -74,8 +80,38 @@ constexpr GemmKernels kAvx512Vnni{
     .requantize_u8 = gemm_requantize_u8__avx512vnni,
     .requantize_s8 = gemm_requantize_s8__avx512vnni,
     .dequantize = gemm_dequantize__avx512vnni,
+    .range = gemm_range__avx512vnni,
+    .quantize = gemm_quantize__avx512vnni,
 };
 #endif
+
+#if defined(SPARQ_ARCH_ARM) && defined(SPARQ_HAVE_NEON)
+// ARM: activations are packed as on x86 (u8 as is, s8 + 128) and every
+// kernel reads them as u8 (the dot-product kernel flips their top bit
+// itself; see its file). The NEON output stages serve all three tables.
+#define SPARQ_NEON_TABLE(isa_, name_, mr_, nr_, kr_, ukernel_)        \
+  GemmKernels {                                                       \
+    .isa = isa_, .ukernel_name = name_, .mr = mr_, .nr = nr_, .kr = kr_, \
+    .a_shift_u8 = 0, .a_shift_s8 = 128, .ukernel = ukernel_,          \
+    .pack_a = gemm_pack_a__scalar,                                    \
+    .requantize_u8 = gemm_requantize_u8__neon,                        \
+    .requantize_s8 = gemm_requantize_s8__neon,                        \
+    .dequantize = gemm_dequantize__neon,                              \
+  }
+constexpr GemmKernels kNeon = SPARQ_NEON_TABLE(Isa::neon, "gemm_u8s8s32_ukernel_4x4c8__neon", 4,
+                                               4, 8, gemm_u8s8s32_ukernel_4x4c8__neon);
+#if defined(SPARQ_HAVE_NEONDOT)
+constexpr GemmKernels kNeonDot =
+    SPARQ_NEON_TABLE(Isa::neondot, "gemm_u8s8s32_ukernel_8x8c4__neondot", 8, 8, 4,
+                     gemm_u8s8s32_ukernel_8x8c4__neondot);
+#endif
+#if defined(SPARQ_HAVE_NEONI8MM)
+constexpr GemmKernels kNeonI8mm =
+    SPARQ_NEON_TABLE(Isa::neoni8mm, "gemm_u8s8s32_ukernel_8x8c8__neoni8mm", 8, 8, 8,
+                     gemm_u8s8s32_ukernel_8x8c8__neoni8mm);
+#endif
+#undef SPARQ_NEON_TABLE
+#endif  // SPARQ_ARCH_ARM
 
 }  // namespace
 
@@ -92,10 +128,14 @@ const GemmKernels& gemm_kernels(Isa isa) {
     case Isa::avx512vnni: return kAvx512Vnni;
 #endif
 #endif
-#if defined(SPARQ_ARCH_ARM)
-    // ARM helper: add `case Isa::neon/neondot/neoni8mm: return kNeon...;` with
-    // tables for the kernels in src/kernels/neon*/ (declare them in
-    // gemm_kernels.hpp). Each ISA may choose its own mr/nr/kr and a_shift.
+#if defined(SPARQ_ARCH_ARM) && defined(SPARQ_HAVE_NEON)
+    case Isa::neon: return kNeon;
+#if defined(SPARQ_HAVE_NEONDOT)
+    case Isa::neondot: return kNeonDot;
+#endif
+#if defined(SPARQ_HAVE_NEONI8MM)
+    case Isa::neoni8mm: return kNeonI8mm;
+#endif
 #endif
     default: return kScalar;
   }

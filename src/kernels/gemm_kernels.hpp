@@ -107,6 +107,21 @@ struct GemmDequantizeParams {
 };
 using GemmDequantizeFn = void (*)(const GemmDequantizeParams&) noexcept;
 
+/// Dynamic quantization of one row of floats (linear_dynamic), identical on
+/// every ISA: q = clamp(round_half_even(x / scale) + zero_point, 0, 255).
+struct GemmQuantizeParams {
+  const float* x = nullptr;
+  int64_t n = 0;
+  float scale = 1.0f;
+  int32_t zero_point = 0;
+  uint8_t* q = nullptr;
+};
+using GemmQuantizeFn = void (*)(const GemmQuantizeParams&) noexcept;
+
+/// Updates *min / *max with the n values of x; returns false if any value
+/// is NaN or infinite (then *min / *max are unspecified).
+using GemmRangeFn = bool (*)(const float* x, int64_t n, float* min, float* max) noexcept;
+
 /// One ISA's GEMM: tile sizes, packing and kernels. The packed weights
 /// record (isa, nr, kr), so a table change never misreads old packs.
 struct GemmKernels {
@@ -124,6 +139,8 @@ struct GemmKernels {
   GemmRequantizeFn requantize_u8 = nullptr;
   GemmRequantizeFn requantize_s8 = nullptr;
   GemmDequantizeFn dequantize = nullptr;
+  GemmRangeFn range = nullptr;
+  GemmQuantizeFn quantize = nullptr;
 };
 
 /// The table for `isa`; falls back to the scalar table for an ISA without
@@ -136,6 +153,8 @@ void gemm_u8s8s32_ukernel_4x8c4__scalar(const GemmUkernelParams& p) noexcept;
 void gemm_requantize_u8__scalar(const GemmRequantizeParams& p) noexcept;
 void gemm_requantize_s8__scalar(const GemmRequantizeParams& p) noexcept;
 void gemm_dequantize__scalar(const GemmDequantizeParams& p) noexcept;
+bool gemm_range__scalar(const float* x, int64_t n, float* min, float* max) noexcept;
+void gemm_quantize__scalar(const GemmQuantizeParams& p) noexcept;
 
 void gemm_u8s8s32_ukernel_4x8c4__avx2(const GemmUkernelParams& p) noexcept;
 void gemm_requantize_u8__avx2(const GemmRequantizeParams& p) noexcept;
@@ -148,5 +167,18 @@ void gemm_u8s8s32_ukernel_6x64c4__avx512vnni(const GemmUkernelParams& p) noexcep
 void gemm_requantize_u8__avx512vnni(const GemmRequantizeParams& p) noexcept;
 void gemm_requantize_s8__avx512vnni(const GemmRequantizeParams& p) noexcept;
 void gemm_dequantize__avx512vnni(const GemmDequantizeParams& p) noexcept;
+bool gemm_range__avx512vnni(const float* x, int64_t n, float* min, float* max) noexcept;
+void gemm_quantize__avx512vnni(const GemmQuantizeParams& p) noexcept;
+
+// ARM (docs/arm.md): the output stages live in src/kernels/neon/ and serve
+// all three ARM tables; each ISA has its own microkernel and packing shape.
+void gemm_u8s8s32_ukernel_4x4c8__neon(const GemmUkernelParams& p) noexcept;
+void gemm_requantize_u8__neon(const GemmRequantizeParams& p) noexcept;
+void gemm_requantize_s8__neon(const GemmRequantizeParams& p) noexcept;
+void gemm_dequantize__neon(const GemmDequantizeParams& p) noexcept;
+
+void gemm_u8s8s32_ukernel_8x8c4__neondot(const GemmUkernelParams& p) noexcept;
+
+void gemm_u8s8s32_ukernel_8x8c8__neoni8mm(const GemmUkernelParams& p) noexcept;
 
 }  // namespace sparq::detail
