@@ -471,35 +471,6 @@ void gemm_dequant(const Activations<T>& a, const PackedWeights& w, const Dequant
   run_gemm(as, w, out, o.threads, who);
 }
 
-// Min and max of n floats; false if any is NaN or infinite.
-bool finite_range(const float* x, int64_t n, float& mn, float& mx) {
-  uint32_t special = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    uint32_t bits;
-    std::memcpy(&bits, x + i, 4);
-    special |= static_cast<uint32_t>((bits & 0x7F800000u) == 0x7F800000u);
-    mn = x[i] < mn ? x[i] : mn;
-    mx = x[i] > mx ? x[i] : mx;
-  }
-  return special == 0;
-}
-
-// q = clamp(round_half_even(x / scale) + zp, 0, 255), as qparams.hpp defines
-// it. The magic-number rounding (exact for |t| < 2^22; t is clamped first,
-// which cannot change the clamped result) keeps the loop vectorisable.
-void quantize_row(const float* x, int64_t n, float scale, int32_t zp, uint8_t* q) {
-  constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23
-  const float fzp = static_cast<float>(zp);
-  for (int64_t i = 0; i < n; ++i) {
-    float t = x[i] / scale;
-    t = t < -512.0f ? -512.0f : (t > 512.0f ? 512.0f : t);
-    float r = (t + kMagic) - kMagic;
-    r += fzp;
-    r = r < 0.0f ? 0.0f : (r > 255.0f ? 255.0f : r);
-    q[i] = static_cast<uint8_t>(static_cast<int32_t>(r));
-  }
-}
-
 }  // namespace
 }  // namespace detail
 
@@ -559,11 +530,12 @@ void linear_dynamic(const float* x, int64_t m, int64_t ldx, const PackedWeights&
   QuantSpec spec;
   spec.dtype = DType::u8;
   spec.scheme = Scheme::asymmetric;
+  const detail::GemmKernels& kern = detail::gemm_kernels(active_isa());
   auto range_of = [&](int64_t r0, int64_t r1) {
     float mn = 0.0f;
     float mx = 0.0f;
     for (int64_t i = r0; i < r1; ++i) {
-      if (!detail::finite_range(x + i * ldx, k, mn, mx)) {
+      if (!kern.range(x + i * ldx, k, &mn, &mx)) {
         detail::fail("{}: x row {} holds NaN or infinity; expected finite values", who, i);
       }
     }
@@ -581,8 +553,13 @@ void linear_dynamic(const float* x, int64_t m, int64_t ldx, const PackedWeights&
     std::fill(row_scale.begin(), row_scale.end(), qp.scale);
   }
   for (int64_t i = 0; i < m; ++i) {
-    detail::quantize_row(x + i * ldx, k, row_scale[static_cast<std::size_t>(i)],
-                         zps[static_cast<std::size_t>(i)], q.data() + i * k);
+    detail::GemmQuantizeParams qp;
+    qp.x = x + i * ldx;
+    qp.n = k;
+    qp.scale = row_scale[static_cast<std::size_t>(i)];
+    qp.zero_point = zps[static_cast<std::size_t>(i)];
+    qp.q = q.data() + i * k;
+    kern.quantize(qp);
   }
   detail::ActSpec as;
   as.data = q.data();

@@ -97,6 +97,8 @@ constexpr GemmKernels kAvx512Vnni{
     .requantize_u8 = gemm_requantize_u8__neon,                        \
     .requantize_s8 = gemm_requantize_s8__neon,                        \
     .dequantize = gemm_dequantize__neon,                              \
+    .range = gemm_range__scalar,                                      \
+    .quantize = gemm_quantize__scalar,                                \
   }
 constexpr GemmKernels kNeon = SPARQ_NEON_TABLE(Isa::neon, "gemm_u8s8s32_ukernel_4x4c8__neon", 4,
                                                4, 8, gemm_u8s8s32_ukernel_4x4c8__neon);

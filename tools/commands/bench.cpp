@@ -22,6 +22,7 @@
 // shared with future modes (e.g. --sparse adds sparse_gops).
 #include <fmt/format.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -135,27 +136,36 @@ ShapeRecord measure(const Options& o, int64_t m, int64_t n, int64_t k,
   std::vector<int32_t> c(static_cast<std::size_t>(m * n));
   std::vector<float> y(static_cast<std::size_t>(m * n));
   const sparq::GemmOptions go{o.threads};
-  r.gops = gops(m, n, k, median_seconds([&] {
+  // Every contender is timed in each repetition (interleaved), so load from
+  // other jobs affects them alike.
+  std::vector<std::function<void()>> fns;
+  std::vector<std::optional<double>*> slots;
+  fns.emplace_back([&] {
     sparq::gemm(sparq::ActivationsU8{a.data(), m, k, 0, 3}, packed, c.data(), 0, go);
-  }, o.repeat));
-  r.s8_gops = gops(m, n, k, median_seconds([&] {
+  });
+  slots.push_back(&r.gops);
+  fns.emplace_back([&] {
     sparq::gemm(sparq::ActivationsS8{as.data(), m, k, 0, -3}, packed, c.data(), 0, go);
-  }, o.repeat));
-  r.dynamic_gops = gops(m, n, k, median_seconds([&] {
+  });
+  slots.push_back(&r.s8_gops);
+  fns.emplace_back([&] {
     sparq::linear_dynamic(x.data(), m, 0, packed, {}, y.data(), 0,
                           sparq::DynamicOptions{false, false, o.threads});
-  }, o.repeat));
+  });
+  slots.push_back(&r.dynamic_gops);
+#if defined(SPARQ_HAVE_ONEDNN)
+  OneDnnGemm dnn(m, n, k, false, o.threads);
+  OneDnnGemm dnn_s8(m, n, k, true, o.threads);
+  fns.emplace_back([&] { dnn.run(); });
+  slots.push_back(&r.onednn_gops);
+  fns.emplace_back([&] { dnn_s8.run(); });
+  slots.push_back(&r.onednn_s8_gops);
+#endif
+  const std::vector<double> secs = median_seconds_interleaved(fns, o.repeat);
+  for (std::size_t i = 0; i < secs.size(); ++i) *slots[i] = gops(m, n, k, secs[i]);
   if (peak1) r.peak_gops = *peak1 * o.threads;
   r.bandwidth_gbs = bandwidth / 1e9;
   r.bound_gops = bound_gops(r, packed.packed_bytes(), bandwidth);
-#if defined(SPARQ_HAVE_ONEDNN)
-  {
-    OneDnnGemm dnn(m, n, k, false, o.threads);
-    r.onednn_gops = gops(m, n, k, median_seconds([&] { dnn.run(); }, o.repeat));
-    OneDnnGemm dnn_s8(m, n, k, true, o.threads);
-    r.onednn_s8_gops = gops(m, n, k, median_seconds([&] { dnn_s8.run(); }, o.repeat));
-  }
-#endif
   {
     EigenGemm fp32(m, n, k, o.threads);
     r.fp32_gops = gops(m, n, k, median_seconds([&] { fp32.run(); }, std::max(1, o.repeat / 2)));

@@ -74,6 +74,32 @@ inline double median_seconds(const std::function<void()>& fn, int repeat,
   return times[times.size() / 2];
 }
 
+/// Like median_seconds for several contenders at once, interleaved: each
+/// repetition times every contender in turn, so a burst of load from other
+/// jobs on a shared machine hits all of them alike and their ratios stay fair.
+inline std::vector<double> median_seconds_interleaved(
+    const std::vector<std::function<void()>>& fns, int repeat, double min_seconds = 0.02) {
+  std::vector<std::vector<double>> times(fns.size());
+  for (const auto& fn : fns) fn();  // warm-up
+  for (int r = 0; r < repeat; ++r) {
+    for (std::size_t f = 0; f < fns.size(); ++f) {
+      int iters = 0;
+      const double t0 = now_seconds();
+      do {
+        fns[f]();
+        ++iters;
+      } while (now_seconds() - t0 < min_seconds);
+      times[f].push_back((now_seconds() - t0) / iters);
+    }
+  }
+  std::vector<double> medians;
+  for (auto& t : times) {
+    std::sort(t.begin(), t.end());
+    medians.push_back(t[t.size() / 2]);
+  }
+  return medians;
+}
+
 /// Integer multiply-add peak of one core for `isa`, in GOPS (2 ops per
 /// multiply-add), from a loop of 12 independent accumulations that never
 /// touches memory. avx512vnni: vpdpbusd zmm (64 MACs); avxvnni: {vex}
