@@ -1,6 +1,7 @@
 // Compressed N:M format (see sparq/sparse/compressed.hpp for the layout).
 #include "sparq/sparse/compressed.hpp"
 
+#include <array>
 #include <bit>
 
 #include "sparse/group_scan.hpp"
@@ -16,14 +17,22 @@ inline void put_bits(uint8_t* row, int64_t bit, unsigned v, int b) {
   if (shift + b > 8) row[bit / 8 + 1] = static_cast<uint8_t>(row[bit / 8 + 1] | (v >> (8 - shift)));
 }
 
+// Sizes `c` for the shape. Values are not cleared (every slot is written by
+// the callers), so a reused object costs no page faults or memset; the
+// metadata is, because fields are OR-ed in.
 template <class T>
-CompressedNM<T> empty_compressed(const WeightShape& shape, const NMPattern& p) {
-  CompressedNM<T> c;
+void reset_compressed(CompressedNM<T>& c, const WeightShape& shape, const NMPattern& p) {
   c.pattern = p;
   c.outputs = shape.outputs;
   c.inputs = shape.inputs;
-  c.values.assign(static_cast<std::size_t>(c.outputs * c.values_per_row()), T(0));
+  c.values.resize(static_cast<std::size_t>(c.outputs * c.values_per_row()));
   c.metadata.assign(static_cast<std::size_t>(c.outputs * c.metadata_bytes_per_row()), 0);
+}
+
+template <class T>
+CompressedNM<T> empty_compressed(const WeightShape& shape, const NMPattern& p) {
+  CompressedNM<T> c;
+  reset_compressed(c, shape, p);
   return c;
 }
 
@@ -210,54 +219,103 @@ std::vector<int8_t> decompress(const CompressedNM<int8_t>& c, WeightLayout layou
   return decompress_any(c, layout);
 }
 
+namespace {
+
+// 2:4: the two kept indices of a keep nibble and their metadata nibble
+// (i0 | i1 << 2). Nibbles without exactly two bits only come from NaN
+// weights, whose result is discarded; they map to in-range indices.
+struct Pair24 {
+  uint8_t i0 = 0, i1 = 1, meta = 0x4;
+};
+constexpr std::array<Pair24, 16> make_pair_table() {
+  std::array<Pair24, 16> t{};
+  for (unsigned nib = 0; nib < 16; ++nib) {
+    if (std::popcount(nib) != 2) continue;
+    const auto i0 = static_cast<uint8_t>(std::countr_zero(nib));
+    const auto i1 = static_cast<uint8_t>(3 - std::countl_zero(nib << 28));
+    t[nib] = {i0, i1, static_cast<uint8_t>(i0 | i1 << 2)};
+  }
+  return t;
+}
+constexpr std::array<Pair24, 16> kPair24 = make_pair_table();
+static_assert(kPair24[0b1010].i0 == 1 && kPair24[0b1010].i1 == 3 && kPair24[0b1010].meta == 0xD);
+
+// The vectorised 2:4 path over the full groups of either layout.
+void prune_and_compress_24(const float* w, const WeightShape& s, int64_t full_groups,
+                           CompressedNM<float>& c, int& bad) {
+  const int64_t v_row = c.values_per_row(), b_row = c.metadata_bytes_per_row();
+  const int64_t outputs = s.outputs, k = s.inputs;
+  if (s.layout == WeightLayout::out_in) {
+    std::vector<uint8_t> nib(static_cast<std::size_t>(full_groups));
+    for (int64_t o = 0; o < outputs; ++o) {
+      const float* row = w + o * k;
+      detail::keep_nibbles4<4>(row, row + 1, row + 2, row + 3, full_groups, 2, nib.data(), bad);
+      float* vals = c.values.data() + o * v_row;
+      uint8_t* meta = c.metadata.data() + o * b_row;
+      for (int64_t g = 0; g < full_groups; ++g) {
+        const Pair24 t = kPair24[nib[g]];
+        vals[2 * g] = row[4 * g + t.i0];
+        vals[2 * g + 1] = row[4 * g + t.i1];
+        meta[g >> 1] = static_cast<uint8_t>(meta[g >> 1] | t.meta << ((g & 1) * 4));
+      }
+    }
+  } else {
+    // Blocks of outputs: within a block, each output's values and metadata
+    // are written sequentially as g advances (a whole-width sweep per group
+    // would touch one cache line per output per group).
+    constexpr int64_t kBlock = 64;
+    uint8_t nib[kBlock];
+    for (int64_t o0 = 0; o0 < outputs; o0 += kBlock) {
+      const int64_t ob = std::min(kBlock, outputs - o0);
+      for (int64_t g = 0; g < full_groups; ++g) {
+        const float* r[4];
+        for (int j = 0; j < 4; ++j) r[j] = w + (4 * g + j) * outputs + o0;
+        detail::keep_nibbles4<1>(r[0], r[1], r[2], r[3], ob, 2, nib, bad);
+        const int shift = static_cast<int>(g & 1) * 4;
+        for (int64_t o = 0; o < ob; ++o) {
+          const Pair24 t = kPair24[nib[o]];
+          float* vals = c.values.data() + (o0 + o) * v_row + 2 * g;
+          vals[0] = r[t.i0][o];
+          vals[1] = r[t.i1][o];
+          uint8_t& m = c.metadata[static_cast<std::size_t>((o0 + o) * b_row + (g >> 1))];
+          m = static_cast<uint8_t>(m | t.meta << shift);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
 CompressedNM<float> prune_and_compress(std::span<const float> weights, const WeightShape& shape,
                                        const PruneOptions& options) {
+  CompressedNM<float> c;
+  prune_and_compress(weights, shape, options, c);
+  return c;
+}
+
+void prune_and_compress(std::span<const float> weights, const WeightShape& shape,
+                        const PruneOptions& options, CompressedNM<float>& c) {
   shape.validate(weights.size(), "prune_and_compress");
   const NMPattern p = options.pattern;
   const int64_t groups =
       detail::checked_group_count(shape, p, options.tail, "prune_and_compress");
-  CompressedNM<float> c = empty_compressed<float>(shape, p);
+  reset_compressed(c, shape, p);
   bool bad = false;
-  const int64_t full_groups = shape.inputs / p.m;
-  if (p.n == 2 && p.m == 4 && shape.layout == WeightLayout::out_in) {
-    // Hot path (2:4, PyTorch layout): pairs of full groups make one metadata
-    // byte; exactly two bits are set in a full group's keep bits.
-    const int64_t v_row = c.values_per_row(), b_row = c.metadata_bytes_per_row();
-    for (int64_t o = 0; o < shape.outputs; ++o) {
-      const float* row = weights.data() + o * shape.inputs;
-      float* vals = c.values.data() + o * v_row;
-      uint8_t* meta = c.metadata.data() + o * b_row;
-      for (int64_t g = 0; g < full_groups; ++g) {
-        const float* q = row + 4 * g;
-        const unsigned bits = detail::keep_bits4(q, 2, bad);
-        // & 3: a NaN can leave 0 or 3 bits set; the result is then thrown
-        // away (bad), but the reads must stay inside the group.
-        const unsigned i0 = static_cast<unsigned>(std::countr_zero(bits)) & 3u;
-        const unsigned i1 = (31u - static_cast<unsigned>(std::countl_zero(bits))) & 3u;
-        vals[2 * g] = q[i0];
-        vals[2 * g + 1] = q[i1];
-        meta[g >> 1] = static_cast<uint8_t>(meta[g >> 1] | ((i0 | i1 << 2) << ((g & 1) * 4)));
-      }
-    }
-    if (full_groups < groups) {  // the partial last group of each row
-      GroupWriter<float> write(c);
-      for (int64_t o = 0; o < shape.outputs; ++o) {
-        const float* q = weights.data() + o * shape.inputs + full_groups * 4;
-        const int r = static_cast<int>(shape.inputs - full_groups * 4);
-        const unsigned bits = detail::keep_bits(q, r, 2, bad);
-        if (!bad) write(o, full_groups, q, r, bits);  // NaN: more than N bits
-      }
-    }
-  } else {
-    GroupWriter<float> write(c);
-    detail::for_each_group(weights.data(), shape, p.m, groups,
-                           [&](int64_t o, int64_t g, const float* v, int r) {
-                             const unsigned bits = detail::keep_bits(v, r, p.n, bad);
-                             if (!bad) write(o, g, v, r, bits);  // NaN: more than N bits
-                           });
-  }
-  if (bad) detail::check_finite_weights(weights, shape, "prune_and_compress");
-  return c;
+  int bad4 = 0;
+  // 2:4 full groups: vectorised; everything else (other patterns, the
+  // partial last group) goes through the generic writer.
+  const int64_t fast_groups = p.n == 2 && p.m == 4 ? shape.inputs / 4 : 0;
+  if (fast_groups > 0) prune_and_compress_24(weights.data(), shape, fast_groups, c, bad4);
+  GroupWriter<float> write(c);
+  detail::for_each_group(
+      weights.data(), shape, p.m, groups,
+      [&](int64_t o, int64_t g, const float* v, int r) {
+        const unsigned bits = detail::keep_bits(v, r, p.n, bad);
+        if (!bad) write(o, g, v, r, bits);  // NaN: more than N bits
+      },
+      fast_groups);
+  if (bad || bad4) detail::check_finite_weights(weights, shape, "prune_and_compress");
 }
 
 }  // namespace sparq

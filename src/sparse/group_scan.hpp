@@ -17,20 +17,23 @@ namespace sparq::detail {
 /// input order. out_in passes a pointer into the matrix; in_out gathers the
 /// group into a small buffer and walks groups in the outer loop so that the
 /// matrix is read row by row (sequentially).
+/// Only groups [first, groups) are visited (the vectorised 2:4 paths hand
+/// the partial last group to the generic code this way).
 template <class T, class F>
-void for_each_group(const T* w, const WeightShape& s, int m, int64_t groups, F&& f) {
+void for_each_group(const T* w, const WeightShape& s, int m, int64_t groups, F&& f,
+                    int64_t first = 0) {
   const int64_t k = s.inputs;
   if (s.layout == WeightLayout::out_in) {
     for (int64_t o = 0; o < s.outputs; ++o) {
       const T* row = w + o * k;
-      for (int64_t g = 0; g < groups; ++g) {
+      for (int64_t g = first; g < groups; ++g) {
         const int r = static_cast<int>(std::min<int64_t>(m, k - g * m));
         f(o, g, row + g * m, r);
       }
     }
   } else {
     T buf[16];
-    for (int64_t g = 0; g < groups; ++g) {
+    for (int64_t g = first; g < groups; ++g) {
       const int r = static_cast<int>(std::min<int64_t>(m, k - g * m));
       const T* base = w + g * m * s.outputs;
       for (int64_t o = 0; o < s.outputs; ++o) {
@@ -62,6 +65,33 @@ inline unsigned keep_bits4(const float* p, int n, bool& bad) {
   const int r3 = c03 + c13 + c23;
   return static_cast<unsigned>(r0 < n) | static_cast<unsigned>(r1 < n) << 1 |
          static_cast<unsigned>(r2 < n) << 2 | static_cast<unsigned>(r3 < n) << 3;
+}
+
+/// keep_bits4 for `count` full groups of 4 at once, written as one nibble
+/// per byte of `out`. Element j of group g is pj[kStride * g]: out_in rows
+/// pass p, p+1, p+2, p+3 with kStride = 4 (groups along the row); in_out
+/// passes four input rows with kStride = 1 (one group per output). Written
+/// so that the compiler vectorises it with the baseline ISA (SSE2, NEON):
+/// the library's portable sources get no special flags. `bad` becomes
+/// non-zero if a weight is NaN/Inf.
+template <int kStride>
+void keep_nibbles4(const float* p0, const float* p1, const float* p2, const float* p3,
+                   int64_t count, int n, uint8_t* __restrict out, int& bad) {
+  constexpr float big = std::numeric_limits<float>::max();
+  int any_bad = 0;
+  for (int64_t g = 0; g < count; ++g) {
+    const float a0 = std::fabs(p0[kStride * g]), a1 = std::fabs(p1[kStride * g]),
+                a2 = std::fabs(p2[kStride * g]), a3 = std::fabs(p3[kStride * g]);
+    any_bad |= !(a0 <= big) | !(a1 <= big) | !(a2 <= big) | !(a3 <= big);
+    const int c01 = a0 >= a1, c02 = a0 >= a2, c03 = a0 >= a3;
+    const int c12 = a1 >= a2, c13 = a1 >= a3, c23 = a2 >= a3;
+    const int r0 = 3 - c01 - c02 - c03;
+    const int r1 = c01 + 2 - c12 - c13;
+    const int r2 = c02 + c12 + 1 - c23;
+    const int r3 = c03 + c13 + c23;
+    out[g] = static_cast<uint8_t>((r0 < n) | (r1 < n) << 1 | (r2 < n) << 2 | (r3 < n) << 3);
+  }
+  bad |= any_bad;
 }
 
 /// keep_bits4 for any group of r <= 16 elements (O(r^2), same rule).

@@ -112,21 +112,44 @@ SparseMask nm_mask(std::span<const float> weights, const WeightShape& shape,
   const int64_t groups = detail::checked_group_count(shape, p, options.tail, "nm_mask");
   SparseMask mask{shape, p, std::vector<uint8_t>(weights.size())};
   bool bad = false;
+  int bad4 = 0;
   uint8_t* keep = mask.keep.data();
-  const int64_t k = shape.inputs;
+  const float* w = weights.data();
+  const int64_t k = shape.inputs, outputs = shape.outputs;
   const bool out_in = shape.layout == WeightLayout::out_in;
-  detail::for_each_group(weights.data(), shape, p.m, groups,
-                         [&](int64_t o, int64_t g, const float* v, int r) {
-                           const unsigned bits = detail::keep_bits(v, r, p.n, bad);
-                           if (out_in) {
-                             uint8_t* dst = keep + o * k + g * p.m;
-                             for (int j = 0; j < r; ++j) dst[j] = (bits >> j) & 1u;
-                           } else {
-                             uint8_t* dst = keep + g * p.m * shape.outputs + o;
-                             for (int j = 0; j < r; ++j) dst[j * shape.outputs] = (bits >> j) & 1u;
-                           }
-                         });
-  if (bad) detail::check_finite_weights(weights, shape, "nm_mask");
+  // M = 4: full groups take the vectorised path, a partial one the generic.
+  const int64_t fast_groups = p.m == 4 ? k / 4 : 0;
+  if (fast_groups > 0) {
+    std::vector<uint8_t> nib(static_cast<std::size_t>(out_in ? fast_groups : outputs));
+    if (out_in) {
+      for (int64_t o = 0; o < outputs; ++o) {
+        const float* row = w + o * k;
+        detail::keep_nibbles4<4>(row, row + 1, row + 2, row + 3, fast_groups, p.n, nib.data(),
+                                 bad4);
+        uint8_t* dst = keep + o * k;
+        for (int64_t g = 0; g < fast_groups; ++g)
+          for (int j = 0; j < 4; ++j) dst[4 * g + j] = (nib[g] >> j) & 1u;
+      }
+    } else {
+      for (int64_t g = 0; g < fast_groups; ++g) {
+        const float* r = w + 4 * g * outputs;
+        detail::keep_nibbles4<1>(r, r + outputs, r + 2 * outputs, r + 3 * outputs, outputs, p.n,
+                                 nib.data(), bad4);
+        for (int j = 0; j < 4; ++j) {
+          uint8_t* dst = keep + (4 * g + j) * outputs;
+          for (int64_t o = 0; o < outputs; ++o) dst[o] = (nib[o] >> j) & 1u;
+        }
+      }
+    }
+  }
+  detail::for_each_group(
+      w, shape, p.m, groups,
+      [&](int64_t o, int64_t g, const float* v, int r) {
+        const unsigned bits = detail::keep_bits(v, r, p.n, bad);
+        for (int j = 0; j < r; ++j) keep[shape.index(o, g * p.m + j)] = (bits >> j) & 1u;
+      },
+      fast_groups);
+  if (bad || bad4) detail::check_finite_weights(weights, shape, "nm_mask");
   return mask;
 }
 

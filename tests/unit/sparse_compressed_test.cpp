@@ -65,6 +65,32 @@ TEST(SparseCompressed, RoundTripsExactlyForEveryPatternLayoutAndTail) {
   }
 }
 
+TEST(SparseCompressed, OnePassCrossesOutputBlocks) {
+  // The in_out 2:4 path works in blocks of 64 outputs: cross a boundary.
+  const WeightShape s{130, 20, WeightLayout::in_out};
+  const auto w = random_weights(s.size(), 31, true);
+  const CompressedNM<float> fused = prune_and_compress(w, s);
+  const CompressedNM<float> ref = compress(prune_nm(w, s), s);
+  EXPECT_TRUE(bitwise_equal(fused.values, ref.values));
+  EXPECT_EQ(fused.metadata, ref.metadata);
+}
+
+TEST(SparseCompressed, ReusedObjectGivesTheFreshResult) {
+  CompressedNM<float> c = prune_and_compress(random_weights(8 * 64, 1), {8, 64}, {{1, 4}});
+  for (WeightLayout layout : {WeightLayout::out_in, WeightLayout::in_out}) {
+    for (const PruneOptions& opt : {PruneOptions{}, PruneOptions{{3, 8}, TailPolicy::pad_zeros}}) {
+      const WeightShape s{5, 36, layout};
+      const auto w = random_weights(s.size(), 2);
+      prune_and_compress(w, s, opt, c);
+      const CompressedNM<float> fresh = prune_and_compress(w, s, opt);
+      EXPECT_TRUE(bitwise_equal(c.values, fresh.values));
+      EXPECT_EQ(c.metadata, fresh.metadata);
+      EXPECT_EQ(c.inputs, 36);
+      EXPECT_EQ(c.pattern, opt.pattern);
+    }
+  }
+}
+
 TEST(SparseCompressed, TwoFourSizesMatchTheGemmContract) {
   // Per output row: K/2 int8 values and K/8 metadata bytes (2 bits per
   // value: 0.625 bytes per input), rows in output order, for either input
