@@ -89,6 +89,36 @@ bool cpu_has_vbmi() {
 }
 #endif
 
+#if defined(SPARQ_ARCH_ARM) && defined(SPARQ_HAVE_NEONDOT)
+// Dot-product CPUs (neondot, and neoni8mm, which implies it). Panel width 8
+// = the neondot dense table's nr (kr 4), so large M expands into
+// gemm_u8s8s32_ukernel_8x8c4__neondot; the neoni8mm dense table has kr 8,
+// so there the driver always runs the direct kernel. The crossover M is not
+// measured on ARM hardware (qemu timings mean nothing): 48 mirrors AVX-512,
+// whose instruction mix (one gather + one dot product per 4 kept values) is
+// the same.
+constexpr SparseGemmKernels kNeonDot{
+    .isa = Isa::neondot,
+    .ukernel_name = "spgemm_u8s8s32_ukernel_4x8c8__neondot",
+    .expand_name = "spgemm_expand_Nc4__scalar",
+    .mr = 4,
+    .nr = 8,
+    .direct_max_m = 48,
+    .ukernel = spgemm_u8s8s32_ukernel_4x8c8__neondot,
+    .expand = spgemm_expand_Nc4__scalar,
+};
+constexpr SparseGemmKernels kNeonI8mm{
+    .isa = Isa::neoni8mm,
+    .ukernel_name = "spgemm_u8s8s32_ukernel_4x8c8__neondot",
+    .expand_name = "spgemm_expand_Nc4__scalar",
+    .mr = 4,
+    .nr = 8,
+    .direct_max_m = kAlwaysDirect,
+    .ukernel = spgemm_u8s8s32_ukernel_4x8c8__neondot,
+    .expand = spgemm_expand_Nc4__scalar,
+};
+#endif
+
 }  // namespace
 
 const SparseGemmKernels& sparse_gemm_kernels_without_vbmi() {
@@ -110,6 +140,12 @@ const SparseGemmKernels& sparse_gemm_kernels(Isa isa) {
 #endif
 #if defined(SPARQ_HAVE_AVX512VNNI)
     case Isa::avx512vnni: return cpu_has_vbmi() ? kAvx512Vbmi : kAvx512Vnni;
+#endif
+#endif
+#if defined(SPARQ_ARCH_ARM) && defined(SPARQ_HAVE_NEONDOT)
+    case Isa::neondot: return kNeonDot;
+#if defined(SPARQ_HAVE_NEONI8MM)
+    case Isa::neoni8mm: return kNeonI8mm;
 #endif
 #endif
     default: return kScalar;

@@ -59,8 +59,9 @@ struct SparseGemmKernels {
   SpgemmExpandFn expand = nullptr;
 };
 
-/// The table for `isa` (scalar kernels with the dense table's panel width
-/// for an ISA without its own). Defined in src/gemm/sparse_gemm_kernels.cpp.
+/// The table for `isa` (the scalar table, panel width 8, for an ISA without
+/// its own; the driver then runs the direct path whenever the dense table's
+/// nr/kr do not fit the expand kernel, e.g. neon's 4x4c8). Defined in src/gemm/sparse_gemm_kernels.cpp.
 const SparseGemmKernels& sparse_gemm_kernels(Isa isa);
 /// The avx512vnni table for CPUs without VBMI (scalar table in builds
 /// without AVX-512), so tests can run it on a VBMI host too.
@@ -78,5 +79,7 @@ void spgemm_u8s8s32_ukernel_4x64c8__avx512vnni(const SpgemmUkernelParams& p) noe
 // ... and with VBMI (vpmultishiftqb, vpermb): used when the CPU reports it.
 void spgemm_u8s8s32_ukernel_4x64c8__avx512vbmi(const SpgemmUkernelParams& p) noexcept;
 void spgemm_expand_64c4__avx512vbmi(const SpgemmExpandParams& p) noexcept;
+
+void spgemm_u8s8s32_ukernel_4x8c8__neondot(const SpgemmUkernelParams& p) noexcept;
 
 }  // namespace sparq::detail
