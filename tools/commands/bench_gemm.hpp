@@ -20,6 +20,7 @@
 
 #include <time.h>
 
+#include "sparq/detail/packed_weights_data.hpp"
 #include "sparq/isa.hpp"
 
 #if defined(_OPENMP)
@@ -179,10 +180,13 @@ inline std::optional<double> int8_peak_gops(Isa isa) {
 }
 
 /// Read bandwidth (bytes/s) for a buffer of `bytes` read front to back
-/// repeatedly by `threads` threads (each its own share), median of 5.
+/// repeatedly by `threads` threads (each its own share), median of 5. The
+/// buffer is allocated like packed weights (AlignedBytes: huge pages for
+/// large sizes), so the probe sees the same TLB behaviour as the GEMM.
 inline double read_bandwidth(std::size_t bytes, int threads) {
   const std::size_t words = std::max<std::size_t>(bytes / 8, 1024);
-  std::vector<uint64_t> buf(words);
+  sparq::detail::AlignedBytes storage(words * 8);
+  auto* buf = reinterpret_cast<uint64_t*>(storage.data());
   for (std::size_t i = 0; i < words; ++i) buf[i] = i * 0x9E3779B97F4A7C15ull;
   volatile uint64_t sink = 0;
   auto pass = [&] {
