@@ -121,7 +121,19 @@ class Driver {
     for (int64_t tb = t0; tb < t1; tb += block) {
       const int64_t te = std::min(t1, tb + block);
       for (int64_t p = p0; p < p1; ++p) {
-        for (int64_t t = tb; t < te; ++t) tile(t, p, scratch.data(), wide.data());
+        for (int64_t t = tb; t < te; ++t) {
+          // With several row tiles per panel, they share the prefetch of the
+          // next panel (this thread's) into L2: its first tile then reads L2.
+          const int8_t* next = nullptr;
+          int64_t lines = 0;
+          if (te - tb > 1 && p + 1 < p1) {
+            const int64_t total = w_.kp * w_.nr / 64;
+            const int64_t l0 = total * (t - tb) / (te - tb);
+            lines = total * (t - tb + 1) / (te - tb) - l0;
+            next = w_.panel(p + 1) + l0 * 64;
+          }
+          tile(t, p, scratch.data(), wide.data(), next, lines);
+        }
       }
     }
   }
@@ -132,7 +144,8 @@ class Driver {
   int64_t overflow_value() const { return overflow_value_; }
 
  private:
-  void tile(int64_t t, int64_t p, int32_t* scratch, int64_t* wide) noexcept {
+  void tile(int64_t t, int64_t p, int32_t* scratch, int64_t* wide, const int8_t* prefetch,
+            int64_t prefetch_lines) noexcept {
     const int64_t i0 = t * kern_.mr;
     const int64_t j0 = p * w_.nr;
     const int mr = static_cast<int>(std::min<int64_t>(kern_.mr, a_.m - i0));
@@ -148,7 +161,8 @@ class Driver {
       u.kp = w_.kp;
       u.a_zero_point = zp_eff_ + i0;
       u.col_sums = w_.col_sums.data() + j0;
-      u.w_prefetch = p + 1 < w_.n_panels ? w_.panel(p + 1) : nullptr;
+      u.w_prefetch = prefetch;
+      u.prefetch_lines = prefetch_lines;
       if (out_.kind == OutKind::s32) {
         u.c = static_cast<int32_t*>(out_.c) + i0 * out_.ldc + j0;
         u.ldc = out_.ldc;

@@ -52,7 +52,12 @@ struct GemmUkernelParams {
   int64_t ldc = 0;             ///< in elements
   const int32_t* a_zero_point = nullptr;  ///< mr values, in packed-A units
   const int32_t* col_sums = nullptr;      ///< NR values (padded), or nullptr
-  const int8_t* w_prefetch = nullptr;     ///< next panel to prefetch, or nullptr
+  /// Optional: cache lines [w_prefetch, w_prefetch + 64 * prefetch_lines) to
+  /// bring into L2 during this call (a share of the next weight panel, so
+  /// that panel's first row tile does not wait on L3/DRAM). Kernels may
+  /// ignore it.
+  const int8_t* w_prefetch = nullptr;
+  int64_t prefetch_lines = 0;
 };
 using GemmUkernelFn = void (*)(const GemmUkernelParams&) noexcept;
 

@@ -60,7 +60,14 @@ void ukernel(const GemmUkernelParams& p) noexcept {
     c##i##2 = _mm512_dpbusd_epi32(c##i##2, ai, w2);    \
     c##i##3 = _mm512_dpbusd_epi32(c##i##3, ai, w3);    \
   }
+  // Share of the next panel to pull into L2: `per_group` lines per k-group.
+  const char* pf = reinterpret_cast<const char*>(p.w_prefetch);
+  const char* pf_end = pf + 64 * p.prefetch_lines;
+  const int64_t per_group = groups > 0 ? (p.prefetch_lines + groups - 1) / groups : 0;
   for (int64_t g = 0; g < groups; ++g) {
+    for (int64_t l = 0; l < per_group && pf < pf_end; ++l, pf += 64) {
+      _mm_prefetch(pf, _MM_HINT_T1);
+    }
     _mm_prefetch(reinterpret_cast<const char*>(w + kPrefetch), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(w + kPrefetch + 64), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(w + kPrefetch + 128), _MM_HINT_T0);
