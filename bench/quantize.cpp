@@ -7,8 +7,9 @@
 //                    fp32 written for dequantize (also 5), source + destination
 //                    for memcpy (8 bytes per float of the same fp32 buffer).
 //   ratio_to_memcpy  this GB/s divided by the GB/s of memcpy of the same
-//                    fp32 bytes, measured in this process before the
-//                    benchmarks start (median of 5 runs).
+//                    fp32 bytes, measured in this process right after each
+//                    run with the same iteration count (so both see the same
+//                    load); the memcpy/<size> rows show memcpy alone.
 // Time is the benchmark thread's CPU time (CLOCK_THREAD_CPUTIME_ID) for both
 // the kernels and the memcpy yardstick: on a shared, loaded machine wall time
 // mostly measures waiting for a core, while thread CPU time still counts the
@@ -17,7 +18,7 @@
 //   bench_quantize --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
-#include <algorithm>
+#include <type_traits>
 #include <cstdint>
 #include <cstring>
 #include <ctime>
@@ -25,6 +26,7 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "sparq/isa.hpp"
@@ -50,27 +52,28 @@ std::vector<float> input(std::size_t n) {
 
 double seconds_since(double t0) { return thread_seconds() - t0; }
 
-// memcpy bandwidth (bytes read + written per second) of `bytes` bytes.
-double measure_memcpy(std::size_t bytes) {
-  std::vector<char> a(bytes, 1), b(bytes, 0);
-  std::vector<double> rates;
-  for (int rep = 0; rep < 5; ++rep) {
-    int iters = 0;
-    const double t0 = thread_seconds();
-    do {
-      std::memcpy(b.data(), a.data(), bytes);
-      benchmark::ClobberMemory();
-      ++iters;
-    } while (seconds_since(t0) < 0.1);
-    rates.push_back(2.0 * static_cast<double>(bytes) * iters / seconds_since(t0));
+// Source and destination of the memcpy yardstick, one pair per size.
+std::map<std::size_t, std::pair<std::vector<char>, std::vector<char>>> g_copy_buffers;
+
+// memcpy bandwidth (bytes read + written per thread-CPU second) of `bytes`
+// bytes, over `iterations` copies.
+double memcpy_rate(std::size_t bytes, std::int64_t iterations) {
+  auto& [a, b] = g_copy_buffers[bytes];
+  if (a.size() != bytes) {
+    a.assign(bytes, 1);
+    b.assign(bytes, 0);
   }
-  std::sort(rates.begin(), rates.end());
-  return rates[rates.size() / 2];
+  const double t0 = thread_seconds();
+  for (std::int64_t i = 0; i < iterations; ++i) {
+    std::memcpy(b.data(), a.data(), bytes);
+    benchmark::ClobberMemory();
+  }
+  return 2.0 * static_cast<double>(bytes) * static_cast<double>(iterations) / seconds_since(t0);
 }
 
-std::map<std::size_t, double> g_memcpy_rate;
-
 // Runs body() in the benchmark loop and reports GB/s and ratio_to_memcpy.
+// The memcpy of the same fp32 bytes runs right after, as many times, so
+// that both see the same machine load (the machine may be shared).
 template <class Body>
 void run(benchmark::State& state, std::size_t fp32_bytes, double bytes_per_iter, Body&& body) {
   const double t0 = thread_seconds();
@@ -80,7 +83,7 @@ void run(benchmark::State& state, std::size_t fp32_bytes, double bytes_per_iter,
   }
   const double rate = bytes_per_iter * static_cast<double>(state.iterations()) / seconds_since(t0);
   state.counters["GB/s"] = rate * 1e-9;
-  state.counters["ratio_to_memcpy"] = rate / g_memcpy_rate[fp32_bytes];
+  state.counters["ratio_to_memcpy"] = rate / memcpy_rate(fp32_bytes, state.iterations());
 }
 
 void bm_memcpy(benchmark::State& state, std::size_t bytes) {
@@ -128,7 +131,6 @@ void bm_quantize_channel(benchmark::State& state, sparq::Isa isa, std::size_t by
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
-  for (std::size_t bytes : kSizes) g_memcpy_rate[bytes] = measure_memcpy(bytes);
   // Names are built with append(): GCC 12 warns (-Wrestrict, a false
   // positive, GCC bug 105329) on `"literal" + std::string` at -O2.
   auto name = [](const char* op, std::string_view isa, std::size_t bytes) {

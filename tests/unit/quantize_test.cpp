@@ -104,7 +104,10 @@ TEST_P(QuantizeApiTest, PerChannelEveryRankAndAxis) {
       {{7}, 0},           {{7}, -1},          {{5, 3}, 0},        {{5, 3}, 1},
       {{3, 70}, -1},      {{70, 3}, 1},       {{4, 5, 6}, 1},     {{4, 5, 6}, -3},
       {{2, 3, 4, 5}, 2},  {{2, 3, 40, 5}, 3}, {{3, 2, 17, 33}, 1}, {{1, 1, 1, 1}, -2},
-      {{16, 9}, 0},       {{2, 300, 20}, 1}};
+      {{16, 9}, 0},       {{2, 300, 20}, 1},
+      // Small inner with a row too long for the front end to expand the
+      // parameters (> 65536 elements): the kernels' inner > 1 path.
+      {{1, 22000, 3}, 1}};
   std::mt19937 rng(7);
   for (const auto& c : cases) {
     std::size_t n = 1;
