@@ -313,10 +313,7 @@ void HistogramObserver::merge(const Observer& other) {
 }
 
 void HistogramObserver::save(const std::filesystem::path& file) const {
-  ByteWriter w;
-  ObserverIo::put_header(w, config_, stats_);
-  ObserverIo::put_state(w, *this);
-  ObserverIo::write(file, w);
+  ObserverIo::save(file, *this);
 }
 
 std::unique_ptr<Observer> HistogramObserver::clone() const {

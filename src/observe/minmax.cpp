@@ -92,10 +92,7 @@ void MinMaxObserver::merge(const Observer& other) {
 }
 
 void MinMaxObserver::save(const std::filesystem::path& file) const {
-  ByteWriter w;
-  ObserverIo::put_header(w, config_, stats_);
-  ObserverIo::put_state(w, *this);
-  ObserverIo::write(file, w);
+  ObserverIo::save(file, *this);
 }
 
 std::unique_ptr<Observer> MinMaxObserver::clone() const {
@@ -312,10 +309,7 @@ void PerChannelMinMaxObserver::merge(const Observer& other) {
 }
 
 void PerChannelMinMaxObserver::save(const std::filesystem::path& file) const {
-  ByteWriter w;
-  ObserverIo::put_header(w, config_, stats_);
-  ObserverIo::put_state(w, *this);
-  ObserverIo::write(file, w);
+  ObserverIo::save(file, *this);
 }
 
 std::unique_ptr<Observer> PerChannelMinMaxObserver::clone() const {

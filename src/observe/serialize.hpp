@@ -101,6 +101,14 @@ class HistogramObserver;
 struct ObserverIo {
   static void put_header(ByteWriter& w, const ObserverConfig& config, const ObserverStats& stats);
   static void write(const std::filesystem::path& file, ByteWriter& payload);
+  /// Header + state of `o`, framed and written atomically.
+  template <class T>
+  static void save(const std::filesystem::path& file, const T& o) {
+    ByteWriter w;
+    put_header(w, o.config_, o.stats_);
+    put_state(w, o);
+    write(file, w);
+  }
   static ObserverConfig get_config(ByteReader& r);
   static ObserverStats get_stats(ByteReader& r);
 

@@ -82,7 +82,8 @@
 
 namespace sparq {
 
-/// A read-only view of a HistogramObserver's state.
+/// A read-only view of a HistogramObserver's state; `counts` points into the
+/// observer and is valid until its next observe(), merge() or destruction.
 struct HistogramView {
   std::span<const uint64_t> counts;  ///< bins counts
   int exponent = 0;                  ///< bin width = 2^exponent

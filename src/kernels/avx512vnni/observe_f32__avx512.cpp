@@ -5,11 +5,15 @@
 // GCC 12 warns "__Y is used uninitialized" inside its own AVX-512 intrinsics
 // (_mm512_undefined_* as a pass-through operand, GCC bug 105593, fixed in
 // GCC 13). The warnings point into the header, so silence them there only.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 #include <cmath>
 #include <cstdint>
