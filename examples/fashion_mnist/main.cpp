@@ -58,7 +58,7 @@ struct Plan {
 
 Plan plan_for(const Options& o) {
   if (o.quick) return {6000, 1000, 200, 4, 2, 1, 1, 1, 0.03, 5};
-  return {60000, 10000, 1000, 10, 4, 1, 3, 2, 0.25, 20};
+  return {60000, 10000, 1000, 8, 3, 1, 3, 1, 0.25, 20};
 }
 
 struct Check {

@@ -6,14 +6,9 @@
 #include <cmath>
 #include <map>
 
-// atomic_file.hpp calls ::fchmod without including <sys/stat.h> itself, and
-// its `"." + filename` trips GCC 12's false -Wrestrict at -O3 (GCC bug
-// 105329) once inlined here.
+// atomic_file.hpp calls ::fchmod without including <sys/stat.h> itself.
 #include <sys/stat.h>
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wrestrict"
-#endif
 #include "sparq/detail/atomic_file.hpp"
 
 namespace fashion {
