@@ -8,6 +8,7 @@
 // Weights are random (PyTorch's default init); static models are calibrated
 // on 4 random batches of 64 with min/max observers.
 //   ./build/bench_nn_models --benchmark_min_time=0.5
+#include <Eigen/Core>
 #include <benchmark/benchmark.h>
 
 #include <map>
@@ -96,7 +97,10 @@ void run(benchmark::State& state, const std::string& model, const std::string& k
 }  // namespace
 
 int main(int argc, char** argv) {
-  sparq::set_num_threads(1);  // single-core numbers, comparable with Eigen's single-threaded FP32
+  // Single-core numbers for both sides: the FP32 reference runs Eigen, which
+  // would otherwise use every OpenMP thread (the library is built with -fopenmp).
+  sparq::set_num_threads(1);
+  Eigen::setNbThreads(1);
   for (const char* model : {"mlp", "cnn"}) {
     for (const char* kind : {"fp32", "dynamic", "static"}) {
       benchmark::RegisterBenchmark((std::string(model) + "/" + kind).c_str(),

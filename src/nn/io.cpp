@@ -609,8 +609,10 @@ QuantizedModel load_impl(std::span<const std::byte> bytes, const std::string& wh
       Fp32Block block;
       for (std::size_t i = 0; i < layers.size(); ++i) {
         Layer layer = layer_from(r, layers[i]);
-        for (const auto& [pname, shape] : param_shapes(layer)) {
-          Tensor t(shape, src.f32(u.name + "." + std::to_string(i) + "." + pname, shape));
+        // Not a structured binding: clang 14 cannot capture those in the lambda below.
+        for (const auto& param : param_shapes(layer)) {
+          const std::string& pname = param.first;
+          Tensor t(param.second, src.f32(u.name + "." + std::to_string(i) + "." + pname, param.second));
           std::visit(
               [&](auto& l) {
                 using L = std::decay_t<decltype(l)>;

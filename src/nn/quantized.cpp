@@ -8,6 +8,7 @@
 #include "nn/nn_internal.hpp"
 #include "sparq/error.hpp"
 #include "sparq/nn/sequential.hpp"
+#include "sparq/quant/quantize.hpp"
 #include "sparq/quant/requantize.hpp"
 
 namespace sparq::nn {
@@ -103,8 +104,9 @@ const char* mode_name(QuantMode m) noexcept { return m == QuantMode::static_ ? "
 namespace {
 
 void check_qparams(const QParams& qp, const char* what) {
-  if (!std::isfinite(qp.scale) || !(qp.scale > 0.0f) || qp.zero_point < 0 || qp.zero_point > 255) {
-    fail("{}: scale {} must be finite and > 0 and zero point {} in [0, 255] (u8)", what, qp.scale,
+  if (!std::isfinite(qp.scale) || !(qp.scale > 0.0f) || !std::isfinite(1.0f / qp.scale) || qp.zero_point < 0 ||
+      qp.zero_point > 255) {
+    fail("{}: scale {} must be finite and > 0 (with a finite reciprocal) and zero point {} in [0, 255] (u8)", what, qp.scale,
          qp.zero_point);
   }
 }
@@ -214,23 +216,16 @@ QParams dynamic_qparams(const std::vector<float>& x) {
 }
 
 std::vector<uint8_t> quantize_u8(const std::vector<float>& x, const QParams& qp) {
+  // The quantize helper's dispatched SIMD loop: clamp(nearbyint(x / scale) + zp), NaN -> zp.
   std::vector<uint8_t> q(x.size());
-  const float zp = static_cast<float>(qp.zero_point);
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    // NaN would be UB in the cast: it maps to the zero point instead.
-    float v = std::nearbyint(x[i] / qp.scale) + zp;
-    if (std::isnan(v)) v = zp;
-    q[i] = static_cast<uint8_t>(std::clamp(v, 0.0f, 255.0f));
-  }
+  sparq::detail::quantize_tensor(DType::u8, x.data(), q.data(), x.size(), 1.0f / qp.scale, qp.zero_point, 0, 255);
   return q;
 }
 
 void to_float(Act& a) {
   if (!a.quantized) return;
   a.f.resize(a.q.size());
-  for (std::size_t i = 0; i < a.q.size(); ++i) {
-    a.f[i] = static_cast<float>(static_cast<int32_t>(a.q[i]) - a.qp.zero_point) * a.qp.scale;
-  }
+  sparq::detail::dequantize_tensor(DType::u8, a.q.data(), a.f.data(), a.q.size(), a.qp.scale, a.qp.zero_point);
   a.quantized = false;
   a.q.clear();
 }
@@ -450,10 +445,10 @@ std::string QuantizedUnit::describe() const {
                              op.weights ? op.weights->kind() : "?",
                              op.weights && op.weights->per_channel() ? "per-channel" : "per-tensor");
         } else if constexpr (std::is_same_v<T, QConv2d>) {
-          return fmt::format("QConv2d {} {} ({} -> {}, k{}x{}, s{}x{}, p{}x{}, d{}x{}, g{}) {}", mode_name(op.mode),
+          return fmt::format("QConv2d {} {} ({} -> {}, k{}x{}, s{}x{}, p{}x{}, d{}x{}, g{}) {} {}", mode_name(op.mode),
                              activation_name(op.activation), op.in_channels, op.out_channels,
                              op.kernel_h, op.kernel_w, op.stride_h, op.stride_w, op.pad_h, op.pad_w,
-                             op.dilation_h, op.dilation_w, op.groups,
+                             op.dilation_h, op.dilation_w, op.groups, op.weights.empty() ? "?" : op.weights[0]->kind(),
                              !op.weights.empty() && op.weights[0]->per_channel() ? "per-channel" : "per-tensor");
         } else if constexpr (std::is_same_v<T, MaxPool2d>) {
           return nn::describe(Layer(op));
