@@ -7,6 +7,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -23,7 +24,12 @@ inline void write_file_atomically(const std::filesystem::path& path,
                                   std::span<const std::byte> bytes) {
   namespace fs = std::filesystem;
   const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
-  std::string tmpl = (dir / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
+  // Built with += rather than "." + name + ...: GCC 12 gives a false
+  // -Wrestrict warning on the operator+ chain (GCC bug 105329).
+  std::string name = ".";
+  name += path.filename().string();
+  name += ".tmp-XXXXXX";
+  std::string tmpl = (dir / name).string();
   const int fd = ::mkstemp(tmpl.data());
   if (fd < 0) {
     fail("write {}: cannot create a temporary file in '{}': {}", path.string(), dir.string(),
