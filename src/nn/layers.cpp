@@ -356,7 +356,6 @@ TensorMap Sequential::state_dict() const {
 }
 
 void Sequential::load_state_dict(const TensorMap& tensors, bool strict) {
-  std::size_t used = 0;
   // Validate everything before changing anything, so a failed load leaves the model intact.
   for (int pass = 0; pass < 2; ++pass) {
     for (std::size_t i = 0; i < layers_.size(); ++i) {
@@ -372,17 +371,16 @@ void Sequential::load_state_dict(const TensorMap& tensors, bool strict) {
         }
         if (pass == 1) {
           t = it->second;
-          ++used;
         }
       });
     }
   }
   if (strict) {
-    for (const auto& [name, t] : tensors) {
-      if (name.ends_with(".num_batches_tracked")) {
-        ++used;  // PyTorch's BatchNorm counter: meaningless at inference
-        continue;
-      }
+    for (const auto& entry : tensors) {  // no structured binding: clang 14 cannot capture it
+      const std::string& name = entry.first;
+      const Tensor& t = entry.second;
+      // PyTorch's BatchNorm counter: meaningless at inference.
+      if (name.ends_with(".num_batches_tracked")) continue;
       bool known = false;
       for (std::size_t i = 0; i < layers_.size() && !known; ++i) {
         for_each_param(layers_[i], std::to_string(i) + ".",

@@ -265,7 +265,9 @@ TEST(NnIo, MismatchedFilesAreErrors) {
   cal.observe(input(rng));
   nn::save(nn::quantize_static(cal), dir / "q.sparq");
   const std::vector<std::byte> bytes = read_bytes(dir / "q.sparq");
-  const auto [header, model_j] = split(bytes);
+  const auto parts = split(bytes);  // no structured binding: clang 14 cannot capture it in lambdas
+  const json& header = parts.first;
+  const json& model_j = parts.second;
   const std::vector<std::byte> data = data_of(bytes);
   ASSERT_NO_THROW(nn::load_quantized(std::span<const std::byte>(with_model(header, model_j, data))));
 
