@@ -30,6 +30,13 @@ set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
 
+# GCC contracts a * b + c into one fused multiply-add by default in C++ on
+# AArch64 (-ffp-contract=fast), which x86 builds without -mfma never do: the
+# float results of portable code (observers, qparams) would then differ from
+# the x86 build by an ulp, enough to move a histogram bin. Kernels that want
+# FMA (std::fma, vfmaq_f32) ask for it explicitly.
+set(CMAKE_CXX_FLAGS_INIT "-ffp-contract=off")
+
 # Static executables: qemu-user then needs no target dynamic loader or libc.
 set(CMAKE_EXE_LINKER_FLAGS_INIT "-static")
 # FindOpenMP would otherwise hand the link the full path of libgomp.so, which a
