@@ -106,7 +106,7 @@ class Driver {
     p.mr = static_cast<int>(std::min<int64_t>(kern_.mr, a_.m - i0));
     p.kr = w_.kr;
     p.shift = a_.is_signed ? kern_.a_shift_s8 : kern_.a_shift_u8;
-    p.dst = a_packed_ + i0 * w_.kp;
+    p.dst = a_packed_ + i0 * w_.kp * kern_.a_elem_bytes;
     kern_.pack_a(p);
   }
 
@@ -150,7 +150,7 @@ class Driver {
     const int64_t j0 = p * w_.nr;
     const int mr = static_cast<int>(std::min<int64_t>(kern_.mr, a_.m - i0));
     const int nr = static_cast<int>(std::min<int64_t>(w_.nr, w_.n - j0));
-    const uint8_t* at = a_packed_ + i0 * w_.kp;
+    const uint8_t* at = a_packed_ + i0 * w_.kp * kern_.a_elem_bytes;
     const int8_t* wp = w_.panel(p);
     GemmUkernelParams u;
     u.mr = mr;
@@ -181,7 +181,7 @@ class Driver {
     u.c = scratch;
     u.ldc = w_.nr;
     for (int64_t k0 = 0; k0 < w_.kp; k0 += kMaxKChunk) {
-      u.a = at + k0 * mr;
+      u.a = at + k0 * mr * kern_.a_elem_bytes;
       u.w = wp + k0 * w_.nr;
       u.kp = std::min(kMaxKChunk, w_.kp - k0);
       kern_.ukernel(u);
@@ -313,7 +313,7 @@ void run_gemm(const ActSpec& a, const PackedWeights& weights, const OutSpec& out
   }
   thread_local std::vector<uint8_t> a_buffer;
   thread_local std::vector<int32_t> zp_buffer;
-  a_buffer.resize(static_cast<std::size_t>(a.m * w->kp));
+  a_buffer.resize(static_cast<std::size_t>(a.m * w->kp * kern.a_elem_bytes));
   zp_buffer.resize(static_cast<std::size_t>(a.m));
   const int32_t shift = a.is_signed ? (kern.a_shift_s8 == 128 ? 128 : 0) : kern.a_shift_u8;
   for (int64_t i = 0; i < a.m; ++i) zp_buffer[static_cast<std::size_t>(i)] = a.zero_points[i] + shift;

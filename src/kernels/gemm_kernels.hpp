@@ -139,6 +139,11 @@ struct GemmKernels {
   /// adds the same to the zero point. x86: u8 +0, s8 +128.
   uint8_t a_shift_u8 = 0;
   uint8_t a_shift_s8 = 128;
+  /// Bytes per packed activation element: 1 (u8), or 2 when pack_a widens
+  /// to int16 (AVX2: the kernel then broadcasts 4 int16 straight into
+  /// vpmaddwd instead of widening every broadcast). GemmUkernelParams::a and
+  /// GemmPackAParams::dst then point at int16 data.
+  int a_elem_bytes = 1;
   GemmUkernelFn ukernel = nullptr;
   GemmPackAFn pack_a = nullptr;
   GemmRequantizeFn requantize_u8 = nullptr;
@@ -161,6 +166,7 @@ void gemm_dequantize__scalar(const GemmDequantizeParams& p) noexcept;
 bool gemm_range__scalar(const float* x, int64_t n, float* min, float* max) noexcept;
 void gemm_quantize__scalar(const GemmQuantizeParams& p) noexcept;
 
+void gemm_pack_a_s16__avx2(const GemmPackAParams& p) noexcept;
 void gemm_u8s8s32_ukernel_4x8c4__avx2(const GemmUkernelParams& p) noexcept;
 void gemm_requantize_u8__avx2(const GemmRequantizeParams& p) noexcept;
 void gemm_requantize_s8__avx2(const GemmRequantizeParams& p) noexcept;

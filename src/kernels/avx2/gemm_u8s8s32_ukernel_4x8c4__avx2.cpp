@@ -7,7 +7,9 @@
 // vpmaddwd, whose int32 pair sums (at most 2 * 255 * 128) are exact.
 // One 32-byte k-group (8 columns x 4 k) becomes two ymm of int16 (columns
 // 0-3 and 4-7); each accumulator lane holds half of a column's k-group, and
-// the halves are added once, after the loop.
+// the halves are added once, after the loop. Activations arrive already
+// widened to int16 (gemm_pack_a_s16__avx2): one vpbroadcastq per row and
+// k-group, a load-port operation, instead of a broadcast plus a shuffle.
 #include <immintrin.h>
 
 #include <cstring>
@@ -34,13 +36,13 @@ void ukernel(const GemmUkernelParams& p) noexcept {
     const __m256i w_lo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(wb));
     const __m256i w_hi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(wb, 1));
     for (int i = 0; i < MR; ++i) {
-      int32_t v;
-      std::memcpy(&v, a + 4 * i, 4);
-      const __m256i ai = _mm256_cvtepu8_epi16(_mm_set1_epi32(v));
+      int64_t v;
+      std::memcpy(&v, a + 8 * i, 8);
+      const __m256i ai = _mm256_set1_epi64x(v);
       lo[i] = _mm256_add_epi32(lo[i], _mm256_madd_epi16(w_lo, ai));
       hi[i] = _mm256_add_epi32(hi[i], _mm256_madd_epi16(w_hi, ai));
     }
-    a += MR * 4;
+    a += MR * 8;  // 4 int16 per row
     w += 32;
   }
   const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
