@@ -65,6 +65,7 @@ struct Check {
   std::string what;
   bool ok;
   std::string detail;
+  bool gating = true;  ///< counts toward the exit status (--quick / --strict)
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -293,8 +294,10 @@ class Demo {
             fmt::format("{:.3f}x", ratio("2:4 + static INT8 per-channel mse")));
     }
     if (const ResultRow* r = find("MLP", "static INT8 per-channel mse")) {
+      // Timing on a shared CI machine is noise: --quick reports it only.
       check("MLP static INT8 batch-1 >= 2.5x faster than FP32", r->speedup1 >= 2.5,
-            fmt::format("{:.2f}x", r->speedup1));
+            fmt::format("{:.2f}x{}", r->speedup1, opt_.quick ? " (informative in --quick)" : ""),
+            !opt_.quick);
     }
 
     std::string preamble = fmt::format(
@@ -307,7 +310,7 @@ class Demo {
     int failed = 0;
     for (const auto& c : checks_) {
       checks_md += fmt::format("- {} {}: {}\n", c.ok ? "[met]" : "[MISSED]", c.what, c.detail);
-      failed += !c.ok;
+      failed += !c.ok && c.gating;
     }
     write_reports(opt_.out, rows_, preamble, checks_md + notes_md());
     fmt::print("\n{}\n{}", markdown_table(rows_), checks_md);
@@ -404,8 +407,8 @@ class Demo {
     reload_failures_ += !ok;
   }
 
-  void check(const std::string& what, bool ok, const std::string& detail) {
-    checks_.push_back({what, ok, detail});
+  void check(const std::string& what, bool ok, const std::string& detail, bool gating = true) {
+    checks_.push_back({what, ok, detail, gating});
   }
 
   const ResultRow* find(const std::string& model, const std::string& variant) const {

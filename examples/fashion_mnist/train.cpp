@@ -78,6 +78,25 @@ const Mat& WeightLayer::effective_weight() {
   return wq_;
 }
 
+Mat WeightLayer::affine(const Mat& x) {
+  const Mat& w = effective_weight();
+  Mat y(x.rows(), w.rows());
+  y.noalias() = x * w.transpose();
+  y.rowwise() += bias.value.row(0);
+  return y;
+}
+
+Mat WeightLayer::affine_backward(const Mat& dy, const Mat& x) {
+  weight.grad.noalias() += dy.transpose() * x;
+  bias.grad += dy.colwise().sum();
+  // The straight-through estimator: dL/dx uses the fake-quantized weights
+  // the forward pass used, dL/dW passes the rounding unchanged.
+  const Mat& w = (qat && qat->weights) ? wq_ : weight.value;
+  Mat dx(dy.rows(), w.cols());
+  dx.noalias() = dy * w;
+  return dx;
+}
+
 // ------------------------------------------------------------ Linear
 
 Linear::Linear(int64_t in, int64_t out, std::mt19937& rng) {
@@ -91,19 +110,11 @@ Mat Linear::forward(const Mat& x, bool train) {
     fail("Linear::forward: input has {} features (expected {})", x.cols(), weight.value.cols());
   }
   x_ = prepare_input(x, train);
-  const Mat& w = effective_weight();
-  Mat y(x_.rows(), w.rows());
-  y.noalias() = x_ * w.transpose();
-  y.rowwise() += bias.value.row(0);
-  return y;
+  return affine(x_);
 }
 
 Mat Linear::backward(const Mat& dy) {
-  weight.grad.noalias() += dy.transpose() * x_;
-  bias.grad += dy.colwise().sum();
-  const Mat& w = (qat && qat->weights) ? wq_ : weight.value;
-  Mat dx(dy.rows(), w.cols());
-  dx.noalias() = dy * w;
+  Mat dx = affine_backward(dy, x_);
   if (input_pass_.size() != 0) dx.array() *= input_pass_.array();
   return dx;
 }
@@ -153,19 +164,11 @@ Mat Conv2d::forward(const Mat& x, bool train) {
       }
     }
   }
-  const Mat& w = effective_weight();
-  Mat y(cols_.rows(), w.rows());
-  y.noalias() = cols_ * w.transpose();
-  y.rowwise() += bias.value.row(0);
-  return y;
+  return affine(cols_);
 }
 
 Mat Conv2d::backward(const Mat& dy) {
-  weight.grad.noalias() += dy.transpose() * cols_;
-  bias.grad += dy.colwise().sum();
-  const Mat& w = (qat && qat->weights) ? wq_ : weight.value;
-  Mat dcols(dy.rows(), w.cols());
-  dcols.noalias() = dy * w;
+  const Mat dcols = affine_backward(dy, cols_);
   const int64_t batch = dy.rows() / (in_.h * in_.w);
   const int64_t kk = k_ * k_ * in_.c;
   Mat dx = Mat::Zero(dy.rows(), in_.c);

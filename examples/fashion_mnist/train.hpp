@@ -97,6 +97,10 @@ class WeightLayer : public Layer {
   Mat prepare_input(const Mat& x, bool train);
   /// Weight used by the forward pass (fake-quantized under QAT).
   const Mat& effective_weight();
+  /// x W^T + b (x: one row per output position).
+  Mat affine(const Mat& x);
+  /// Accumulates dW, db of affine(x) and returns dL/dx.
+  Mat affine_backward(const Mat& dy, const Mat& x);
   Mat input_pass_;  ///< 1 where the STE lets the gradient through (QAT only)
   Mat wq_;
 };
