@@ -321,7 +321,13 @@ void run_gemm(const ActSpec& a, const PackedWeights& weights, const OutSpec& out
   Driver driver(a, *w, out, kern, a_buffer.data(), zp_buffer.data());
   const int64_t tiles = driver.tiles();
   const int64_t panels = w->n_panels;
-  const int t_req = resolve_threads(threads);
+  // Fewer threads for small problems: waking a team costs microseconds, so
+  // each thread should get at least ~4 M multiply-adds (~10 us) and one unit
+  // of work. Safe for determinism: results do not depend on the count.
+  const int64_t macs = a.m * w->n * w->kp;
+  const int64_t units = std::max(panels, tiles);
+  const int t_req = static_cast<int>(std::clamp<int64_t>(
+      std::min<int64_t>(macs >> 22, units), 1, resolve_threads(threads)));
   auto work = [&](int tid, int nt) {
     if (panels >= nt || panels >= tiles) {
       const auto [p0, p1] = share(panels, nt, tid);

@@ -93,8 +93,8 @@ TEST_P(GemmInt32Test, ZeroPoints) {
 
 TEST_P(GemmInt32Test, ThreadCountsGiveIdenticalResults) {
   // Many panels (split over N) and few panels with many rows (split over M).
-  for (auto [m, n] : {std::pair<int64_t, int64_t>{9, 300}, {40, 9}}) {
-    const int64_t k = 77;
+  // Big enough (> 8 M multiply-adds) that the driver really uses 2-3 threads.
+  for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{40, 300, 801}, {230, 9, 4100}}) {
     const auto a = random_bytes<uint8_t>(static_cast<std::size_t>(m * k), rng_);
     const auto w = random_bytes<int8_t>(static_cast<std::size_t>(n * k), rng_);
     const PackedWeights packed = pack_weights(w.data(), n, k, WeightLayout::out_in);
