@@ -8,7 +8,9 @@
 // (K * 255 * 128 > 2^31 - 1, i.e. K > 65,793 for u8) is split into chunks
 // whose partial sums are combined in int64 before the output stage, or
 // refused with sparq::Error for the raw int32 stage when the true sum does
-// not fit (see the overflow note in each function).
+// not fit (the contents of C are unspecified after that error). The
+// requantizing stage takes saturate_int32(exact sum + bias), the
+// dequantizing stage float(exact sum). pack_weights limits K to 2^24.
 //
 // s8 activations are handled exactly by shifting them by +128 while they
 // are packed (a - zp = (a + 128) - (zp + 128)), so the inner loop is the
