@@ -10,6 +10,7 @@
 
 #include <sys/stat.h>  // fchmod, used by atomic_file.hpp, which does not include it itself
 
+#include "nn/nn_internal.hpp"
 #include "nn/safetensors.hpp"
 // g++ 12 reports a false -Wrestrict inside atomic_file.hpp's string
 // concatenation (GCC bug 105329) when it is inlined here.
@@ -588,15 +589,9 @@ QuantizedModel load_impl(std::span<const std::byte> bytes, const std::string& wh
       c.output_qparams = r.qparams(j, "output_qparams");
       weights_kind(r, j);
       const bool pc = r.boolean(j, "per_channel");
-      const int64_t patch = c.patch_size(), og = c.out_channels / c.groups;
-      std::vector<int8_t> w =
+      const std::vector<int8_t> w =
           src.i8(u.name + ".weight", {c.out_channels, c.kernel_h, c.kernel_w, c.in_channels / c.groups});
-      std::vector<float> scales = read_scales(src, u.name, pc, c.out_channels);
-      for (int64_t g = 0; g < c.groups; ++g) {
-        std::vector<int8_t> v(w.begin() + g * og * patch, w.begin() + (g + 1) * og * patch);
-        std::vector<float> s = pc ? std::vector<float>(scales.begin() + g * og, scales.begin() + (g + 1) * og) : scales;
-        c.weights.push_back(make_dense_weights(std::move(v), og, patch, std::move(s)));
-      }
+      c.weights = detail::split_groups(w, read_scales(src, u.name, pc, c.out_channels), c);
       if (r.boolean(j, "bias")) c.bias = src.f32(u.name + ".bias", {c.out_channels});
       u.op = std::move(c);
     } else if (kind == "maxpool2d") {

@@ -4,11 +4,13 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "sparq/error.hpp"
 #include "sparq/nn/layers.hpp"
+#include "sparq/nn/quantized.hpp"
 
 namespace sparq::nn::detail {
 
@@ -75,6 +77,12 @@ void max_pool(const T* x, int64_t batch, int64_t h, int64_t w, int64_t c, const 
     }
   }
 }
+
+/// Dense weights per group of a convolution from the whole [out][patch] int8
+/// tensor and its scales (1 per tensor, shared by every group, or 1 per output).
+std::vector<std::shared_ptr<const QuantizedWeights>> split_groups(const std::vector<int8_t>& values,
+                                                                  const std::vector<float>& scales,
+                                                                  const Conv2dGeometry& g);
 
 inline void apply_activation(float* y, int64_t n, Activation a) {
   if (a == Activation::relu) {

@@ -70,6 +70,20 @@ std::shared_ptr<const QuantizedWeights> make_dense_weights(std::vector<int8_t> v
   return std::make_shared<const DenseWeights>(std::move(values), n, k, std::move(scales));
 }
 
+std::vector<std::shared_ptr<const QuantizedWeights>> detail::split_groups(const std::vector<int8_t>& values,
+                                                                          const std::vector<float>& scales,
+                                                                          const Conv2dGeometry& c) {
+  const int64_t patch = c.patch_size(), og = c.out_channels / c.groups;
+  std::vector<std::shared_ptr<const QuantizedWeights>> out;
+  for (int64_t g = 0; g < c.groups; ++g) {
+    std::vector<int8_t> v(values.begin() + g * og * patch, values.begin() + (g + 1) * og * patch);
+    std::vector<float> s =
+        scales.size() == 1 ? scales : std::vector<float>(scales.begin() + g * og, scales.begin() + (g + 1) * og);
+    out.push_back(make_dense_weights(std::move(v), og, patch, std::move(s)));
+  }
+  return out;
+}
+
 QuantizedTensor quantize_weights(std::span<const float> w, int64_t n, int64_t k, Granularity granularity) {
   if (n < 1 || k < 1 || static_cast<int64_t>(w.size()) / n != k || static_cast<int64_t>(w.size()) % n != 0) {
     fail("quantize_weights: {} values given for an {} x {} matrix", w.size(), n, k);

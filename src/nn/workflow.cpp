@@ -104,8 +104,15 @@ bool kept_fp32(const std::string& name, const std::map<std::string, LayerOverrid
 /// by the QuantizedModel constructor or the caller).
 QuantizedUnit quantize_unit(const PlanUnit& u, Granularity gran, QuantMode mode, const QParams& in,
                             const QParams& out) {
-  QuantizedUnit q;
-  q.name = u.name;
+  auto finish = [&](auto layer, const Tensor& bias) {
+    layer.bias = bias.data;
+    layer.activation = u.act;
+    layer.mode = mode;
+    layer.input_qparams = in;
+    layer.output_qparams = out;
+    layer.prepare();
+    return QuantizedUnit{u.name, std::move(layer)};
+  };
   if (u.kind == PlanUnit::linear) {
     const auto& l = std::get<Linear>(u.main);
     QLinear ql;
@@ -113,36 +120,15 @@ QuantizedUnit quantize_unit(const PlanUnit& u, Granularity gran, QuantMode mode,
     ql.out_features = l.out_features;
     QuantizedTensor w = quantize_weights(l.weight.data, l.out_features, l.in_features, gran);
     ql.weights = make_dense_weights(std::move(w.values), l.out_features, l.in_features, std::move(w.scales));
-    ql.bias = l.bias.data;
-    ql.activation = u.act;
-    ql.mode = mode;
-    ql.input_qparams = in;
-    ql.output_qparams = out;
-    ql.prepare();
-    q.op = std::move(ql);
-  } else {
-    const auto& c = std::get<Conv2d>(u.main);
-    QConv2d qc;
-    static_cast<Conv2dGeometry&>(qc) = c;
-    const int64_t patch = c.patch_size(), og = c.out_channels / c.groups;
-    // One quantization of the whole tensor (a per-tensor scale is shared by all groups).
-    QuantizedTensor w = quantize_weights(c.weight.data, c.out_channels, patch, gran);
-    for (int64_t g = 0; g < c.groups; ++g) {
-      std::vector<int8_t> values(w.values.begin() + g * og * patch, w.values.begin() + (g + 1) * og * patch);
-      std::vector<float> scales = w.scales.size() == 1
-                                      ? w.scales
-                                      : std::vector<float>(w.scales.begin() + g * og, w.scales.begin() + (g + 1) * og);
-      qc.weights.push_back(make_dense_weights(std::move(values), og, patch, std::move(scales)));
-    }
-    qc.bias = c.bias.data;
-    qc.activation = u.act;
-    qc.mode = mode;
-    qc.input_qparams = in;
-    qc.output_qparams = out;
-    qc.prepare();
-    q.op = std::move(qc);
+    return finish(std::move(ql), l.bias);
   }
-  return q;
+  const auto& c = std::get<Conv2d>(u.main);
+  QConv2d qc;
+  static_cast<Conv2dGeometry&>(qc) = c;
+  // One quantization of the whole tensor (a per-tensor scale is shared by all groups).
+  QuantizedTensor w = quantize_weights(c.weight.data, c.out_channels, c.patch_size(), gran);
+  qc.weights = detail::split_groups(w.values, w.scales, c);
+  return finish(std::move(qc), c.bias);
 }
 
 QuantizedUnit passthrough_unit(const PlanUnit& u, bool fp32) {
