@@ -109,8 +109,13 @@ class Driver {
       : a_(a), w_(w), out_(out), sp_(sp), dense_(dense), path_(path) {
     mr_ = path == SparsePath::direct ? sp.mr : dense.mr;
     kr_ = path == SparsePath::direct ? 8 : 4;
+    // The direct kernels read bytes packed by the portable byte packer; the
+    // expand path feeds the dense microkernel, so it packs with the dense
+    // table's pack_a, whose elements may be wider (AVX2: int16).
+    pack_a_ = path == SparsePath::direct ? gemm_pack_a__scalar : dense.pack_a;
+    elem_ = path == SparsePath::direct ? 1 : dense.a_elem_bytes;
     tiles_ = (a.m + mr_ - 1) / mr_;
-    a_packed_.resize(static_cast<std::size_t>(a.m * w.kp));
+    a_packed_.resize(static_cast<std::size_t>(a.m * w.kp * elem_));
     const int32_t shift = a.is_signed ? dense.a_shift_s8 : dense.a_shift_u8;
     zp_eff_ = a.zero_point + (a.is_signed ? (shift == 128 ? 128 : 0) : shift);
     zp_rows_.assign(static_cast<std::size_t>(mr_), zp_eff_);
@@ -128,8 +133,8 @@ class Driver {
     p.mr = static_cast<int>(std::min<int64_t>(mr_, a_.m - i0));
     p.kr = kr_;
     p.shift = a_.is_signed ? dense_.a_shift_s8 : dense_.a_shift_u8;
-    p.dst = a_packed_.data() + i0 * w_.kp;
-    dense_.pack_a(p);
+    p.dst = a_packed_.data() + i0 * w_.kp * elem_;
+    pack_a_(p);
   }
 
   void run(int64_t p0, int64_t p1, int64_t t0, int64_t t1) noexcept {
@@ -169,7 +174,7 @@ class Driver {
     const int64_t i0 = t * mr_;
     const int mr = static_cast<int>(std::min<int64_t>(mr_, a_.m - i0));
     const int nr = static_cast<int>(std::min<int64_t>(w_.nr, w_.n - p * w_.nr));
-    const uint8_t* at = a_packed_.data() + i0 * w_.kp + k0 * mr;
+    const uint8_t* at = a_packed_.data() + (i0 * w_.kp + k0 * mr) * elem_;
     const int32_t* sums = compensate ? w_.col_sums.data() + p * w_.nr : nullptr;
     if (path_ == SparsePath::direct) {
       SpgemmUkernelParams u;
@@ -320,6 +325,8 @@ class Driver {
   SparsePath path_;
   int mr_ = 0;
   int kr_ = 0;
+  GemmPackAFn pack_a_ = nullptr;
+  int64_t elem_ = 1;  // bytes per packed activation element
   int64_t tiles_ = 0;
   std::vector<uint8_t> a_packed_;
   int32_t zp_eff_ = 0;

@@ -103,7 +103,10 @@ TEST_P(SparseGemm, Int32MatchesDenseAndReferenceOnBothPaths) {
         } else {
           ran = gemm(ActivationsU8{bytes.data(), s.m, s.k, lda, zp}, sw, c.data(), ldc, o);
         }
-        EXPECT_EQ(ran, path);
+        // neon (4x4c8) and neoni8mm (kr 8) dense layouts are not what the
+        // expand kernels write: a forced expand runs the direct path there.
+        const bool can_expand = GetParam() != Isa::neon && GetParam() != Isa::neoni8mm;
+        EXPECT_EQ(ran, can_expand ? path : SparsePath::direct);
         for (int64_t i = 0; i < s.m; ++i) {
           for (int64_t j = 0; j < s.n; ++j) {
             ASSERT_EQ(c[static_cast<std::size_t>(i * ldc + j)],

@@ -31,6 +31,9 @@
 //           the dense packed layout in a cache-resident buffer and the dense
 //           microkernel runs every row over it; expansion is paid once per
 //           panel, not once per row. Best when multiplies are the limit.
+//           Needs a dense kernel with k-groups of 4 and the sparse panel
+//           width (x86, scalar, neondot); on neon and neoni8mm a request for
+//           expand runs direct.
 //   automatic (default): direct when M is at most
 //           sparse_direct_max_rows(isa) and the sparse weights do not fit
 //           in L2 (see choose_sparse_path), expand otherwise.
@@ -118,7 +121,7 @@ std::vector<int8_t> unpack_sparse_weights(const PackedSparseWeights& weights);
 int64_t sparse_direct_max_rows(Isa isa) noexcept;
 
 /// The path gemm() takes for M rows with these weights under the active ISA
-/// (never SparsePath::automatic).
+/// and options.path (never SparsePath::automatic).
 SparsePath choose_sparse_path(const PackedSparseWeights& weights, int64_t m,
                               const SparseGemmOptions& options = {});
 
