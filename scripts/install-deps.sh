@@ -6,7 +6,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 PACKAGES=(
   cmake ninja-build g++ clang libclang-rt-14-dev
-  libeigen3-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev zlib1g-dev
+  libeigen3-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev zlib1g-dev googletest
   libdnnl-dev libopenblas-dev
   qemu-user g++-aarch64-linux-gnu
   dataset-fashion-mnist

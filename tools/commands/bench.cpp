@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "bench_sparse.hpp"
 #include "command.hpp"
 #include "commands/bench_gemm.hpp"
 #include "kernels/gemm_kernels.hpp"
@@ -51,6 +52,7 @@ struct Options {
   int threads = 1;
   int repeat = 5;
   bool json = false;
+  bool sparse = false;  // --sparse: also time the 2:4 sparse GEMM per shape
   std::optional<sparq::Isa> isa;
 };
 
@@ -99,6 +101,8 @@ Options parse(const sparq::tool::Args& args) {
       use_cpu_clock() = true;
     } else if (a == "--json") {
       o.json = true;
+    } else if (a == "--sparse") {
+      o.sparse = true;
     } else if (a == "--isa") {
       o.isa = sparq::parse_isa(value());
     } else {
@@ -192,11 +196,18 @@ int run_gemm_bench(const Options& o) {
   std::vector<std::tuple<int64_t, int64_t, int64_t>> shapes;
   if (o.custom_nk) {
     for (int64_t m : o.m) shapes.emplace_back(m, o.n, o.k);
+  } else if (o.sparse) {
+    for (int64_t nk : {4096, 8192}) {
+      for (int64_t m : o.m) shapes.emplace_back(m, nk, nk);
+    }
   } else {
     for (int64_t m : o.m) shapes.emplace_back(m, 4096, 4096);
     shapes.emplace_back(1024, 1024, 1024);
   }
   const std::optional<double> peak1 = int8_peak_gops(isa);
+  if (sparq::cpu_info().emulated) {
+    fmt::print(stderr, "sparq bench: running under emulation (qemu): timings are meaningless\n");
+  }
   if (!o.json) {
     fmt::print("sparq bench gemm: isa {} ({}), {} thread(s), median of {} runs\n",
                sparq::isa_name(isa), sparq::detail::gemm_kernels(isa).ukernel_name, o.threads,
@@ -206,12 +217,13 @@ int run_gemm_bench(const Options& o) {
 #if !defined(SPARQ_HAVE_ONEDNN)
     fmt::print("oneDNN: not built in (install libdnnl-dev and reconfigure)\n");
 #endif
-    fmt::print("{:>6} {:>6} {:>6} {:>8} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}\n",
+    fmt::print("{:>6} {:>6} {:>6} {:>8} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}{}\n",
                "M", "N", "K", "GOPS", "%peak", "bound", "s8", "dynamic", "oneDNN", "oDNN-s8",
-               "fp32", "GB/s", "x oDNN");
+               "fp32", "GB/s", "x oDNN", o.sparse ? "   sparse  path    x dense" : "");
   }
   std::map<std::pair<int64_t, int64_t>, std::pair<sparq::PackedWeights, double>> packs;
   std::map<std::size_t, double> bandwidths;
+  std::map<std::pair<int64_t, int64_t>, sparq::tool::SparseBenchWeights> sparse_packs;
   std::mt19937 rng(11);
   for (const auto& [m, n, k] : shapes) {
     auto it = packs.find({n, k});
@@ -228,15 +240,33 @@ int run_gemm_bench(const Options& o) {
       bw = bandwidths.emplace(packed.packed_bytes(),
                               read_bandwidth(packed.packed_bytes(), o.threads)).first;
     }
-    const ShapeRecord r = measure(o, m, n, k, packed, it->second.second, peak1, bw->second);
+    ShapeRecord r = measure(o, m, n, k, packed, it->second.second, peak1, bw->second);
+    if (o.sparse) {
+      auto sp = sparse_packs.find({n, k});
+      if (sp == sparse_packs.end()) {
+        sp = sparse_packs.emplace(std::pair{n, k}, sparq::tool::make_sparse_bench_weights(n, k))
+                 .first;
+      }
+      sparq::tool::SparseBenchOptions so;
+      so.repeat = o.repeat;
+      so.cpu_clock = use_cpu_clock();
+      so.measure_dense = false;  // the dense figure is r.gops, measured above
+      const auto s = sparq::tool::bench_sparse_gemm(sp->second, m, o.threads, so);
+      r.sparse_gops = s.sparse_gops;
+      r.sparse_path = s.sparse_path;
+    }
     if (o.json) {
       fmt::print("{}\n", to_json(r));
     } else {
-      fmt::print("{:>6} {:>6} {:>6} {} {} {} {} {} {} {} {} {} {}\n", m, n, k, cell(r.gops),
+      fmt::print("{:>6} {:>6} {:>6} {} {} {} {} {} {} {} {} {} {}{}\n", m, n, k, cell(r.gops),
                  quotient(r.gops, r.peak_gops, 100.0, "{:6.1f}"), cell(r.bound_gops),
                  cell(r.s8_gops), cell(r.dynamic_gops), cell(r.onednn_gops),
                  cell(r.onednn_s8_gops), cell(r.fp32_gops), cell(r.bandwidth_gbs),
-                 quotient(r.gops, r.onednn_gops, 1.0, "{:7.2f}"));
+                 quotient(r.gops, r.onednn_gops, 1.0, "{:7.2f}"),
+                 o.sparse ? fmt::format(" {} {:>7} {}", cell(r.sparse_gops),
+                                        r.sparse_path.value_or("-"),
+                                        quotient(r.sparse_gops, r.gops, 1.0, "{:8.2f}"))
+                          : std::string());
     }
     std::fflush(stdout);
   }
@@ -247,10 +277,12 @@ int run_bench(const sparq::tool::Args& args) {
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
     fmt::print(
         "usage: sparq bench gemm [--m 1,4,16,64,256] [--n 4096] [--k 4096] [--threads N]\n"
-        "                        [--repeat R] [--json] [--isa NAME] [--cpu-time]\n"
+        "                        [--repeat R] [--json] [--isa NAME] [--cpu-time] [--sparse]\n"
         "  Times sparq's INT8 GEMM (u8 and s8 activations, linear_dynamic) per shape next to\n"
         "  the int8 peak and read-bandwidth probes, oneDNN (pre-packed) and an FP32 GEMM.\n"
-        "  Default shapes: M in {{1,4,16,64,256}} x N = K = 4096, plus 1024^3.\n");
+        "  Default shapes: M in {{1,4,16,64,256}} x N = K = 4096, plus 1024^3.\n"
+        "  --sparse: also the 2:4 sparse GEMM (sparse_gops, sparse_path) on the same shapes;\n"
+        "  default shapes then M in {{1,4,16,64,256}} x N = K in {{4096, 8192}}.\n");
     return args.empty() ? 2 : 0;
   }
   if (args[0] == "gemm") return run_gemm_bench(parse(args));

@@ -230,7 +230,8 @@ struct ShapeRecord {
   std::optional<double> onednn_gops;     ///< oneDNN matmul u8 x s8 -> s32, pre-packed
   std::optional<double> onednn_s8_gops;  ///< oneDNN with s8 activations
   std::optional<double> fp32_gops;       ///< Eigen float GEMM
-  std::optional<double> sparse_gops;     ///< reserved for --sparse
+  std::optional<double> sparse_gops;     ///< --sparse: 2:4 sparse GEMM on the same shape
+  std::optional<std::string> sparse_path;  ///< --sparse: "direct" or "expand"
   double pack_ms = 0;                    ///< pack_weights time for this N x K
 };
 
@@ -243,11 +244,12 @@ inline std::string to_json(const ShapeRecord& r) {
       "{{\"m\": {}, \"n\": {}, \"k\": {}, \"threads\": {}, \"isa\": \"{}\", \"kernel\": \"{}\", "
       "\"gops\": {}, \"s8_gops\": {}, \"dynamic_gops\": {}, \"peak_gops\": {}, "
       "\"bound_gops\": {}, \"bandwidth_gbs\": {}, \"onednn_gops\": {}, \"onednn_s8_gops\": {}, "
-      "\"fp32_gops\": {}, \"sparse_gops\": {}, \"pack_ms\": {:.2f}}}",
+      "\"fp32_gops\": {}, \"sparse_gops\": {}, \"sparse_path\": {}, \"pack_ms\": {:.2f}}}",
       r.m, r.n, r.k, r.threads, r.isa, r.kernel, json_number(r.gops), json_number(r.s8_gops),
       json_number(r.dynamic_gops), json_number(r.peak_gops), json_number(r.bound_gops),
       json_number(r.bandwidth_gbs), json_number(r.onednn_gops), json_number(r.onednn_s8_gops),
-      json_number(r.fp32_gops), json_number(r.sparse_gops), r.pack_ms);
+      json_number(r.fp32_gops), json_number(r.sparse_gops),
+      r.sparse_path ? fmt::format("\"{}\"", *r.sparse_path) : std::string("null"), r.pack_ms);
 }
 
 /// Bandwidth/compute bound: the shape's ops over the time to read its bytes
