@@ -52,8 +52,8 @@ struct GemmOptions {
 /// A fused ReLU is clamp_min = output_zero_point; ReLU6 also sets clamp_max
 /// to the quantized 6.0.
 struct RequantizeStage {
-  std::vector<QuantizedMultiplier> multipliers;  ///< 1 (per tensor) or N (per channel)
-  std::vector<int32_t> bias;                     ///< empty or N, in accumulator units
+  std::vector<QuantizedMultiplier> multipliers{};  ///< 1 (per tensor) or N (per channel)
+  std::vector<int32_t> bias{};                   ///< empty or N, in accumulator units
   int32_t output_zero_point = 0;
   int32_t clamp_min = -128;  ///< must lie in the output type's range
   int32_t clamp_max = 127;
@@ -63,7 +63,7 @@ struct RequantizeStage {
 ///   y = acc * (activation_scale * weight_scale[n]) + bias[n], then ReLU if set.
 struct DequantizeStage {
   float activation_scale = 1.0f;
-  std::vector<float> bias;  ///< empty or N
+  std::vector<float> bias{};  ///< empty or N
   bool relu = false;
 };
 

@@ -78,7 +78,7 @@ struct QuantSpec {
   int axis = 0;  ///< channel axis for per_channel; negative counts from the end
   bool narrow_range = false;
   bool reduce_range = false;
-  std::optional<int32_t> quant_min, quant_max;  ///< custom range (both or neither)
+  std::optional<int32_t> quant_min{}, quant_max{};  ///< custom range (both or neither)
   float eps = std::numeric_limits<float>::epsilon();  ///< smallest scale (PyTorch default)
 
   /// Validates the spec; throws sparq::Error naming the bad field.
