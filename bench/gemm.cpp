@@ -50,7 +50,8 @@ template <class T>
 void bm_gemm(benchmark::State& state, sparq::Isa isa, Shape s) {
   sparq::ScopedIsa scoped(isa);
   const auto w = random_vector<int8_t>(static_cast<std::size_t>(s.n * s.k));
-  const sparq::PackedWeights p = sparq::pack_weights(w.data(), s.n, s.k, sparq::WeightLayout::out_in);
+  const sparq::PackedWeights p =
+      sparq::pack_weights(w.data(), s.n, s.k, sparq::WeightLayout::out_in);
   const auto a = random_vector<T>(static_cast<std::size_t>(s.m * s.k));
   std::vector<int32_t> c(static_cast<std::size_t>(s.m * s.n));
   for (auto _ : state) {
@@ -64,14 +65,16 @@ void bm_gemm(benchmark::State& state, sparq::Isa isa, Shape s) {
 void bm_dynamic(benchmark::State& state, sparq::Isa isa, Shape s) {
   sparq::ScopedIsa scoped(isa);
   const auto w = random_vector<int8_t>(static_cast<std::size_t>(s.n * s.k));
-  const sparq::PackedWeights p = sparq::pack_weights(w.data(), s.n, s.k, sparq::WeightLayout::out_in);
+  const sparq::PackedWeights p =
+      sparq::pack_weights(w.data(), s.n, s.k, sparq::WeightLayout::out_in);
   std::vector<float> x(static_cast<std::size_t>(s.m * s.k));
   std::mt19937 rng(1);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   for (auto& v : x) v = normal(rng);
   std::vector<float> y(static_cast<std::size_t>(s.m * s.n));
   for (auto _ : state) {
-    sparq::linear_dynamic(x.data(), s.m, 0, p, {}, y.data(), 0, sparq::DynamicOptions{false, false, 1});
+    sparq::linear_dynamic(x.data(), s.m, 0, p, {}, y.data(), 0,
+                          sparq::DynamicOptions{false, false, 1});
     benchmark::DoNotOptimize(y.data());
   }
   set_gops(state, s);

@@ -24,7 +24,8 @@ namespace nn = sparq::nn;
 namespace {
 
 nn::Sequential make_mlp() {
-  nn::Sequential s{nn::Linear(784, 1024), nn::ReLU(), nn::Linear(1024, 1024), nn::ReLU(), nn::Linear(1024, 10)};
+  nn::Sequential s{nn::Linear(784, 1024), nn::ReLU(), nn::Linear(1024, 1024), nn::ReLU(),
+                   nn::Linear(1024, 10)};
   s.init_parameters(1);
   return s;
 }
@@ -47,7 +48,8 @@ nn::Sequential make_cnn() {
 }
 
 nn::Tensor random_input(const std::string& model, int64_t batch, uint32_t seed) {
-  nn::Tensor t(model == "mlp" ? std::vector<int64_t>{batch, 784} : std::vector<int64_t>{batch, 28, 28, 1});
+  nn::Tensor t(model == "mlp" ? std::vector<int64_t>{batch, 784}
+                              : std::vector<int64_t>{batch, 28, 28, 1});
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> u(0.0f, 1.0f);
   for (float& v : t.data) v = u(rng);
@@ -81,17 +83,21 @@ void run(benchmark::State& state, const std::string& model, const std::string& k
   const Models& m = models(model);
   const nn::Tensor x = random_input(model, batch, 7);
   for (auto _ : state) {
-    nn::Tensor y = kind == "fp32" ? m.fp32.forward(x) : kind == "dynamic" ? m.dynamic.forward(x) : m.static_.forward(x);
+    nn::Tensor y = kind == "fp32"      ? m.fp32.forward(x)
+                   : kind == "dynamic" ? m.dynamic.forward(x)
+                                       : m.static_.forward(x);
     benchmark::DoNotOptimize(y.data.data());
   }
   state.SetItemsProcessed(state.iterations() * batch);
   if (model == "mlp") {
     const double ops = 2.0 * batch * (784.0 * 1024 + 1024.0 * 1024 + 1024.0 * 10);
-    state.counters["GOPS"] = benchmark::Counter(ops * 1e-9 * state.iterations(), benchmark::Counter::kIsRate);
+    state.counters["GOPS"] =
+        benchmark::Counter(ops * 1e-9 * state.iterations(), benchmark::Counter::kIsRate);
   }
-  state.counters["weight_MB"] = (kind == "fp32" ? m.fp32.weight_bytes()
+  state.counters["weight_MB"] = (kind == "fp32"      ? m.fp32.weight_bytes()
                                  : kind == "dynamic" ? m.dynamic.weight_bytes()
-                                                     : m.static_.weight_bytes()) * 1e-6;
+                                                     : m.static_.weight_bytes()) *
+                                1e-6;
 }
 
 }  // namespace

@@ -96,9 +96,7 @@ BENCHMARK(BM_MovingAverageMinMax)->Apply(isa_args)->Unit(benchmark::kMicrosecond
 BENCHMARK(BM_PerChannelMinMax_Axis0x64)->Apply(isa_args)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_PerChannelMinMax_LastAxis64)->Apply(isa_args)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Histogram)->Apply(isa_args)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_HistogramRange)
-    ->DenseRange(0, 3)
-    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_HistogramRange)->DenseRange(0, 3)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

@@ -122,7 +122,8 @@ void bm_quantize_channel(benchmark::State& state, sparq::Isa isa, std::size_t by
   std::vector<int8_t> q(n);
   sparq::ChannelQParams qp{std::vector<float>(64, 0.02f), std::vector<int32_t>(64, 0), 1};
   for (int c = 0; c < 64; ++c) qp.scales[c] = 0.01f + 0.001f * static_cast<float>(c);
-  const sparq::Quantizer<int8_t, sparq::Scheme::symmetric, sparq::Granularity::per_channel> quantizer(qp);
+  const sparq::Quantizer<int8_t, sparq::Scheme::symmetric, sparq::Granularity::per_channel>
+      quantizer(qp);
   const std::vector<int64_t> shape = {static_cast<int64_t>(n / 64), 64};
   run(state, bytes, 5.0 * static_cast<double>(n), [&] { quantizer.quantize(x, shape, q); });
 }

@@ -50,8 +50,8 @@ const Weights& weights(int64_t n, int64_t k) {
     }
     slot = std::make_unique<Weights>();
     slot->dense = sparq::pack_weights(w.data(), n, k, sparq::WeightLayout::out_in);
-    slot->sparse =
-        sparq::pack_sparse_weights(sparq::compress(w, sparq::WeightShape{n, k, sparq::WeightLayout::out_in}));
+    slot->sparse = sparq::pack_sparse_weights(
+        sparq::compress(w, sparq::WeightShape{n, k, sparq::WeightLayout::out_in}));
   }
   return *slot;
 }
@@ -105,10 +105,10 @@ void shapes(benchmark::internal::Benchmark* b, bool paths) {
   }
 }
 
-BENCHMARK(BM_dense)->Apply([](auto* b) { shapes(b, false); })->ArgNames({"M", "NK"})
-    ->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_sparse)->Apply([](auto* b) { shapes(b, true); })->ArgNames({"M", "NK", "path"})
-    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_dense)->Apply([](auto* b) { shapes(b, false); }) -> ArgNames({"M", "NK"})
+    -> Unit(benchmark::kMillisecond);
+BENCHMARK(BM_sparse)->Apply([](auto* b) { shapes(b, true); }) -> ArgNames({"M", "NK", "path"})
+    -> Unit(benchmark::kMillisecond);
 
 }  // namespace
 

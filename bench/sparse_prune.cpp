@@ -55,7 +55,10 @@ void BM_PruneAndCompressReuse(benchmark::State& state) {
   }
   finish(state, s);
 }
-BENCHMARK(BM_PruneAndCompressReuse)->Args({4096, 0})->Args({4096, 1})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_PruneAndCompressReuse)
+    ->Args({4096, 0})
+    ->Args({4096, 1})
+    ->Unit(benchmark::kMillisecond);
 
 // ... and in two steps (nm_mask, then compress at the mask's positions).
 void BM_MaskThenCompress(benchmark::State& state) {

@@ -23,14 +23,16 @@ int main(int argc, char** argv) {
     return t;
   };
 
-  nn::Sequential mlp{nn::Linear(6, 5), nn::ReLU(), nn::Linear(5, 3, false), nn::ReLU6(), nn::Linear(3, 2)};
+  nn::Sequential mlp{nn::Linear(6, 5), nn::ReLU(), nn::Linear(5, 3, false), nn::ReLU6(),
+                     nn::Linear(3, 2)};
   mlp.init_parameters(1);
   nn::Sequential cnn;
   cnn.add(nn::Conv2d(2, 4, 3, {.padding = {1, 1}}))
       .add(nn::BatchNorm2d(4))
       .add(nn::ReLU())
       .add(nn::MaxPool2d(2))
-      .add(nn::Conv2d(4, 4, 3, {.stride = {2, 2}, .padding = {1, 1}, .dilation = {1, 1}, .groups = 4}))
+      .add(nn::Conv2d(4, 4, 3,
+                      {.stride = {2, 2}, .padding = {1, 1}, .dilation = {1, 1}, .groups = 4}))
       .add(nn::ReLU6())
       .add(nn::Flatten())
       .add(nn::Linear(4, 3));

@@ -24,7 +24,8 @@ sparq::nn::Tensor probe_input(const sparq::nn::QuantizedModel& q) {
   } else if (const auto* c = std::get_if<sparq::nn::QConv2d>(&op)) {
     const int64_t h = std::max<int64_t>(1, c->dilation_h * (c->kernel_h - 1) + 1 - 2 * c->pad_h);
     const int64_t w = std::max<int64_t>(1, c->dilation_w * (c->kernel_w - 1) + 1 - 2 * c->pad_w);
-    if (h <= 64 && w <= 64 && c->in_channels <= 256) return sparq::nn::Tensor({1, h, w, c->in_channels});
+    if (h <= 64 && w <= 64 && c->in_channels <= 256)
+      return sparq::nn::Tensor({1, h, w, c->in_channels});
   }
   return {};
 }
@@ -33,8 +34,8 @@ sparq::nn::Tensor probe_input(const sparq::nn::QuantizedModel& q) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   try {
-    const sparq::nn::QuantizedModel q =
-        sparq::nn::load_quantized(std::span<const std::byte>(reinterpret_cast<const std::byte*>(data), size));
+    const sparq::nn::QuantizedModel q = sparq::nn::load_quantized(
+        std::span<const std::byte>(reinterpret_cast<const std::byte*>(data), size));
     (void)q.summary();
     if (q.weight_bytes() <= (1u << 20)) {
       sparq::nn::Tensor x = probe_input(q);

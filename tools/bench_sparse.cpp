@@ -77,8 +77,8 @@ SparseBenchWeights make_sparse_bench_weights(int64_t n, int64_t k, uint32_t seed
   opt.tail = TailPolicy::pad_zeros;
   const auto t0 = std::chrono::steady_clock::now();
   out.sparse = pack_sparse_weights(compress(w, shape, opt));
-  out.pack_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                    .count();
+  out.pack_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return out;
 }
 
@@ -102,7 +102,8 @@ SparseBenchResult bench_sparse_gemm(const SparseBenchWeights& w, int64_t m, int 
   so.threads = threads;
   so.path = o.path;
   SparsePath ran = SparsePath::automatic;
-  r.sparse_gops = ops / median_seconds([&] { ran = gemm(act, w.sparse, c.data(), 0, so); }, o) / 1e9;
+  r.sparse_gops =
+      ops / median_seconds([&] { ran = gemm(act, w.sparse, c.data(), 0, so); }, o) / 1e9;
   r.sparse_path = sparse_path_name(ran);
   const detail::SparseGemmKernels& kern = detail::sparse_gemm_kernels(active_isa());
   r.sparse_kernel = ran == SparsePath::direct ? kern.ukernel_name : kern.expand_name;

@@ -42,12 +42,12 @@ struct SparseBenchOptions {
 struct SparseBenchResult {
   int64_t m = 0, n = 0, k = 0;
   int threads = 1;
-  double sparse_gops = 0;             ///< 2*M*N*K / median seconds
-  std::string sparse_path;            ///< "direct" or "expand": the path that ran
-  std::string sparse_kernel;          ///< the sparse microkernel (direct) or expand kernel
-  std::optional<double> dense_gops;   ///< same shape, dense packed weights
-  std::size_t sparse_bytes = 0;       ///< PackedSparseWeights::packed_bytes()
-  std::size_t dense_bytes = 0;        ///< PackedWeights::packed_bytes()
+  double sparse_gops = 0;            ///< 2*M*N*K / median seconds
+  std::string sparse_path;           ///< "direct" or "expand": the path that ran
+  std::string sparse_kernel;         ///< the sparse microkernel (direct) or expand kernel
+  std::optional<double> dense_gops;  ///< same shape, dense packed weights
+  std::size_t sparse_bytes = 0;      ///< PackedSparseWeights::packed_bytes()
+  std::size_t dense_bytes = 0;       ///< PackedWeights::packed_bytes()
   double pack_ms = 0;
 };
 

@@ -71,10 +71,11 @@ nn::Tensor images_tensor(const Dataset& data, const std::vector<int64_t>& indice
   std::vector<float> v(static_cast<std::size_t>(n * px));
   for (int64_t r = 0; r < n; ++r) {
     const uint8_t* src = data.images.data() + indices[static_cast<std::size_t>(r)] * px;
-    for (int64_t j = 0; j < px; ++j) v[static_cast<std::size_t>(r * px + j)] = src[j] * (1.0f / 255);
+    for (int64_t j = 0; j < px; ++j)
+      v[static_cast<std::size_t>(r * px + j)] = src[j] * (1.0f / 255);
   }
-  std::vector<int64_t> shape = spatial ? std::vector<int64_t>{n, data.rows, data.cols, 1}
-                                       : std::vector<int64_t>{n, px};
+  std::vector<int64_t> shape =
+      spatial ? std::vector<int64_t>{n, data.rows, data.cols, 1} : std::vector<int64_t>{n, px};
   return nn::Tensor(std::move(shape), std::move(v));
 }
 
@@ -323,8 +324,9 @@ class Sparse24Weights final : public nn::QuantizedWeights {
         per_channel_(dense.per_channel()) {
     const sparq::CompressedNM<int8_t> c =
         sparq::compress(std::span<const int8_t>(values_), sparq::WeightShape{n_, k_});
-    packed_ = sparq::pack_sparse_weights(
-        c, per_channel_ ? std::span<const float>(scales_) : std::span<const float>(scales_).first(1));
+    packed_ =
+        sparq::pack_sparse_weights(c, per_channel_ ? std::span<const float>(scales_)
+                                                   : std::span<const float>(scales_).first(1));
   }
   std::string kind() const override { return "sparse24"; }
   int64_t n() const noexcept override { return n_; }
@@ -343,8 +345,8 @@ class Sparse24Weights final : public nn::QuantizedWeights {
   }
   // Dynamic quantization on the sparse GEMM: the input is quantized to u8
   // over its own range (per call or per row), as sparq::linear_dynamic does.
-  void linear_dynamic(const float* x, int64_t m, int64_t ldx, std::span<const float> bias,
-                      float* y, int64_t ldy, const sparq::DynamicOptions& options) const override {
+  void linear_dynamic(const float* x, int64_t m, int64_t ldx, std::span<const float> bias, float* y,
+                      int64_t ldy, const sparq::DynamicOptions& options) const override {
     if (ldx == 0) ldx = k_;
     if (ldy == 0) ldy = n_;
     sparq::QuantSpec spec;
@@ -422,9 +424,10 @@ int for_each_weights(nn::QuantizedModel& q, Fn&& fn) {
 std::shared_ptr<const nn::QuantizedWeights> make_sparse24_weights(
     const nn::QuantizedWeights& dense) {
   if (!satisfies_24(dense)) {
-    fail("make_sparse24_weights: {} x {} weights do not satisfy 2:4 along K (expected at most 2 "
-         "non-zeros in every group of 4 and K % 4 == 0)",
-         dense.n(), dense.k());
+    fail(
+        "make_sparse24_weights: {} x {} weights do not satisfy 2:4 along K (expected at most 2 "
+        "non-zeros in every group of 4 and K % 4 == 0)",
+        dense.n(), dense.k());
   }
   return std::make_shared<const Sparse24Weights>(dense);
 }
@@ -441,10 +444,10 @@ int use_dense_kernels(nn::QuantizedModel& q) {
   return for_each_weights(q, [](std::shared_ptr<const nn::QuantizedWeights>& w) {
     if (w->kind() == "dense") return false;
     const auto s = w->scales();
-    std::vector<float> scales = w->per_channel() ? std::vector<float>(s.begin(), s.end())
-                                                 : std::vector<float>{s[0]};
-    w = nn::make_dense_weights(std::vector<int8_t>(w->values().begin(), w->values().end()),
-                               w->n(), w->k(), std::move(scales));
+    std::vector<float> scales =
+        w->per_channel() ? std::vector<float>(s.begin(), s.end()) : std::vector<float>{s[0]};
+    w = nn::make_dense_weights(std::vector<int8_t>(w->values().begin(), w->values().end()), w->n(),
+                               w->k(), std::move(scales));
     return true;
   });
 }

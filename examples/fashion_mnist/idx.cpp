@@ -18,13 +18,13 @@ IdxArray parse_idx(std::span<const uint8_t> bytes, const std::string& what) {
          bytes.size());
   }
   if (bytes[0] != 0 || bytes[1] != 0) {
-    fail("IDX file {}: magic starts with bytes {:#04x} {:#04x} (expected 0x00 0x00): not an "
-         "IDX file (or a gzip file that was not decompressed)",
-         what, bytes[0], bytes[1]);
+    fail(
+        "IDX file {}: magic starts with bytes {:#04x} {:#04x} (expected 0x00 0x00): not an "
+        "IDX file (or a gzip file that was not decompressed)",
+        what, bytes[0], bytes[1]);
   }
   if (bytes[2] != 0x08) {
-    fail("IDX file {}: element type code {:#04x} (expected 0x08, unsigned byte)", what,
-         bytes[2]);
+    fail("IDX file {}: element type code {:#04x} (expected 0x08, unsigned byte)", what, bytes[2]);
   }
   const int ndims = bytes[3];
   if (ndims < 1 || ndims > 4) {
@@ -32,27 +32,29 @@ IdxArray parse_idx(std::span<const uint8_t> bytes, const std::string& what) {
   }
   const std::size_t header = 4 + 4 * static_cast<std::size_t>(ndims);
   if (bytes.size() < header) {
-    fail("IDX file {}: {} bytes is too short for a header of {} dimensions (expected >= {})",
-         what, bytes.size(), ndims, header);
+    fail("IDX file {}: {} bytes is too short for a header of {} dimensions (expected >= {})", what,
+         bytes.size(), ndims, header);
   }
   IdxArray out;
   uint64_t total = 1;
   for (int d = 0; d < ndims; ++d) {
     const uint8_t* p = bytes.data() + 4 + 4 * d;
-    const uint32_t n = (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) |
-                       uint32_t{p[3]};
+    const uint32_t n =
+        (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
     out.dims.push_back(n);
     total *= n;
     if (total > (uint64_t{1} << 34)) {
-      fail("IDX file {}: dimensions multiply to more than 2^34 elements (expected a data set "
-           "that fits in memory)",
-           what);
+      fail(
+          "IDX file {}: dimensions multiply to more than 2^34 elements (expected a data set "
+          "that fits in memory)",
+          what);
     }
   }
   if (bytes.size() - header != total) {
-    fail("IDX file {}: {} data bytes after the header (expected {} = product of the "
-         "dimensions): the file is truncated or has trailing bytes",
-         what, bytes.size() - header, total);
+    fail(
+        "IDX file {}: {} data bytes after the header (expected {} = product of the "
+        "dimensions): the file is truncated or has trailing bytes",
+        what, bytes.size() - header, total);
   }
   out.data.assign(bytes.begin() + static_cast<std::ptrdiff_t>(header), bytes.end());
   return out;
@@ -129,11 +131,12 @@ Dataset load_fashion_mnist(const std::filesystem::path& dir, const std::string& 
   const std::filesystem::path labels = dir / (split + "-labels-idx1-ubyte.gz");
   for (const auto& p : {images, labels}) {
     if (!std::filesystem::exists(p)) {
-      fail("Fashion-MNIST file {} is missing (expected the files of Debian's "
-           "dataset-fashion-mnist package: run 'sudo apt-get install dataset-fashion-mnist', "
-           "or point FASHION_MNIST_DIR / --data at a directory holding "
-           "{{train,t10k}}-{{images-idx3,labels-idx1}}-ubyte.gz)",
-           p.string());
+      fail(
+          "Fashion-MNIST file {} is missing (expected the files of Debian's "
+          "dataset-fashion-mnist package: run 'sudo apt-get install dataset-fashion-mnist', "
+          "or point FASHION_MNIST_DIR / --data at a directory holding "
+          "{{train,t10k}}-{{images-idx3,labels-idx1}}-ubyte.gz)",
+          p.string());
     }
   }
   return make_dataset(read_idx(images), read_idx(labels), "Fashion-MNIST " + split);

@@ -24,8 +24,8 @@ namespace fashion {
 /// A decoded IDX file of unsigned bytes (type code 0x08, the only type the
 /// MNIST family uses).
 struct IdxArray {
-  std::vector<int64_t> dims;   ///< e.g. {60000, 28, 28} for images, {60000} for labels
-  std::vector<uint8_t> data;   ///< row-major, product(dims) bytes
+  std::vector<int64_t> dims;  ///< e.g. {60000, 28, 28} for images, {60000} for labels
+  std::vector<uint8_t> data;  ///< row-major, product(dims) bytes
 };
 
 /// Parses an uncompressed IDX byte stream; `what` names it in error messages.
@@ -50,8 +50,7 @@ struct Dataset {
 
 /// Pairs an images file with a labels file and checks they agree (same
 /// count, 3-dimensional images, labels < classes).
-Dataset make_dataset(IdxArray images, IdxArray labels, const std::string& what,
-                     int classes = 10);
+Dataset make_dataset(IdxArray images, IdxArray labels, const std::string& what, int classes = 10);
 
 /// The directory Debian's dataset-fashion-mnist package installs to, or the
 /// FASHION_MNIST_DIR environment variable when set.

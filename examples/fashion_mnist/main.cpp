@@ -88,7 +88,10 @@ std::string slug(std::string s) {
 class Demo {
  public:
   Demo(Options o, Dataset train, Dataset test)
-      : opt_(std::move(o)), plan_(plan_for(opt_)), train_(std::move(train)), test_(std::move(test)) {
+      : opt_(std::move(o)),
+        plan_(plan_for(opt_)),
+        train_(std::move(train)),
+        test_(std::move(test)) {
     // A fixed random subset of the training images for calibration.
     std::vector<int64_t> all(static_cast<std::size_t>(train_.count));
     std::iota(all.begin(), all.end(), 0);
@@ -104,8 +107,8 @@ class Demo {
     const int epochs = m == "MLP" ? plan_.mlp_epochs : plan_.cnn_epochs;
     fmt::print("\n== {} ==\n", m);
     auto t0 = std::chrono::steady_clock::now();
-    train(net, train_, {.epochs = epochs, .batch = 128, .lr = lr, .seed = opt_.seed,
-                        .label = m + " FP32"});
+    train(net, train_,
+          {.epochs = epochs, .batch = 128, .lr = lr, .seed = opt_.seed, .label = m + " FP32"});
     const double trainer_acc = accuracy(net, test_);
     fmt::print("trained {} epochs in {:.1f} s; trainer FP32 test accuracy {:.2f}%\n", epochs,
                seconds_since(t0), 100 * trainer_acc);
@@ -150,10 +153,9 @@ class Demo {
     for (const Method& method : methods) {
       nn::Calibrator cal = calibrate(fp32, calib, method.observer);
       for (auto g : {sparq::Granularity::per_tensor, sparq::Granularity::per_channel}) {
-        const std::string name =
-            fmt::format("static INT8 {} {}",
-                        g == sparq::Granularity::per_tensor ? "per-tensor" : "per-channel",
-                        method.name);
+        const std::string name = fmt::format(
+            "static INT8 {} {}", g == sparq::Granularity::per_tensor ? "per-tensor" : "per-channel",
+            method.name);
         quantized_row(m, name, nn::quantize_static(cal, {.weight_granularity = g}), spatial, x1,
                       x64, "");
       }
@@ -167,8 +169,12 @@ class Demo {
       qat.fold_batchnorm();
       enable_qat(qat, make_qat_hooks());
       t0 = std::chrono::steady_clock::now();
-      train(qat, train_, {.epochs = plan_.qat_epochs, .batch = 128, .lr = lr * 0.05f,
-                          .seed = opt_.seed + 1, .label = m + " QAT"});
+      train(qat, train_,
+            {.epochs = plan_.qat_epochs,
+             .batch = 128,
+             .lr = lr * 0.05f,
+             .seed = opt_.seed + 1,
+             .label = m + " QAT"});
       const double qat_trainer_acc = accuracy(qat, test_);
       fmt::print("QAT: {} epoch in {:.1f} s; fake-quant test accuracy in the trainer {:.2f}%\n",
                  plan_.qat_epochs, seconds_since(t0), 100 * qat_trainer_acc);
@@ -179,8 +185,9 @@ class Demo {
       nn::Calibrator cal = calibrate(qat_fp32, calib, methods[0].observer);
       nn::QuantizedModel q = nn::quantize_static(cal, {});
       const int changed = apply_qat_ranges(q, qat);
-      quantized_row(m, "QAT INT8 per-channel", std::move(q), spatial, x1, x64,
-                    fmt::format("1 epoch fake-quant fine-tuning; {} layers use QAT ranges", changed));
+      quantized_row(
+          m, "QAT INT8 per-channel", std::move(q), spatial, x1, x64,
+          fmt::format("1 epoch fake-quant fine-tuning; {} layers use QAT ranges", changed));
     }
 
     // 2:4 with channel permutation, fine-tuned with the mask fixed, then
@@ -192,11 +199,12 @@ class Demo {
       for (const auto& i : infos) {
         if (i.pruned) {
           ++pruned;
-          fmt::print("2:4 layer {} {} [{} x {}]: retained |w| {:.1f}% without permutation, "
-                     "{:.1f}% with{}\n",
-                     i.layer, i.kind, i.outputs, i.inputs, 100 * i.identity_l1 / i.total_l1,
-                     100 * i.permuted_l1 / i.total_l1,
-                     i.permuted ? "" : " (first layer: inputs are pixels, not permuted)");
+          fmt::print(
+              "2:4 layer {} {} [{} x {}]: retained |w| {:.1f}% without permutation, "
+              "{:.1f}% with{}\n",
+              i.layer, i.kind, i.outputs, i.inputs, 100 * i.identity_l1 / i.total_l1,
+              100 * i.permuted_l1 / i.total_l1,
+              i.permuted ? "" : " (first layer: inputs are pixels, not permuted)");
         } else {
           fmt::print("2:4 layer {} {} [{} x {}]: K = {} is not a multiple of 4, kept dense\n",
                      i.layer, i.kind, i.outputs, i.inputs, i.inputs);
@@ -205,30 +213,35 @@ class Demo {
       const double pruned_acc = accuracy(sp, test_);
       const int ft_epochs = m == "MLP" ? plan_.sparse_epochs_mlp : plan_.sparse_epochs_cnn;
       t0 = std::chrono::steady_clock::now();
-      train(sp, train_, {.epochs = ft_epochs, .batch = 128, .lr = lr * 0.5f,
-                         .seed = opt_.seed + 2, .label = m + " 2:4 fine-tune"});
-      fmt::print("2:4: {:.2f}% right after pruning, {:.2f}% after {} epochs of fine-tuning "
-                 "({:.1f} s)\n",
-                 100 * pruned_acc, 100 * accuracy(sp, test_), ft_epochs, seconds_since(t0));
+      train(sp, train_,
+            {.epochs = ft_epochs,
+             .batch = 128,
+             .lr = lr * 0.5f,
+             .seed = opt_.seed + 2,
+             .label = m + " 2:4 fine-tune"});
+      fmt::print(
+          "2:4: {:.2f}% right after pruning, {:.2f}% after {} epochs of fine-tuning "
+          "({:.1f} s)\n",
+          100 * pruned_acc, 100 * accuracy(sp, test_), ft_epochs, seconds_since(t0));
       const fs::path sp_file = opt_.out / (ms + "_sparse24_fp32.safetensors");
       nn::Sequential sp_fp32 = export_and_import(sp, sp_file);
-      add_row(measure(m, "2:4 FP32 (fine-tuned)", fwd(sp_fp32), predict(fwd(sp_fp32), test_, spatial),
-                      sp_fp32.weight_bytes(), x1, x64, sp_file.filename().string(),
-                      "dense FP32 kernels, zeros stored"));
+      add_row(measure(m, "2:4 FP32 (fine-tuned)", fwd(sp_fp32),
+                      predict(fwd(sp_fp32), test_, spatial), sp_fp32.weight_bytes(), x1, x64,
+                      sp_file.filename().string(), "dense FP32 kernels, zeros stored"));
       nn::Calibrator cal = calibrate(sp_fp32, calib, methods[1].observer);
       nn::QuantizedModel q = nn::quantize_static(cal, {});
       const int sparse_units = use_sparse_kernels(q);
       int weighted_units = 0;
       for (const auto& u : q.units()) {
-        weighted_units += std::holds_alternative<nn::QLinear>(u.op) ||
-                          std::holds_alternative<nn::QConv2d>(u.op);
+        weighted_units +=
+            std::holds_alternative<nn::QLinear>(u.op) || std::holds_alternative<nn::QConv2d>(u.op);
       }
       const std::string note =
-          sparse_units > 0
-              ? fmt::format("{} of {} layers on the 2:4 sparse INT8 kernels ({} pruned), the "
-                            "rest dense INT8",
-                            sparse_units, weighted_units, pruned)
-              : std::string("NO layer runs on sparse kernels: dense INT8 kernels");
+          sparse_units > 0 ? fmt::format(
+                                 "{} of {} layers on the 2:4 sparse INT8 kernels ({} pruned), the "
+                                 "rest dense INT8",
+                                 sparse_units, weighted_units, pruned)
+                           : std::string("NO layer runs on sparse kernels: dense INT8 kernels");
       quantized_row(m, "2:4 + static INT8 per-channel mse", std::move(q), spatial, x1, x64, note);
     }
   }
@@ -254,9 +267,9 @@ class Demo {
               fmt::format("{:.2f}%", 100 * base->accuracy));
         check(mm + " dynamic INT8 within 1.0 point", delta("dynamic INT8") >= -1.0,
               fmt::format("{:+.2f}", delta("dynamic INT8")));
-        const double best = std::max({delta("static INT8 per-channel minmax"),
-                                      delta("static INT8 per-channel mse"),
-                                      delta("static INT8 per-channel entropy")});
+        const double best =
+            std::max({delta("static INT8 per-channel minmax"), delta("static INT8 per-channel mse"),
+                      delta("static INT8 per-channel entropy")});
         check(mm + " static INT8 per-channel (best calibration) within 1.0 point", best >= -1.0,
               fmt::format("{:+.2f}", best));
         for (const char* g : {"per-tensor", "per-channel"}) {
@@ -272,13 +285,14 @@ class Demo {
               delta("2:4 + static INT8 per-channel mse") >= -5.0,
               fmt::format("{:+.2f}", delta("2:4 + static INT8 per-channel mse")));
       } else {
-        check(mm + " static INT8 per-channel (best calibration) within 0.3 points",
-              std::max({delta("static INT8 per-channel minmax"), delta("static INT8 per-channel mse"),
-                        delta("static INT8 per-channel entropy")}) >= -0.3,
-              fmt::format("minmax {:+.2f}, mse {:+.2f}, entropy {:+.2f}",
-                          delta("static INT8 per-channel minmax"),
-                          delta("static INT8 per-channel mse"),
-                          delta("static INT8 per-channel entropy")));
+        check(
+            mm + " static INT8 per-channel (best calibration) within 0.3 points",
+            std::max({delta("static INT8 per-channel minmax"), delta("static INT8 per-channel mse"),
+                      delta("static INT8 per-channel entropy")}) >= -0.3,
+            fmt::format("minmax {:+.2f}, mse {:+.2f}, entropy {:+.2f}",
+                        delta("static INT8 per-channel minmax"),
+                        delta("static INT8 per-channel mse"),
+                        delta("static INT8 per-channel entropy")));
         check(mm + " dynamic INT8 within 0.2 points", delta("dynamic INT8") >= -0.2,
               fmt::format("{:+.2f}", delta("dynamic INT8")));
         check(mm + " QAT INT8 within 0.1 points", delta("QAT INT8 per-channel") >= -0.1,
@@ -356,11 +370,11 @@ class Demo {
     nn::save(to_save, file);
     nn::QuantizedModel loaded = nn::load_quantized(file);
     if (sparse > 0) use_sparse_kernels(loaded);
-    reload_check(m, variant, pred,
-                 predict([&loaded](const nn::Tensor& x) { return loaded.forward(x); }, test_,
-                         spatial));
-    ResultRow row = measure(m, variant, f, pred, stored_bytes(q), x1, x64,
-                            file.filename().string(), note);
+    reload_check(
+        m, variant, pred,
+        predict([&loaded](const nn::Tensor& x) { return loaded.forward(x); }, test_, spatial));
+    ResultRow row =
+        measure(m, variant, f, pred, stored_bytes(q), x1, x64, file.filename().string(), note);
     row.kernel_bytes = q.weight_bytes();
     add_row(row);
   }
@@ -388,16 +402,17 @@ class Demo {
   }
 
   void add_row(const ResultRow& r) {
-    fmt::print("  {:<4} {:<38} acc {:6.2f}% ({:+.2f})  {:>8} B ({:.3f}x)  b1 {:.4f} ms ({:.2f}x)  "
-               "b64 {:.3f} ms ({:.2f}x)\n",
-               r.model, r.variant, 100 * r.accuracy, r.delta_points, r.bytes, r.bytes_ratio,
-               r.latency1_ms, r.speedup1, r.latency64_ms, r.speedup64);
+    fmt::print(
+        "  {:<4} {:<38} acc {:6.2f}% ({:+.2f})  {:>8} B ({:.3f}x)  b1 {:.4f} ms ({:.2f}x)  "
+        "b64 {:.3f} ms ({:.2f}x)\n",
+        r.model, r.variant, 100 * r.accuracy, r.delta_points, r.bytes, r.bytes_ratio, r.latency1_ms,
+        r.speedup1, r.latency64_ms, r.speedup64);
     if (!r.note.empty()) fmt::print("       note: {}\n", r.note);
     rows_.push_back(r);
   }
 
-  void reload_check(const std::string& m, const std::string& variant,
-                    const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
+  void reload_check(const std::string& m, const std::string& variant, const std::vector<uint8_t>& a,
+                    const std::vector<uint8_t>& b) {
     int64_t same = 0;
     for (std::size_t i = 0; i < a.size(); ++i) same += a[i] == b[i];
     const bool ok = same == static_cast<int64_t>(a.size()) && a.size() == b.size();
@@ -457,13 +472,20 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--quick") opt.quick = true;
-    else if (a == "--strict") opt.strict = true;
-    else if (a == "--out") opt.out = value();
-    else if (a == "--data") opt.data = value();
-    else if (a == "--threads") opt.threads = std::stoi(value());
-    else if (a == "--seed") opt.seed = std::stoull(value());
-    else if (a == "--help" || a == "-h") return usage(argv[0]), 0;
+    if (a == "--quick")
+      opt.quick = true;
+    else if (a == "--strict")
+      opt.strict = true;
+    else if (a == "--out")
+      opt.out = value();
+    else if (a == "--data")
+      opt.data = value();
+    else if (a == "--threads")
+      opt.threads = std::stoi(value());
+    else if (a == "--seed")
+      opt.seed = std::stoull(value());
+    else if (a == "--help" || a == "-h")
+      return usage(argv[0]), 0;
     else {
       fmt::print(stderr, "fashion_mnist: unknown argument '{}'\n", a);
       return usage(argv[0]);

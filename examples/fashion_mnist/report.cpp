@@ -19,10 +19,11 @@ std::string markdown_table(const std::vector<ResultRow>& rows) {
       "kernel bytes | batch-1 ms | batch-64 ms | speedup b1 | speedup b64 |\n"
       "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const auto& r : rows) {
-    s += fmt::format("| {} | {} | {:.2f}% | {:+.2f} | {} | {:.3f}x | {} | {:.4f} | {:.3f} | "
-                     "{:.2f}x | {:.2f}x |\n",
-                     r.model, r.variant, 100 * r.accuracy, r.delta_points, r.bytes, r.bytes_ratio,
-                     r.kernel_bytes, r.latency1_ms, r.latency64_ms, r.speedup1, r.speedup64);
+    s += fmt::format(
+        "| {} | {} | {:.2f}% | {:+.2f} | {} | {:.3f}x | {} | {:.4f} | {:.3f} | "
+        "{:.2f}x | {:.2f}x |\n",
+        r.model, r.variant, 100 * r.accuracy, r.delta_points, r.bytes, r.bytes_ratio,
+        r.kernel_bytes, r.latency1_ms, r.latency64_ms, r.speedup1, r.speedup64);
   }
   return s;
 }
@@ -44,11 +45,20 @@ std::string xml_escape(const std::string& v) {
   std::string out;
   for (char c : v) {
     switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -62,8 +72,8 @@ std::string csv_table(const std::vector<ResultRow>& rows) {
   for (const auto& r : rows) {
     s += fmt::format("{},{},{:.4f},{:.2f},{},{:.4f},{},{:.5f},{:.4f},{:.3f},{:.3f},{},{}\n",
                      csv_field(r.model), csv_field(r.variant), r.accuracy, r.delta_points, r.bytes,
-                     r.bytes_ratio, r.kernel_bytes, r.latency1_ms, r.latency64_ms, r.speedup1, r.speedup64,
-                     csv_field(r.file), csv_field(r.note));
+                     r.bytes_ratio, r.kernel_bytes, r.latency1_ms, r.latency64_ms, r.speedup1,
+                     r.speedup64, csv_field(r.file), csv_field(r.note));
   }
   return s;
 }
@@ -80,7 +90,8 @@ std::string svg_scatter(const std::vector<ResultRow>& rows) {
   }
   if (rows.empty() || !(lmin > 0)) lmin = 1e-3, lmax = std::max(lmax, 1.0);
   // Log-scale latency axis on whole decades; accuracy axis padded by 0.5 point.
-  const double x0 = std::floor(std::log10(lmin)), x1 = std::max(x0 + 1, std::ceil(std::log10(lmax)));
+  const double x0 = std::floor(std::log10(lmin)),
+               x1 = std::max(x0 + 1, std::ceil(std::log10(lmax)));
   const double y0 = std::floor(amin - 0.5), y1 = std::ceil(amax + 0.5);
   auto px = [&](double ms) { return left + pw * (std::log10(ms) - x0) / (x1 - x0); };
   auto py = [&](double acc) { return top + ph * (1 - (acc - y0) / (y1 - y0)); };
@@ -91,9 +102,10 @@ std::string svg_scatter(const std::vector<ResultRow>& rows) {
       "<text x=\"{}\" y=\"24\" font-size=\"16\">Fashion-MNIST: test accuracy vs batch-1 "
       "latency (sparq)</text>\n",
       width, height, left);
-  s += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" "
-                   "stroke=\"black\"/>\n",
-                   left, top, pw, ph);
+  s += fmt::format(
+      "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" "
+      "stroke=\"black\"/>\n",
+      left, top, pw, ph);
   for (double d = x0; d <= x1 + 1e-9; d += 1) {
     for (int m = 1; m < 10; ++m) {
       const double v = m * std::pow(10.0, d);
@@ -115,12 +127,14 @@ std::string svg_scatter(const std::vector<ResultRow>& rows) {
     s += fmt::format("<text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\">{:g}%</text>\n", left - 6,
                      y + 4, a);
   }
-  s += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">batch-1 latency (ms, log "
-                   "scale)</text>\n",
-                   left + pw / 2, height - 16);
-  s += fmt::format("<text transform=\"translate(20 {}) rotate(-90)\" text-anchor=\"middle\">test "
-                   "accuracy</text>\n",
-                   top + ph / 2);
+  s += fmt::format(
+      "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">batch-1 latency (ms, log "
+      "scale)</text>\n",
+      left + pw / 2, height - 16);
+  s += fmt::format(
+      "<text transform=\"translate(20 {}) rotate(-90)\" text-anchor=\"middle\">test "
+      "accuracy</text>\n",
+      top + ph / 2);
   const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd"};
   std::map<std::string, int> model_color;
   int legend = 0;
@@ -128,20 +142,22 @@ std::string svg_scatter(const std::vector<ResultRow>& rows) {
     if (!model_color.count(r.model)) {
       const int c = static_cast<int>(model_color.size()) % 4;
       model_color[r.model] = c;
-      s += fmt::format("<circle cx=\"{}\" cy=\"{}\" r=\"5\" fill=\"{}\"/><text x=\"{}\" y=\"{}\">{}"
-                       "</text>\n",
-                       left + pw + 20, top + 10 + 18 * legend, colors[c], left + pw + 30,
-                       top + 14 + 18 * legend, xml_escape(r.model));
+      s += fmt::format(
+          "<circle cx=\"{}\" cy=\"{}\" r=\"5\" fill=\"{}\"/><text x=\"{}\" y=\"{}\">{}"
+          "</text>\n",
+          left + pw + 20, top + 10 + 18 * legend, colors[c], left + pw + 30, top + 14 + 18 * legend,
+          xml_escape(r.model));
       ++legend;
     }
   }
   int i = 0;
   for (const auto& r : rows) {
     const double x = px(r.latency1_ms), y = py(100 * r.accuracy);
-    s += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"4\" fill=\"{}\" opacity=\"0.8\">"
-                     "<title>{} {}: {:.2f}%, {:.4f} ms</title></circle>\n",
-                     x, y, colors[model_color[r.model]], xml_escape(r.model),
-                     xml_escape(r.variant), 100 * r.accuracy, r.latency1_ms);
+    s += fmt::format(
+        "<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"4\" fill=\"{}\" opacity=\"0.8\">"
+        "<title>{} {}: {:.2f}%, {:.4f} ms</title></circle>\n",
+        x, y, colors[model_color[r.model]], xml_escape(r.model), xml_escape(r.variant),
+        100 * r.accuracy, r.latency1_ms);
     s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"9\" fill=\"#444\">{}</text>\n",
                      x + 6, y - 4 + 9 * (i % 3 - 1), xml_escape(r.variant));
     ++i;

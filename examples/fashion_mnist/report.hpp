@@ -11,18 +11,18 @@
 namespace fashion {
 
 struct ResultRow {
-  std::string model;    ///< "MLP", "CNN"
-  std::string variant;  ///< "FP32", "dynamic INT8", "static INT8 per-channel mse", ...
-  double accuracy = 0;  ///< test accuracy, 0..1
-  double delta_points = 0;  ///< (accuracy - FP32 accuracy) * 100
-  std::size_t bytes = 0;    ///< stored model bytes (see stored_bytes in bridge.hpp)
+  std::string model;             ///< "MLP", "CNN"
+  std::string variant;           ///< "FP32", "dynamic INT8", "static INT8 per-channel mse", ...
+  double accuracy = 0;           ///< test accuracy, 0..1
+  double delta_points = 0;       ///< (accuracy - FP32 accuracy) * 100
+  std::size_t bytes = 0;         ///< stored model bytes (see stored_bytes in bridge.hpp)
   std::size_t kernel_bytes = 0;  ///< bytes the kernels read (packed, padded)
-  double bytes_ratio = 1;   ///< bytes / FP32 bytes
-  double latency1_ms = 0;   ///< median, batch 1
-  double latency64_ms = 0;  ///< median, batch 64
-  double speedup1 = 1;      ///< FP32 latency / this latency, batch 1
+  double bytes_ratio = 1;        ///< bytes / FP32 bytes
+  double latency1_ms = 0;        ///< median, batch 1
+  double latency64_ms = 0;       ///< median, batch 64
+  double speedup1 = 1;           ///< FP32 latency / this latency, batch 1
   double speedup64 = 1;
-  std::string file;         ///< saved model file (relative to the output dir)
+  std::string file;  ///< saved model file (relative to the output dir)
   std::string note;
 };
 

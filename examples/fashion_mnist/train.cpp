@@ -121,8 +121,7 @@ Mat Linear::backward(const Mat& dy) {
 
 // ------------------------------------------------------------ Conv2d
 
-Conv2d::Conv2d(Shape3 in, int64_t out_channels, int64_t kernel, int64_t padding,
-               std::mt19937& rng)
+Conv2d::Conv2d(Shape3 in, int64_t out_channels, int64_t kernel, int64_t padding, std::mt19937& rng)
     : in_(in), k_(kernel), pad_(padding) {
   if (2 * padding != kernel - 1) {
     fail("Conv2d: padding {} with kernel {} (expected 'same' padding, (kernel - 1) / 2)", padding,
@@ -364,9 +363,10 @@ void Net::fold_batchnorm() {
     auto* bn = dynamic_cast<BatchNorm*>(layers[i].get());
     auto* wl = dynamic_cast<WeightLayer*>(layers[i - 1].get());
     if (!bn || !wl) continue;
-    const Eigen::RowVectorXf scale =
-        (bn->running_var.value.row(0).array() + bn->eps).rsqrt().matrix().cwiseProduct(
-            bn->gamma.value.row(0));
+    const Eigen::RowVectorXf scale = (bn->running_var.value.row(0).array() + bn->eps)
+                                         .rsqrt()
+                                         .matrix()
+                                         .cwiseProduct(bn->gamma.value.row(0));
     for (int64_t o = 0; o < wl->weight.value.rows(); ++o) wl->weight.value.row(o) *= scale[o];
     wl->bias.value.row(0) =
         (wl->bias.value.row(0) - bn->running_mean.value.row(0)).cwiseProduct(scale) +

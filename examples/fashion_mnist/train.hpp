@@ -43,7 +43,7 @@ using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor
 
 /// A named parameter (or buffer, when trainable is false) and its Adam state.
 struct Param {
-  std::string name;  ///< PyTorch-style suffix: "weight", "bias", "running_mean", ...
+  std::string name;            ///< PyTorch-style suffix: "weight", "bias", "running_mean", ...
   std::vector<int64_t> shape;  ///< logical shape for the state_dict (value is 2-d)
   Mat value, grad, adam_m, adam_v;
   Mat mask;  ///< empty, or value's shape: fixed 0/1 sparsity mask
@@ -224,7 +224,7 @@ struct TrainConfig {
   float lr = 1e-3f;
   float lr_final = 0.0f;  ///< cosine schedule from lr to lr_final over all steps
   uint64_t seed = 1;
-  std::string label;      ///< shown in the progress output
+  std::string label;  ///< shown in the progress output
 };
 
 /// Trains with Adam and softmax cross-entropy; returns the final epoch's

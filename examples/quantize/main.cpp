@@ -87,10 +87,11 @@ int main() {
   sparq::quantize<int8_t>(w, shape, cspec, cq, q);
   sparq::dequantize<int8_t>(q, shape, cspec, cq, back);
   const auto [smin, smax] = std::minmax_element(cq.scales.begin(), cq.scales.end());
-  std::printf("  per channel s8 symmetric:  %zu scales in [%.6g, %.6g] (row 0: %.6g, row %lld: "
-              "%.6g), zero points 0\n",
-              cq.size(), *smin, *smax, cq.scales.front(), static_cast<long long>(rows - 1),
-              cq.scales.back());
+  std::printf(
+      "  per channel s8 symmetric:  %zu scales in [%.6g, %.6g] (row 0: %.6g, row %lld: "
+      "%.6g), zero points 0\n",
+      cq.size(), *smin, *smax, cq.scales.front(), static_cast<long long>(rows - 1),
+      cq.scales.back());
   print_stats("per channel:", error_stats(w, back), fp32_bytes,
               q.size() + cq.size() * (sizeof(float) + sizeof(int32_t)));
 

@@ -68,10 +68,10 @@ class ScopedIsa {
 
 /// What the CPU reports, for `sparq info` and diagnostics.
 struct CpuInfo {
-  std::string brand;             // e.g. "AMD EPYC 9R14", or "unknown"
-  std::string architecture;      // "x86_64", "aarch64", ...
+  std::string brand;                  // e.g. "AMD EPYC 9R14", or "unknown"
+  std::string architecture;           // "x86_64", "aarch64", ...
   std::vector<std::string> features;  // e.g. {"avx2", "fma", "avx512f", ...}
-  bool emulated = false;         // true when running under qemu-user (timings mean nothing)
+  bool emulated = false;              // true when running under qemu-user (timings mean nothing)
 };
 const CpuInfo& cpu_info();
 

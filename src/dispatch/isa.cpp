@@ -11,48 +11,61 @@
 namespace sparq {
 namespace {
 
-constexpr std::array<Isa, 7> kAllIsas = {Isa::scalar,     Isa::avx2, Isa::avxvnni,
-                                         Isa::avx512vnni, Isa::neon, Isa::neondot,
-                                         Isa::neoni8mm};
+constexpr std::array<Isa, 7> kAllIsas = {Isa::scalar, Isa::avx2,    Isa::avxvnni, Isa::avx512vnni,
+                                         Isa::neon,   Isa::neondot, Isa::neoni8mm};
 
 // Whether this build compiled the ISA's kernel folder (see cmake/SparqIsa.cmake).
 bool built_with(Isa isa) {
   switch (isa) {
-    case Isa::scalar: return true;
+    case Isa::scalar:
+      return true;
 #if defined(SPARQ_HAVE_AVX2)
-    case Isa::avx2: return true;
+    case Isa::avx2:
+      return true;
 #endif
 #if defined(SPARQ_HAVE_AVXVNNI)
-    case Isa::avxvnni: return true;
+    case Isa::avxvnni:
+      return true;
 #endif
 #if defined(SPARQ_HAVE_AVX512VNNI)
-    case Isa::avx512vnni: return true;
+    case Isa::avx512vnni:
+      return true;
 #endif
 #if defined(SPARQ_HAVE_NEON)
-    case Isa::neon: return true;
+    case Isa::neon:
+      return true;
 #endif
 #if defined(SPARQ_HAVE_NEONDOT)
-    case Isa::neondot: return true;
+    case Isa::neondot:
+      return true;
 #endif
 #if defined(SPARQ_HAVE_NEONI8MM)
-    case Isa::neoni8mm: return true;
+    case Isa::neoni8mm:
+      return true;
 #endif
-    default: return false;
+    default:
+      return false;
   }
 }
 
 bool cpu_runs(Isa isa) {
   const auto& f = detail::cpu_features();
   switch (isa) {
-    case Isa::scalar: return true;
-    case Isa::avx2: return f.avx2 && f.fma && f.f16c && f.bmi2;
-    case Isa::avxvnni: return f.avx2 && f.fma && f.f16c && f.bmi2 && f.avxvnni;
+    case Isa::scalar:
+      return true;
+    case Isa::avx2:
+      return f.avx2 && f.fma && f.f16c && f.bmi2;
+    case Isa::avxvnni:
+      return f.avx2 && f.fma && f.f16c && f.bmi2 && f.avxvnni;
     case Isa::avx512vnni:
       return f.avx2 && f.fma && f.f16c && f.bmi2 && f.avx512f && f.avx512bw && f.avx512vl &&
              f.avx512dq && f.avx512vnni;
-    case Isa::neon: return f.neon;
-    case Isa::neondot: return f.dotprod;
-    case Isa::neoni8mm: return f.i8mm;
+    case Isa::neon:
+      return f.neon;
+    case Isa::neondot:
+      return f.dotprod;
+    case Isa::neoni8mm:
+      return f.i8mm;
   }
   return false;
 }
@@ -87,13 +100,20 @@ Isa env_or_best() {
 
 std::string_view isa_name(Isa isa) noexcept {
   switch (isa) {
-    case Isa::scalar: return "scalar";
-    case Isa::avx2: return "avx2";
-    case Isa::avxvnni: return "avxvnni";
-    case Isa::avx512vnni: return "avx512vnni";
-    case Isa::neon: return "neon";
-    case Isa::neondot: return "neondot";
-    case Isa::neoni8mm: return "neoni8mm";
+    case Isa::scalar:
+      return "scalar";
+    case Isa::avx2:
+      return "avx2";
+    case Isa::avxvnni:
+      return "avxvnni";
+    case Isa::avx512vnni:
+      return "avx512vnni";
+    case Isa::neon:
+      return "neon";
+    case Isa::neondot:
+      return "neondot";
+    case Isa::neoni8mm:
+      return "neoni8mm";
   }
   return "unknown";
 }

@@ -88,8 +88,8 @@ int32_t saturate32(int64_t v) {
 
 class Driver {
  public:
-  Driver(const ActSpec& a, const PackedWeightsData& w, const OutSpec& out,
-         const GemmKernels& kern, uint8_t* a_packed, const int32_t* zp_eff)
+  Driver(const ActSpec& a, const PackedWeightsData& w, const OutSpec& out, const GemmKernels& kern,
+         uint8_t* a_packed, const int32_t* zp_eff)
       : a_(a), w_(w), out_(out), kern_(kern), a_packed_(a_packed), zp_eff_(zp_eff) {
     tiles_ = (a.m + kern.mr - 1) / kern.mr;
   }
@@ -235,8 +235,7 @@ class Driver {
     }
   }
 
-  void stage64(int64_t* acc, int32_t* scratch, int64_t i0, int64_t j0, int mr,
-               int nr) noexcept {
+  void stage64(int64_t* acc, int32_t* scratch, int64_t i0, int64_t j0, int mr, int nr) noexcept {
     const int64_t ld = w_.nr;
     switch (out_.kind) {
       case OutKind::s32: {
@@ -316,7 +315,8 @@ void run_gemm(const ActSpec& a, const PackedWeights& weights, const OutSpec& out
   a_buffer.resize(static_cast<std::size_t>(a.m * w->kp * kern.a_elem_bytes));
   zp_buffer.resize(static_cast<std::size_t>(a.m));
   const int32_t shift = a.is_signed ? (kern.a_shift_s8 == 128 ? 128 : 0) : kern.a_shift_u8;
-  for (int64_t i = 0; i < a.m; ++i) zp_buffer[static_cast<std::size_t>(i)] = a.zero_points[i] + shift;
+  for (int64_t i = 0; i < a.m; ++i)
+    zp_buffer[static_cast<std::size_t>(i)] = a.zero_points[i] + shift;
 
   Driver driver(a, *w, out, kern, a_buffer.data(), zp_buffer.data());
   const int64_t tiles = driver.tiles();
@@ -326,8 +326,8 @@ void run_gemm(const ActSpec& a, const PackedWeights& weights, const OutSpec& out
   // of work. Safe for determinism: results do not depend on the count.
   const int64_t macs = a.m * w->n * w->kp;
   const int64_t units = std::max(panels, tiles);
-  const int t_req = static_cast<int>(std::clamp<int64_t>(
-      std::min<int64_t>(macs >> 22, units), 1, resolve_threads(threads)));
+  const int t_req = static_cast<int>(
+      std::clamp<int64_t>(std::min<int64_t>(macs >> 22, units), 1, resolve_threads(threads)));
   auto work = [&](int tid, int nt) {
     if (panels >= nt || panels >= tiles) {
       const auto [p0, p1] = share(panels, nt, tid);
@@ -353,9 +353,10 @@ void run_gemm(const ActSpec& a, const PackedWeights& weights, const OutSpec& out
     work(0, 1);
   }
   if (driver.overflowed()) {
-    fail("{}: the int32 output C[{}][{}] = {} does not fit in int32 (K = {}); use the "
-         "requantizing or dequantizing output stage, which take the exact int64 sum",
-         who, driver.overflow_row(), driver.overflow_col(), driver.overflow_value(), a.k);
+    fail(
+        "{}: the int32 output C[{}][{}] = {} does not fit in int32 (K = {}); use the "
+        "requantizing or dequantizing output stage, which take the exact int64 sum",
+        who, driver.overflow_row(), driver.overflow_col(), driver.overflow_value(), a.k);
   }
 }
 
@@ -372,8 +373,8 @@ ActSpec check_activations(const Activations<T>& a, const PackedWeights& w, const
   const int32_t lo = is_signed ? -128 : 0;
   const int32_t hi = is_signed ? 127 : 255;
   if (a.zero_point < lo || a.zero_point > hi) {
-    fail("{}: a.zero_point ({}) must be in [{}, {}] for {} activations", who, a.zero_point, lo,
-         hi, is_signed ? "s8" : "u8");
+    fail("{}: a.zero_point ({}) must be in [{}, {}] for {} activations", who, a.zero_point, lo, hi,
+         is_signed ? "s8" : "u8");
   }
   zps.assign(static_cast<std::size_t>(a.m), a.zero_point);
   ActSpec s;
@@ -403,8 +404,7 @@ RequantArrays check_requantize(const RequantizeStage& s, const PackedWeights& w,
                                OutSpec& out) {
   const auto n = static_cast<std::size_t>(w.n());
   if (!(s.multipliers.size() == 1 || s.multipliers.size() == n)) {
-    fail("{}: stage.multipliers has {} values; expected 1 or n ({})", who, s.multipliers.size(),
-         n);
+    fail("{}: stage.multipliers has {} values; expected 1 or n ({})", who, s.multipliers.size(), n);
   }
   if (!(s.bias.empty() || s.bias.size() == n)) {
     fail("{}: stage.bias has {} values; expected 0 or n ({})", who, s.bias.size(), n);
@@ -424,9 +424,10 @@ RequantArrays check_requantize(const RequantizeStage& s, const PackedWeights& w,
   for (std::size_t j = 0; j < n; ++j) {
     const QuantizedMultiplier& m = s.multipliers.size() == 1 ? s.multipliers[0] : s.multipliers[j];
     if (m.multiplier < 0 || m.shift < -31 || m.shift > 30) {
-      fail("{}: stage.multipliers[{}] = ({}, shift {}) must have multiplier >= 0 and shift in "
-           "[-31, 30]",
-           who, s.multipliers.size() == 1 ? 0 : j, m.multiplier, m.shift);
+      fail(
+          "{}: stage.multipliers[{}] = ({}, shift {}) must have multiplier >= 0 and shift in "
+          "[-31, 30]",
+          who, s.multipliers.size() == 1 ? 0 : j, m.multiplier, m.shift);
     }
     arr.multiplier[j] = m.multiplier;
     arr.shift[j] = m.shift;
@@ -455,8 +456,8 @@ void gemm_s32(const Activations<T>& a, const PackedWeights& w, int32_t* c, int64
 }
 
 template <class T, class Out>
-void gemm_requant(const Activations<T>& a, const PackedWeights& w, const RequantizeStage& s,
-                  Out* c, int64_t ldc, const GemmOptions& o) {
+void gemm_requant(const Activations<T>& a, const PackedWeights& w, const RequantizeStage& s, Out* c,
+                  int64_t ldc, const GemmOptions& o) {
   const char* who = "gemm (requantized output)";
   std::vector<int32_t> zps;
   const ActSpec as = check_activations(a, w, who, zps);
@@ -502,20 +503,20 @@ void gemm(const ActivationsS8& a, const PackedWeights& w, int32_t* c, int64_t ld
           const GemmOptions& options) {
   detail::gemm_s32(a, w, c, ldc, options);
 }
-void gemm(const ActivationsU8& a, const PackedWeights& w, const RequantizeStage& stage,
-          uint8_t* c, int64_t ldc, const GemmOptions& options) {
+void gemm(const ActivationsU8& a, const PackedWeights& w, const RequantizeStage& stage, uint8_t* c,
+          int64_t ldc, const GemmOptions& options) {
   detail::gemm_requant(a, w, stage, c, ldc, options);
 }
-void gemm(const ActivationsU8& a, const PackedWeights& w, const RequantizeStage& stage,
-          int8_t* c, int64_t ldc, const GemmOptions& options) {
+void gemm(const ActivationsU8& a, const PackedWeights& w, const RequantizeStage& stage, int8_t* c,
+          int64_t ldc, const GemmOptions& options) {
   detail::gemm_requant(a, w, stage, c, ldc, options);
 }
-void gemm(const ActivationsS8& a, const PackedWeights& w, const RequantizeStage& stage,
-          uint8_t* c, int64_t ldc, const GemmOptions& options) {
+void gemm(const ActivationsS8& a, const PackedWeights& w, const RequantizeStage& stage, uint8_t* c,
+          int64_t ldc, const GemmOptions& options) {
   detail::gemm_requant(a, w, stage, c, ldc, options);
 }
-void gemm(const ActivationsS8& a, const PackedWeights& w, const RequantizeStage& stage,
-          int8_t* c, int64_t ldc, const GemmOptions& options) {
+void gemm(const ActivationsS8& a, const PackedWeights& w, const RequantizeStage& stage, int8_t* c,
+          int64_t ldc, const GemmOptions& options) {
   detail::gemm_requant(a, w, stage, c, ldc, options);
 }
 void gemm(const ActivationsU8& a, const PackedWeights& w, const DequantizeStage& stage, float* c,

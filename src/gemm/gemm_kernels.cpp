@@ -43,27 +43,18 @@ constexpr GemmKernels kAvx2{
 
 #if defined(SPARQ_HAVE_AVXVNNI)
 // AVX-VNNI shares AVX2's output stages (same ymm width; no VNNI needed there).
-constexpr GemmKernels kAvxVnni{
-    .isa = Isa::avxvnni,
-    .ukernel_name = "gemm_u8s8s32_ukernel_6x16c4__avxvnni",
-    .mr = 6,
-    .nr = 16,
-    .kr = 4,
-    .a_shift_u8 = 0,
-    .a_shift_s8 = 128,
-    .ukernel = gemm_u8s8s32_ukernel_6x16c4__avxvnni,
-    .pack_a = gemm_pack_a__scalar,
+constexpr GemmKernels kAvxVnni {
+  .isa = Isa::avxvnni, .ukernel_name = "gemm_u8s8s32_ukernel_6x16c4__avxvnni", .mr = 6, .nr = 16,
+  .kr = 4, .a_shift_u8 = 0, .a_shift_s8 = 128, .ukernel = gemm_u8s8s32_ukernel_6x16c4__avxvnni,
+  .pack_a = gemm_pack_a__scalar,
 #if defined(SPARQ_HAVE_AVX2)
-    .requantize_u8 = gemm_requantize_u8__avx2,
-    .requantize_s8 = gemm_requantize_s8__avx2,
-    .dequantize = gemm_dequantize__avx2,
+  .requantize_u8 = gemm_requantize_u8__avx2, .requantize_s8 = gemm_requantize_s8__avx2,
+  .dequantize = gemm_dequantize__avx2,
 #else
-    .requantize_u8 = gemm_requantize_u8__scalar,
-    .requantize_s8 = gemm_requantize_s8__scalar,
-    .dequantize = gemm_dequantize__scalar,
+  .requantize_u8 = gemm_requantize_u8__scalar, .requantize_s8 = gemm_requantize_s8__scalar,
+  .dequantize = gemm_dequantize__scalar,
 #endif
-    .range = gemm_range__scalar,
-    .quantize = gemm_quantize__scalar,
+  .range = gemm_range__scalar, .quantize = gemm_quantize__scalar,
 };
 #endif
 
@@ -90,19 +81,16 @@ constexpr GemmKernels kAvx512Vnni{
 // ARM: activations are packed as on x86 (u8 as is, s8 + 128) and every
 // kernel reads them as u8 (the dot-product kernel flips their top bit
 // itself; see its file). The NEON output stages serve all three tables.
-#define SPARQ_NEON_TABLE(isa_, name_, mr_, nr_, kr_, ukernel_)        \
-  GemmKernels {                                                       \
-    .isa = isa_, .ukernel_name = name_, .mr = mr_, .nr = nr_, .kr = kr_, \
-    .a_shift_u8 = 0, .a_shift_s8 = 128, .ukernel = ukernel_,          \
-    .pack_a = gemm_pack_a__scalar,                                    \
-    .requantize_u8 = gemm_requantize_u8__neon,                        \
-    .requantize_s8 = gemm_requantize_s8__neon,                        \
-    .dequantize = gemm_dequantize__neon,                              \
-    .range = gemm_range__scalar,                                      \
-    .quantize = gemm_quantize__scalar,                                \
+#define SPARQ_NEON_TABLE(isa_, name_, mr_, nr_, kr_, ukernel_)                            \
+  GemmKernels {                                                                           \
+    .isa = isa_, .ukernel_name = name_, .mr = mr_, .nr = nr_, .kr = kr_, .a_shift_u8 = 0, \
+    .a_shift_s8 = 128, .ukernel = ukernel_, .pack_a = gemm_pack_a__scalar,                \
+    .requantize_u8 = gemm_requantize_u8__neon, .requantize_s8 = gemm_requantize_s8__neon, \
+    .dequantize = gemm_dequantize__neon, .range = gemm_range__scalar,                     \
+    .quantize = gemm_quantize__scalar,                                                    \
   }
-constexpr GemmKernels kNeon = SPARQ_NEON_TABLE(Isa::neon, "gemm_u8s8s32_ukernel_4x4c8__neon", 4,
-                                               4, 8, gemm_u8s8s32_ukernel_4x4c8__neon);
+constexpr GemmKernels kNeon = SPARQ_NEON_TABLE(Isa::neon, "gemm_u8s8s32_ukernel_4x4c8__neon", 4, 4,
+                                               8, gemm_u8s8s32_ukernel_4x4c8__neon);
 #if defined(SPARQ_HAVE_NEONDOT)
 constexpr GemmKernels kNeonDot =
     SPARQ_NEON_TABLE(Isa::neondot, "gemm_u8s8s32_ukernel_8x8c4__neondot", 8, 8, 4,
@@ -122,25 +110,32 @@ const GemmKernels& gemm_kernels(Isa isa) {
   switch (isa) {
 #if defined(SPARQ_ARCH_X86)
 #if defined(SPARQ_HAVE_AVX2)
-    case Isa::avx2: return kAvx2;
+    case Isa::avx2:
+      return kAvx2;
 #endif
 #if defined(SPARQ_HAVE_AVXVNNI)
-    case Isa::avxvnni: return kAvxVnni;
+    case Isa::avxvnni:
+      return kAvxVnni;
 #endif
 #if defined(SPARQ_HAVE_AVX512VNNI)
-    case Isa::avx512vnni: return kAvx512Vnni;
+    case Isa::avx512vnni:
+      return kAvx512Vnni;
 #endif
 #endif
 #if defined(SPARQ_ARCH_ARM) && defined(SPARQ_HAVE_NEON)
-    case Isa::neon: return kNeon;
+    case Isa::neon:
+      return kNeon;
 #if defined(SPARQ_HAVE_NEONDOT)
-    case Isa::neondot: return kNeonDot;
+    case Isa::neondot:
+      return kNeonDot;
 #endif
 #if defined(SPARQ_HAVE_NEONI8MM)
-    case Isa::neoni8mm: return kNeonI8mm;
+    case Isa::neoni8mm:
+      return kNeonI8mm;
 #endif
 #endif
-    default: return kScalar;
+    default:
+      return kScalar;
   }
 }
 

@@ -212,8 +212,8 @@ class Driver {
     const int nr = static_cast<int>(std::min<int64_t>(w_.nr, w_.n - j0));
     if (w_.kp <= kMaxKChunk) {
       if (out_.kind == OutKind::s32) {
-        kernel(t, p, 0, w_.kp, true, static_cast<int32_t*>(out_.c) + i0 * out_.ldc + j0,
-               out_.ldc, buf);
+        kernel(t, p, 0, w_.kp, true, static_cast<int32_t*>(out_.c) + i0 * out_.ldc + j0, out_.ldc,
+               buf);
         return;
       }
       kernel(t, p, 0, w_.kp, true, scratch, w_.nr, buf);
@@ -339,7 +339,9 @@ class Driver {
   int64_t overflow_value_ = 0;
 
  public:
-  void set_row_scale(float s) noexcept { std::fill(std::begin(row_scales_), std::end(row_scales_), s); }
+  void set_row_scale(float s) noexcept {
+    std::fill(std::begin(row_scales_), std::end(row_scales_), s);
+  }
 };
 
 std::pair<int64_t, int64_t> share(int64_t count, int parts, int index) {
@@ -389,9 +391,10 @@ SparsePath run(const ActSpec& a, const PackedSparseWeights& weights, const OutSp
     work(0, 1);
   }
   if (driver.overflowed()) {
-    fail("{}: the int32 output C[{}][{}] = {} does not fit in int32 (K = {}); use the "
-         "requantizing or dequantizing output stage, which take the exact int64 sum",
-         who, driver.overflow_row(), driver.overflow_col(), driver.overflow_value(), a.k);
+    fail(
+        "{}: the int32 output C[{}][{}] = {} does not fit in int32 (K = {}); use the "
+        "requantizing or dequantizing output stage, which take the exact int64 sum",
+        who, driver.overflow_row(), driver.overflow_col(), driver.overflow_value(), a.k);
   }
   return path;
 }
@@ -409,8 +412,8 @@ ActSpec check_activations(const Activations<T>& a, const PackedSparseWeights& w,
   const int32_t lo = is_signed ? -128 : 0;
   const int32_t hi = is_signed ? 127 : 255;
   if (a.zero_point < lo || a.zero_point > hi) {
-    fail("{}: a.zero_point ({}) must be in [{}, {}] for {} activations", who, a.zero_point, lo,
-         hi, is_signed ? "s8" : "u8");
+    fail("{}: a.zero_point ({}) must be in [{}, {}] for {} activations", who, a.zero_point, lo, hi,
+         is_signed ? "s8" : "u8");
   }
   if (o.path != SparsePath::automatic && o.path != SparsePath::direct &&
       o.path != SparsePath::expand) {
@@ -436,8 +439,8 @@ int64_t check_output(const void* c, int64_t m, int64_t ldc, const PackedSparseWe
 }
 
 template <class T>
-SparsePath gemm_s32(const Activations<T>& a, const PackedSparseWeights& w, int32_t* c,
-                    int64_t ldc, const SparseGemmOptions& o) {
+SparsePath gemm_s32(const Activations<T>& a, const PackedSparseWeights& w, int32_t* c, int64_t ldc,
+                    const SparseGemmOptions& o) {
   const char* who = "gemm (sparse, int32 output)";
   const ActSpec as = check_activations(a, w, o, who);
   OutSpec out;
@@ -449,14 +452,12 @@ SparsePath gemm_s32(const Activations<T>& a, const PackedSparseWeights& w, int32
 
 template <class T, class Out>
 SparsePath gemm_requant(const Activations<T>& a, const PackedSparseWeights& w,
-                        const RequantizeStage& s, Out* c, int64_t ldc,
-                        const SparseGemmOptions& o) {
+                        const RequantizeStage& s, Out* c, int64_t ldc, const SparseGemmOptions& o) {
   const char* who = "gemm (sparse, requantized output)";
   const ActSpec as = check_activations(a, w, o, who);
   const auto n = static_cast<std::size_t>(w.n());
   if (!(s.multipliers.size() == 1 || s.multipliers.size() == n)) {
-    fail("{}: stage.multipliers has {} values; expected 1 or n ({})", who, s.multipliers.size(),
-         n);
+    fail("{}: stage.multipliers has {} values; expected 1 or n ({})", who, s.multipliers.size(), n);
   }
   if (!(s.bias.empty() || s.bias.size() == n)) {
     fail("{}: stage.bias has {} values; expected 0 or n ({})", who, s.bias.size(), n);
@@ -474,9 +475,10 @@ SparsePath gemm_requant(const Activations<T>& a, const PackedSparseWeights& w,
   for (std::size_t j = 0; j < n; ++j) {
     const QuantizedMultiplier& m = s.multipliers.size() == 1 ? s.multipliers[0] : s.multipliers[j];
     if (m.multiplier < 0 || m.shift < -31 || m.shift > 30) {
-      fail("{}: stage.multipliers[{}] = ({}, shift {}) must have multiplier >= 0 and shift in "
-           "[-31, 30]",
-           who, s.multipliers.size() == 1 ? 0 : j, m.multiplier, m.shift);
+      fail(
+          "{}: stage.multipliers[{}] = ({}, shift {}) must have multiplier >= 0 and shift in "
+          "[-31, 30]",
+          who, s.multipliers.size() == 1 ? 0 : j, m.multiplier, m.shift);
     }
     mult[j] = m.multiplier;
     shift[j] = m.shift;
@@ -527,8 +529,9 @@ int64_t sparse_direct_max_rows(Isa isa) noexcept {
 SparsePath choose_sparse_path(const PackedSparseWeights& weights, int64_t m,
                               const SparseGemmOptions& options) {
   if (weights.empty()) {
-    detail::fail("choose_sparse_path: weights are empty; expected the result of "
-                 "pack_sparse_weights");
+    detail::fail(
+        "choose_sparse_path: weights are empty; expected the result of "
+        "pack_sparse_weights");
   }
   return detail::choose(weights.data(), m, options.path);
 }
@@ -541,34 +544,28 @@ SparsePath gemm(const ActivationsS8& a, const PackedSparseWeights& w, int32_t* c
                 const SparseGemmOptions& options) {
   return detail::gemm_s32(a, w, c, ldc, options);
 }
-SparsePath gemm(const ActivationsU8& a, const PackedSparseWeights& w,
-                const RequantizeStage& stage, uint8_t* c, int64_t ldc,
-                const SparseGemmOptions& options) {
+SparsePath gemm(const ActivationsU8& a, const PackedSparseWeights& w, const RequantizeStage& stage,
+                uint8_t* c, int64_t ldc, const SparseGemmOptions& options) {
   return detail::gemm_requant(a, w, stage, c, ldc, options);
 }
-SparsePath gemm(const ActivationsU8& a, const PackedSparseWeights& w,
-                const RequantizeStage& stage, int8_t* c, int64_t ldc,
-                const SparseGemmOptions& options) {
+SparsePath gemm(const ActivationsU8& a, const PackedSparseWeights& w, const RequantizeStage& stage,
+                int8_t* c, int64_t ldc, const SparseGemmOptions& options) {
   return detail::gemm_requant(a, w, stage, c, ldc, options);
 }
-SparsePath gemm(const ActivationsS8& a, const PackedSparseWeights& w,
-                const RequantizeStage& stage, uint8_t* c, int64_t ldc,
-                const SparseGemmOptions& options) {
+SparsePath gemm(const ActivationsS8& a, const PackedSparseWeights& w, const RequantizeStage& stage,
+                uint8_t* c, int64_t ldc, const SparseGemmOptions& options) {
   return detail::gemm_requant(a, w, stage, c, ldc, options);
 }
-SparsePath gemm(const ActivationsS8& a, const PackedSparseWeights& w,
-                const RequantizeStage& stage, int8_t* c, int64_t ldc,
-                const SparseGemmOptions& options) {
+SparsePath gemm(const ActivationsS8& a, const PackedSparseWeights& w, const RequantizeStage& stage,
+                int8_t* c, int64_t ldc, const SparseGemmOptions& options) {
   return detail::gemm_requant(a, w, stage, c, ldc, options);
 }
-SparsePath gemm(const ActivationsU8& a, const PackedSparseWeights& w,
-                const DequantizeStage& stage, float* c, int64_t ldc,
-                const SparseGemmOptions& options) {
+SparsePath gemm(const ActivationsU8& a, const PackedSparseWeights& w, const DequantizeStage& stage,
+                float* c, int64_t ldc, const SparseGemmOptions& options) {
   return detail::gemm_dequant(a, w, stage, c, ldc, options);
 }
-SparsePath gemm(const ActivationsS8& a, const PackedSparseWeights& w,
-                const DequantizeStage& stage, float* c, int64_t ldc,
-                const SparseGemmOptions& options) {
+SparsePath gemm(const ActivationsS8& a, const PackedSparseWeights& w, const DequantizeStage& stage,
+                float* c, int64_t ldc, const SparseGemmOptions& options) {
   return detail::gemm_dequant(a, w, stage, c, ldc, options);
 }
 

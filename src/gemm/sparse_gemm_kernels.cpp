@@ -133,22 +133,28 @@ const SparseGemmKernels& sparse_gemm_kernels(Isa isa) {
   switch (isa) {
 #if defined(SPARQ_ARCH_X86)
 #if defined(SPARQ_HAVE_AVX2)
-    case Isa::avx2: return kAvx2;
+    case Isa::avx2:
+      return kAvx2;
 #endif
 #if defined(SPARQ_HAVE_AVXVNNI)
-    case Isa::avxvnni: return kAvxVnni;
+    case Isa::avxvnni:
+      return kAvxVnni;
 #endif
 #if defined(SPARQ_HAVE_AVX512VNNI)
-    case Isa::avx512vnni: return cpu_has_vbmi() ? kAvx512Vbmi : kAvx512Vnni;
+    case Isa::avx512vnni:
+      return cpu_has_vbmi() ? kAvx512Vbmi : kAvx512Vnni;
 #endif
 #endif
 #if defined(SPARQ_ARCH_ARM) && defined(SPARQ_HAVE_NEONDOT)
-    case Isa::neondot: return kNeonDot;
+    case Isa::neondot:
+      return kNeonDot;
 #if defined(SPARQ_HAVE_NEONI8MM)
-    case Isa::neoni8mm: return kNeonI8mm;
+    case Isa::neoni8mm:
+      return kNeonI8mm;
 #endif
 #endif
-    default: return kScalar;
+    default:
+      return kScalar;
   }
 }
 

@@ -76,9 +76,12 @@ std::shared_ptr<const PackedSparseWeightsData> repack_sparse_weights(
 
 const char* sparse_path_name(SparsePath path) noexcept {
   switch (path) {
-    case SparsePath::direct: return "direct";
-    case SparsePath::expand: return "expand";
-    default: return "automatic";
+    case SparsePath::direct:
+      return "direct";
+    case SparsePath::expand:
+      return "expand";
+    default:
+      return "automatic";
   }
 }
 

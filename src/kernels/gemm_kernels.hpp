@@ -43,13 +43,13 @@ namespace sparq::detail {
 inline constexpr int64_t kMaxKChunk = 65792;
 
 struct GemmUkernelParams {
-  const uint8_t* a = nullptr;  ///< packed A tile: [kp/KR][mr][KR]
-  const int8_t* w = nullptr;   ///< packed weight panel: [kp/KR][NR][KR]
-  int64_t kp = 0;              ///< K of this call, a multiple of KR, > 0
-  int mr = 0;                  ///< rows, 1..MR
-  int nr = 0;                  ///< columns stored, 1..NR
-  int32_t* c = nullptr;        ///< output tile, row-major
-  int64_t ldc = 0;             ///< in elements
+  const uint8_t* a = nullptr;             ///< packed A tile: [kp/KR][mr][KR]
+  const int8_t* w = nullptr;              ///< packed weight panel: [kp/KR][NR][KR]
+  int64_t kp = 0;                         ///< K of this call, a multiple of KR, > 0
+  int mr = 0;                             ///< rows, 1..MR
+  int nr = 0;                             ///< columns stored, 1..NR
+  int32_t* c = nullptr;                   ///< output tile, row-major
+  int64_t ldc = 0;                        ///< in elements
   const int32_t* a_zero_point = nullptr;  ///< mr values, in packed-A units
   const int32_t* col_sums = nullptr;      ///< NR values (padded), or nullptr
   /// Optional: cache lines [w_prefetch, w_prefetch + 64 * prefetch_lines) to

@@ -71,10 +71,10 @@ struct ObserveKernels {
 const ObserveKernels& observe_kernels(Isa isa);
 
 // The per-ISA definitions (declared here so the table and the tests see them).
-#define SPARQ_DECLARE_OBSERVE_KERNELS(suffix)                                              \
+#define SPARQ_DECLARE_OBSERVE_KERNELS(suffix)                                                  \
   void observe_minmax_f32__##suffix(const float* x, std::size_t n, MinMaxAccum* acc) noexcept; \
-  void observe_minmax_columns_f32__##suffix(const float* x, std::size_t n, float* mins,       \
-                                            float* maxs, MinMaxAccum* acc) noexcept;          \
+  void observe_minmax_columns_f32__##suffix(const float* x, std::size_t n, float* mins,        \
+                                            float* maxs, MinMaxAccum* acc) noexcept;           \
   void observe_histogram_f32__##suffix(const HistogramArgs& args, MinMaxAccum* acc) noexcept;
 
 SPARQ_DECLARE_OBSERVE_KERNELS(reference)

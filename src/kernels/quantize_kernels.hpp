@@ -36,7 +36,7 @@ namespace sparq::detail {
 /// Per-tensor quantize of n contiguous floats into n bytes (int8 or uint8).
 struct QuantizeTensorArgs {
   const float* src;
-  void* dst;        // int8_t* or uint8_t*, by the function's name
+  void* dst;  // int8_t* or uint8_t*, by the function's name
   std::size_t n;
   float inv_scale;  // 1.0f / scale, computed once by the front end
   int32_t zero_point;
@@ -93,14 +93,14 @@ struct QuantizeKernels {
 
 // Naming: <op>_<dtype>__<isa> (DESIGN.md rule 4). Each group is defined in
 // src/kernels/<isa>/quantize_<isa>.cpp.
-#define SPARQ_DECLARE_QUANTIZE_KERNELS(isa)                                        \
-  void quantize_s8__##isa(const QuantizeTensorArgs&) noexcept;                     \
-  void quantize_u8__##isa(const QuantizeTensorArgs&) noexcept;                     \
-  void dequantize_s8__##isa(const DequantizeTensorArgs&) noexcept;                 \
-  void dequantize_u8__##isa(const DequantizeTensorArgs&) noexcept;                 \
-  void quantize_channel_s8__##isa(const QuantizeChannelArgs&) noexcept;            \
-  void quantize_channel_u8__##isa(const QuantizeChannelArgs&) noexcept;            \
-  void dequantize_channel_s8__##isa(const DequantizeChannelArgs&) noexcept;        \
+#define SPARQ_DECLARE_QUANTIZE_KERNELS(isa)                                 \
+  void quantize_s8__##isa(const QuantizeTensorArgs&) noexcept;              \
+  void quantize_u8__##isa(const QuantizeTensorArgs&) noexcept;              \
+  void dequantize_s8__##isa(const DequantizeTensorArgs&) noexcept;          \
+  void dequantize_u8__##isa(const DequantizeTensorArgs&) noexcept;          \
+  void quantize_channel_s8__##isa(const QuantizeChannelArgs&) noexcept;     \
+  void quantize_channel_u8__##isa(const QuantizeChannelArgs&) noexcept;     \
+  void dequantize_channel_s8__##isa(const DequantizeChannelArgs&) noexcept; \
   void dequantize_channel_u8__##isa(const DequantizeChannelArgs&) noexcept;
 
 SPARQ_DECLARE_QUANTIZE_KERNELS(reference)

@@ -52,8 +52,10 @@ int json_depth(std::string_view s) {
   for (std::size_t i = 0; i < s.size(); ++i) {
     const char c = s[i];
     if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
     } else if (c == '"') {
       in_string = true;
     } else if (c == '{' || c == '[') {
@@ -78,21 +80,23 @@ uint64_t json_u64(const json& j, const std::string& what, const std::string& fie
 
 StFile parse_safetensors(std::span<const std::byte> bytes, const std::string& what) {
   if (bytes.size() < 8) {
-    fail("{}: truncated safetensors file: {} bytes, expected at least the 8-byte header length", what,
-         bytes.size());
+    fail("{}: truncated safetensors file: {} bytes, expected at least the 8-byte header length",
+         what, bytes.size());
   }
   uint64_t n = 0;
   std::memcpy(&n, bytes.data(), 8);
   constexpr uint64_t max_header = 100u << 20;  // the reference implementation's limit
   if (n > bytes.size() - 8 || n > max_header) {
-    fail("{}: header length {} exceeds the file ({} bytes after the length) or the 100 MiB limit", what, n,
-         bytes.size() - 8);
+    fail("{}: header length {} exceeds the file ({} bytes after the length) or the 100 MiB limit",
+         what, n, bytes.size() - 8);
   }
   const std::string_view text(reinterpret_cast<const char*>(bytes.data()) + 8, n);
-  if (json_depth(text) > 8) fail("{}: header JSON is nested deeper than a safetensors header can be", what);
+  if (json_depth(text) > 8)
+    fail("{}: header JSON is nested deeper than a safetensors header can be", what);
   json header = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (header.is_discarded()) fail("{}: header is not valid JSON", what);
-  if (!header.is_object()) fail("{}: header must be a JSON object (got {})", what, header.type_name());
+  if (!header.is_object())
+    fail("{}: header must be a JSON object (got {})", what, header.type_name());
   StFile file;
   file.header_bytes = n;
   const std::span<const std::byte> data = bytes.subspan(8 + n);
@@ -100,7 +104,8 @@ StFile parse_safetensors(std::span<const std::byte> bytes, const std::string& wh
     if (name == "__metadata__") {
       if (!value.is_object()) fail("{}: __metadata__ must be an object of strings", what);
       for (const auto& [k, v] : value.items()) {
-        if (!v.is_string()) fail("{}: __metadata__['{}'] must be a string (got {})", what, k, v.type_name());
+        if (!v.is_string())
+          fail("{}: __metadata__['{}'] must be a string (got {})", what, k, v.type_name());
         file.metadata[k] = v.get<std::string>();
       }
       continue;
@@ -112,7 +117,8 @@ StFile parse_safetensors(std::span<const std::byte> bytes, const std::string& wh
     const auto off = value.find("data_offsets");
     if (dt == value.end() || sh == value.end() || off == value.end() || !dt->is_string() ||
         !sh->is_array() || !off->is_array() || off->size() != 2) {
-      fail("{} needs \"dtype\" (string), \"shape\" (array) and \"data_offsets\" ([begin, end])", where);
+      fail("{} needs \"dtype\" (string), \"shape\" (array) and \"data_offsets\" ([begin, end])",
+           where);
     }
     StTensor t;
     t.dtype = dt->get<std::string>();
@@ -128,13 +134,13 @@ StFile parse_safetensors(std::span<const std::byte> bytes, const std::string& wh
     const uint64_t begin = json_u64((*off)[0], where, "data_offsets[0]");
     const uint64_t end = json_u64((*off)[1], where, "data_offsets[1]");
     if (begin > end || end > data.size()) {
-      fail("{}: data_offsets [{}, {}] must satisfy begin <= end <= {} (the data area)", where, begin, end,
-           data.size());
+      fail("{}: data_offsets [{}, {}] must satisfy begin <= end <= {} (the data area)", where,
+           begin, end, data.size());
     }
     if (static_cast<uint64_t>(t.numel) > std::numeric_limits<uint64_t>::max() / elem ||
         end - begin != static_cast<uint64_t>(t.numel) * elem) {
-      fail("{}: data_offsets cover {} bytes but {} {} values need {}", where, end - begin,
-           t.numel, t.dtype, static_cast<uint64_t>(t.numel) * elem);
+      fail("{}: data_offsets cover {} bytes but {} {} values need {}", where, end - begin, t.numel,
+           t.dtype, static_cast<uint64_t>(t.numel) * elem);
     }
     t.offset = begin;
     t.bytes = data.subspan(begin, end - begin);
@@ -150,16 +156,19 @@ std::vector<std::byte> build_safetensors(const std::vector<StOut>& tensors,
   uint64_t offset = 0;
   for (const StOut& t : tensors) {
     if (t.name == "__metadata__") fail("save: a tensor cannot be named __metadata__");
-    const uint64_t need = static_cast<uint64_t>(checked_numel(t.shape, "save")) * st_dtype_size(t.dtype);
+    const uint64_t need =
+        static_cast<uint64_t>(checked_numel(t.shape, "save")) * st_dtype_size(t.dtype);
     if (st_dtype_size(t.dtype) == 0 || need != t.bytes.size()) {
-      fail("save: tensor '{}' ({} {}) has {} bytes; expected {}", t.name, t.dtype, shape_to_string(t.shape),
-           t.bytes.size(), need);
+      fail("save: tensor '{}' ({} {}) has {} bytes; expected {}", t.name, t.dtype,
+           shape_to_string(t.shape), t.bytes.size(), need);
     }
-    header[t.name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + need}}};
+    header[t.name] = {
+        {"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + need}}};
     offset += need;
   }
   std::string text = header.dump();
-  text.append((8 - text.size() % 8) % 8, ' ');  // data area 8-byte aligned, as the reference writer does
+  text.append((8 - text.size() % 8) % 8,
+              ' ');  // data area 8-byte aligned, as the reference writer does
   std::vector<std::byte> out(8 + text.size());
   const uint64_t n = text.size();
   std::memcpy(out.data(), &n, 8);
@@ -177,7 +186,8 @@ std::vector<std::byte> read_whole_file(const std::filesystem::path& path) {
   if (size < 0) fail("cannot determine the size of '{}'", path.string());
   in.seekg(0);
   std::vector<std::byte> bytes(static_cast<std::size_t>(size));
-  if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), size)) fail("read error on '{}'", path.string());
+  if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), size))
+    fail("read error on '{}'", path.string());
   return bytes;
 }
 
@@ -213,7 +223,8 @@ TensorMap load_safetensors(const std::filesystem::path& path) {
   const std::vector<std::byte> bytes = detail::read_whole_file(path);
   const detail::StFile f = detail::parse_safetensors(bytes, path.string());
   TensorMap out;
-  for (const auto& [name, t] : f.tensors) out[name] = Tensor(t.shape, detail::st_f32(t, name, path.string()));
+  for (const auto& [name, t] : f.tensors)
+    out[name] = Tensor(t.shape, detail::st_f32(t, name, path.string()));
   return out;
 }
 
@@ -222,7 +233,8 @@ void save_safetensors(const std::filesystem::path& path, const TensorMap& tensor
   std::vector<detail::StOut> out;
   for (const auto& [name, t] : tensors) {
     if (checked_numel(t.shape, "save_safetensors") != t.numel()) {
-      fail("save_safetensors: tensor '{}' has {} values but shape {}", name, t.numel(), shape_to_string(t.shape));
+      fail("save_safetensors: tensor '{}' has {} values but shape {}", name, t.numel(),
+           shape_to_string(t.shape));
     }
     out.push_back({name, "F32", t.shape, as_bytes_vec(t.data)});
   }
@@ -244,7 +256,8 @@ void load_weights(Sequential& model, const std::filesystem::path& path,
            shape_to_string(expected.shape));
     }
     if (it->second.dtype != "F32") {
-      fail("{}: tensor '{}' has dtype {}; parameter '{}' expects F32", what, file_name, it->second.dtype, name);
+      fail("{}: tensor '{}' has dtype {}; parameter '{}' expects F32", what, file_name,
+           it->second.dtype, name);
     }
     if (it->second.shape != expected.shape) {
       fail("{}: tensor '{}' has shape {}; parameter '{}' expects {}", what, file_name,
@@ -264,13 +277,19 @@ constexpr const char* kVersion = "1";
 json qparams_json(const QParams& q) { return {{"scale", q.scale}, {"zero_point", q.zero_point}}; }
 
 json geometry_json(const Conv2dGeometry& g) {
-  return {{"in", g.in_channels},    {"out", g.out_channels},     {"kernel", {g.kernel_h, g.kernel_w}},
-          {"stride", {g.stride_h, g.stride_w}}, {"padding", {g.pad_h, g.pad_w}},
-          {"dilation", {g.dilation_h, g.dilation_w}}, {"groups", g.groups}};
+  return {{"in", g.in_channels},
+          {"out", g.out_channels},
+          {"kernel", {g.kernel_h, g.kernel_w}},
+          {"stride", {g.stride_h, g.stride_w}},
+          {"padding", {g.pad_h, g.pad_w}},
+          {"dilation", {g.dilation_h, g.dilation_w}},
+          {"groups", g.groups}};
 }
 
 json pool_json(const MaxPool2d& p) {
-  return {{"kind", "maxpool2d"}, {"kernel", {p.kernel_h, p.kernel_w}}, {"stride", {p.stride_h, p.stride_w}},
+  return {{"kind", "maxpool2d"},
+          {"kernel", {p.kernel_h, p.kernel_w}},
+          {"stride", {p.stride_h, p.stride_w}},
           {"padding", {p.pad_h, p.pad_w}}};
 }
 
@@ -279,7 +298,10 @@ json layer_json(const Layer& layer) {
       [](const auto& l) -> json {
         using L = std::decay_t<decltype(l)>;
         if constexpr (std::is_same_v<L, Linear>) {
-          return {{"kind", "linear"}, {"in", l.in_features}, {"out", l.out_features}, {"bias", l.has_bias()}};
+          return {{"kind", "linear"},
+                  {"in", l.in_features},
+                  {"out", l.out_features},
+                  {"bias", l.has_bias()}};
         } else if constexpr (std::is_same_v<L, Conv2d>) {
           json j = geometry_json(l);
           j["kind"] = "conv2d";
@@ -305,25 +327,30 @@ struct Reader {
   std::string what;
 
   const json& field(const json& j, const char* key) const {
-    if (!j.is_object()) fail("{}: model description: expected an object, got {}", what, j.type_name());
+    if (!j.is_object())
+      fail("{}: model description: expected an object, got {}", what, j.type_name());
     auto it = j.find(key);
-    if (it == j.end()) fail("{}: model description: missing field '{}' in {}", what, key, j.dump().substr(0, 200));
+    if (it == j.end())
+      fail("{}: model description: missing field '{}' in {}", what, key, j.dump().substr(0, 200));
     return *it;
   }
   int64_t integer(const json& j, const char* key, int64_t lo, int64_t hi) const {
     const json& v = field(j, key);
-    if (!v.is_number_integer()) fail("{}: model description: '{}' must be an integer (got {})", what, key, v.dump());
+    if (!v.is_number_integer())
+      fail("{}: model description: '{}' must be an integer (got {})", what, key, v.dump());
     // Large unsigned values compare as out of range instead of wrapping.
     if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(hi)) {
       fail("{}: model description: '{}' = {} must be in [{}, {}]", what, key, v.dump(), lo, hi);
     }
     const int64_t x = v.get<int64_t>();
-    if (x < lo || x > hi) fail("{}: model description: '{}' = {} must be in [{}, {}]", what, key, x, lo, hi);
+    if (x < lo || x > hi)
+      fail("{}: model description: '{}' = {} must be in [{}, {}]", what, key, x, lo, hi);
     return x;
   }
   std::array<int64_t, 2> pair(const json& j, const char* key, int64_t lo, int64_t hi) const {
     const json& v = field(j, key);
-    if (!v.is_array() || v.size() != 2) fail("{}: model description: '{}' must be [h, w]", what, key);
+    if (!v.is_array() || v.size() != 2)
+      fail("{}: model description: '{}' must be [h, w]", what, key);
     json tmp = {{"h", v[0]}, {"w", v[1]}};
     return {integer(tmp, "h", lo, hi), integer(tmp, "w", lo, hi)};
   }
@@ -360,7 +387,8 @@ Conv2dGeometry geometry_from(const Reader& r, const json& j) {
   std::tie(g.dilation_h, g.dilation_w) = std::tuple_cat(r.pair(j, "dilation", 1, kMaxDim));
   g.groups = r.integer(j, "groups", 1, kMaxDim);
   g.validate();
-  if (g.kernel_h * g.kernel_w > kMaxDim) fail("{}: conv kernel {}x{} is too large", r.what, g.kernel_h, g.kernel_w);
+  if (g.kernel_h * g.kernel_w > kMaxDim)
+    fail("{}: conv kernel {}x{} is too large", r.what, g.kernel_h, g.kernel_w);
   return g;
 }
 
@@ -410,7 +438,8 @@ Layer layer_from(const Reader& r, const json& j) {
     BatchNorm b;
     b.num_features = r.integer(j, "features", 1, int64_t{1} << 31);
     b.eps = r.number(j, "eps");
-    if (!(b.eps > 0.0f) || !std::isfinite(b.eps)) fail("{}: batchnorm eps {} must be finite and > 0", r.what, b.eps);
+    if (!(b.eps > 0.0f) || !std::isfinite(b.eps))
+      fail("{}: batchnorm eps {} must be finite and > 0", r.what, b.eps);
     return b;
   }
   if (kind == "relu") return ReLU{};
@@ -427,10 +456,12 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> param_shapes(const Lay
     out.push_back({"weight", {l->out_features, l->in_features}});
     if (!l->bias.shape.empty()) out.push_back({"bias", {l->out_features}});
   } else if (const auto* c = std::get_if<Conv2d>(&layer)) {
-    out.push_back({"weight", {c->out_channels, c->kernel_h, c->kernel_w, c->in_channels / c->groups}});
+    out.push_back(
+        {"weight", {c->out_channels, c->kernel_h, c->kernel_w, c->in_channels / c->groups}});
     if (!c->bias.shape.empty()) out.push_back({"bias", {c->out_channels}});
   } else if (const auto* b = std::get_if<BatchNorm>(&layer)) {
-    for (const char* n : {"weight", "bias", "running_mean", "running_var"}) out.push_back({n, {b->num_features}});
+    for (const char* n : {"weight", "bias", "running_mean", "running_var"})
+      out.push_back({n, {b->num_features}});
   }
   return out;
 }
@@ -445,10 +476,11 @@ struct TensorSource {
     if (it == file.tensors.end()) {
       fail("{}: missing tensor '{}' ({} {})", what, name, dtype, shape_to_string(shape));
     }
-    if (it->second.dtype != dtype) fail("{}: tensor '{}' has dtype {}; expected {}", what, name, it->second.dtype, dtype);
+    if (it->second.dtype != dtype)
+      fail("{}: tensor '{}' has dtype {}; expected {}", what, name, it->second.dtype, dtype);
     if (it->second.shape != shape) {
-      fail("{}: tensor '{}' has shape {}; expected {}", what, name, shape_to_string(it->second.shape),
-           shape_to_string(shape));
+      fail("{}: tensor '{}' has shape {}; expected {}", what, name,
+           shape_to_string(it->second.shape), shape_to_string(shape));
     }
     return it->second;
   }
@@ -461,7 +493,8 @@ struct TensorSource {
 };
 
 /// Weight scales: [out] per channel, [1] per tensor.
-std::vector<float> read_scales(const TensorSource& src, const std::string& name, bool per_channel, int64_t out) {
+std::vector<float> read_scales(const TensorSource& src, const std::string& name, bool per_channel,
+                               int64_t out) {
   return src.f32(name + ".weight_scale", {per_channel ? out : 1});
 }
 
@@ -477,30 +510,45 @@ std::string weights_kind(const Reader& r, const json& j) {
 void save(const QuantizedModel& model, const std::filesystem::path& path) {
   json units = json::array();
   std::vector<detail::StOut> tensors;
-  auto add_f32 = [&](const std::string& name, std::vector<int64_t> shape, const std::vector<float>& v) {
+  auto add_f32 = [&](const std::string& name, std::vector<int64_t> shape,
+                     const std::vector<float>& v) {
     tensors.push_back({name, "F32", std::move(shape), as_bytes_vec(v)});
   };
   for (const QuantizedUnit& u : model.units()) {
     json j;
     j["name"] = u.name;
     if (const auto* l = std::get_if<QLinear>(&u.op)) {
-      j.update({{"kind", "qlinear"}, {"in", l->in_features}, {"out", l->out_features}, {"bias", !l->bias.empty()},
-                {"mode", mode_name(l->mode)}, {"activation", activation_name(l->activation)},
-                {"weights", l->weights->kind()}, {"per_channel", l->weights->per_channel()},
-                {"per_row", l->per_row}, {"input_qparams", qparams_json(l->input_qparams)},
+      j.update({{"kind", "qlinear"},
+                {"in", l->in_features},
+                {"out", l->out_features},
+                {"bias", !l->bias.empty()},
+                {"mode", mode_name(l->mode)},
+                {"activation", activation_name(l->activation)},
+                {"weights", l->weights->kind()},
+                {"per_channel", l->weights->per_channel()},
+                {"per_row", l->per_row},
+                {"input_qparams", qparams_json(l->input_qparams)},
                 {"output_qparams", qparams_json(l->output_qparams)}});
       const auto v = l->weights->values();
-      tensors.push_back({u.name + ".weight", "I8", {l->out_features, l->in_features},
+      tensors.push_back({u.name + ".weight",
+                         "I8",
+                         {l->out_features, l->in_features},
                          as_bytes_vec(std::vector<int8_t>(v.begin(), v.end()))});
       const auto s = l->weights->scales();
       add_f32(u.name + ".weight_scale", {l->weights->per_channel() ? l->out_features : 1},
-              l->weights->per_channel() ? std::vector<float>(s.begin(), s.end()) : std::vector<float>{s[0]});
+              l->weights->per_channel() ? std::vector<float>(s.begin(), s.end())
+                                        : std::vector<float>{s[0]});
       if (!l->bias.empty()) add_f32(u.name + ".bias", {l->out_features}, l->bias);
     } else if (const auto* c = std::get_if<QConv2d>(&u.op)) {
       j = geometry_json(*c);
-      j.update({{"name", u.name}, {"kind", "qconv2d"}, {"bias", !c->bias.empty()}, {"mode", mode_name(c->mode)},
-                {"activation", activation_name(c->activation)}, {"weights", c->weights[0]->kind()},
-                {"per_channel", c->weights[0]->per_channel()}, {"input_qparams", qparams_json(c->input_qparams)},
+      j.update({{"name", u.name},
+                {"kind", "qconv2d"},
+                {"bias", !c->bias.empty()},
+                {"mode", mode_name(c->mode)},
+                {"activation", activation_name(c->activation)},
+                {"weights", c->weights[0]->kind()},
+                {"per_channel", c->weights[0]->per_channel()},
+                {"input_qparams", qparams_json(c->input_qparams)},
                 {"output_qparams", qparams_json(c->output_qparams)}});
       std::vector<int8_t> values;
       std::vector<float> scales;
@@ -509,10 +557,12 @@ void save(const QuantizedModel& model, const std::filesystem::path& path) {
         scales.insert(scales.end(), w->scales().begin(), w->scales().end());
       }
       const bool pc = c->weights[0]->per_channel();
-      tensors.push_back({u.name + ".weight", "I8",
+      tensors.push_back({u.name + ".weight",
+                         "I8",
                          {c->out_channels, c->kernel_h, c->kernel_w, c->in_channels / c->groups},
                          as_bytes_vec(values)});
-      add_f32(u.name + ".weight_scale", {pc ? c->out_channels : 1}, pc ? scales : std::vector<float>{scales[0]});
+      add_f32(u.name + ".weight_scale", {pc ? c->out_channels : 1},
+              pc ? scales : std::vector<float>{scales[0]});
       if (!c->bias.empty()) add_f32(u.name + ".bias", {c->out_channels}, c->bias);
     } else if (const auto* p = std::get_if<MaxPool2d>(&u.op)) {
       j.update(pool_json(*p));
@@ -553,7 +603,8 @@ QuantizedModel load_impl(std::span<const std::byte> bytes, const std::string& wh
   }
   const auto model_it = file.metadata.find("model");
   if (model_it == file.metadata.end()) fail("{}: __metadata__ has no 'model' description", what);
-  if (detail::json_depth(model_it->second) > 8) fail("{}: model description is nested too deeply", what);
+  if (detail::json_depth(model_it->second) > 8)
+    fail("{}: model description is nested too deeply", what);
   const json desc = json::parse(model_it->second, nullptr, false);
   if (desc.is_discarded()) fail("{}: the model description is not valid JSON", what);
   const json& units_j = r.field(desc, "units");
@@ -589,8 +640,8 @@ QuantizedModel load_impl(std::span<const std::byte> bytes, const std::string& wh
       c.output_qparams = r.qparams(j, "output_qparams");
       weights_kind(r, j);
       const bool pc = r.boolean(j, "per_channel");
-      const std::vector<int8_t> w =
-          src.i8(u.name + ".weight", {c.out_channels, c.kernel_h, c.kernel_w, c.in_channels / c.groups});
+      const std::vector<int8_t> w = src.i8(
+          u.name + ".weight", {c.out_channels, c.kernel_h, c.kernel_w, c.in_channels / c.groups});
       c.weights = detail::split_groups(w, read_scales(src, u.name, pc, c.out_channels), c);
       if (r.boolean(j, "bias")) c.bias = src.f32(u.name + ".bias", {c.out_channels});
       u.op = std::move(c);
@@ -600,24 +651,30 @@ QuantizedModel load_impl(std::span<const std::byte> bytes, const std::string& wh
       u.op = Flatten{};
     } else if (kind == "fp32") {
       const json& layers = r.field(j, "layers");
-      if (!layers.is_array() || layers.empty()) fail("{}: unit '{}': 'layers' must be a non-empty array", what, u.name);
+      if (!layers.is_array() || layers.empty())
+        fail("{}: unit '{}': 'layers' must be a non-empty array", what, u.name);
       Fp32Block block;
       for (std::size_t i = 0; i < layers.size(); ++i) {
         Layer layer = layer_from(r, layers[i]);
         // Not a structured binding: clang 14 cannot capture those in the lambda below.
         for (const auto& param : param_shapes(layer)) {
           const std::string& pname = param.first;
-          Tensor t(param.second, src.f32(u.name + "." + std::to_string(i) + "." + pname, param.second));
+          Tensor t(param.second,
+                   src.f32(u.name + "." + std::to_string(i) + "." + pname, param.second));
           std::visit(
               [&](auto& l) {
                 using L = std::decay_t<decltype(l)>;
                 if constexpr (std::is_same_v<L, Linear> || std::is_same_v<L, Conv2d>) {
                   (pname == "weight" ? l.weight : l.bias) = std::move(t);
                 } else if constexpr (std::is_same_v<L, BatchNorm>) {
-                  if (pname == "weight") l.weight = std::move(t);
-                  else if (pname == "bias") l.bias = std::move(t);
-                  else if (pname == "running_mean") l.running_mean = std::move(t);
-                  else l.running_var = std::move(t);
+                  if (pname == "weight")
+                    l.weight = std::move(t);
+                  else if (pname == "bias")
+                    l.bias = std::move(t);
+                  else if (pname == "running_mean")
+                    l.running_mean = std::move(t);
+                  else
+                    l.running_var = std::move(t);
                 }
               },
               layer);

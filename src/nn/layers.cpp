@@ -42,10 +42,12 @@ Tensor::Tensor(std::vector<int64_t> s) : shape(std::move(s)) {
   data.assign(static_cast<std::size_t>(checked_numel(shape, "Tensor")), 0.0f);
 }
 
-Tensor::Tensor(std::vector<int64_t> s, std::vector<float> d) : shape(std::move(s)), data(std::move(d)) {
+Tensor::Tensor(std::vector<int64_t> s, std::vector<float> d)
+    : shape(std::move(s)), data(std::move(d)) {
   const int64_t n = checked_numel(shape, "Tensor");
   if (n != static_cast<int64_t>(data.size())) {
-    fail("Tensor: data has {} elements but shape {} needs {}", data.size(), shape_to_string(shape), n);
+    fail("Tensor: data has {} elements but shape {} needs {}", data.size(), shape_to_string(shape),
+         n);
   }
 }
 
@@ -57,22 +59,27 @@ int64_t Tensor::dim(int i) const {
 
 const char* activation_name(Activation a) noexcept {
   switch (a) {
-    case Activation::relu: return "relu";
-    case Activation::relu6: return "relu6";
-    default: return "none";
+    case Activation::relu:
+      return "relu";
+    case Activation::relu6:
+      return "relu6";
+    default:
+      return "none";
   }
 }
 
 // ------------------------------------------------------------------ Linear
 Linear::Linear(int64_t in, int64_t out, bool with_bias) : in_features(in), out_features(out) {
-  if (in < 1 || out < 1) fail("Linear: in_features ({}) and out_features ({}) must be >= 1", in, out);
+  if (in < 1 || out < 1)
+    fail("Linear: in_features ({}) and out_features ({}) must be >= 1", in, out);
   weight = Tensor({out, in});
   if (with_bias) bias = Tensor({out});
 }
 
 Tensor Linear::forward(const Tensor& x) const {
   if (x.rank() < 1 || x.shape.back() != in_features) {
-    fail("Linear: input shape {} must end with in_features = {}", shape_to_string(x.shape), in_features);
+    fail("Linear: input shape {} must end with in_features = {}", shape_to_string(x.shape),
+         in_features);
   }
   const int64_t m = x.numel() / in_features;
   std::vector<int64_t> shape = x.shape;
@@ -93,10 +100,11 @@ Tensor Linear::forward(const Tensor& x) const {
 void Conv2dGeometry::validate() const {
   if (in_channels < 1 || out_channels < 1 || kernel_h < 1 || kernel_w < 1 || stride_h < 1 ||
       stride_w < 1 || dilation_h < 1 || dilation_w < 1 || pad_h < 0 || pad_w < 0 || groups < 1) {
-    fail("Conv2d: in {}, out {}, kernel {}x{}, stride {}x{}, dilation {}x{}, groups {} must all "
-         "be >= 1 and padding {}x{} >= 0",
-         in_channels, out_channels, kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w,
-         groups, pad_h, pad_w);
+    fail(
+        "Conv2d: in {}, out {}, kernel {}x{}, stride {}x{}, dilation {}x{}, groups {} must all "
+        "be >= 1 and padding {}x{} >= 0",
+        in_channels, out_channels, kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w,
+        groups, pad_h, pad_w);
   }
   if (in_channels % groups != 0 || out_channels % groups != 0) {
     fail("Conv2d: groups ({}) must divide in_channels ({}) and out_channels ({})", groups,
@@ -157,7 +165,8 @@ Tensor Conv2d::forward(const Tensor& x) const {
   Tensor y({b, oh, ow, out_channels});
   std::vector<float> cols(static_cast<std::size_t>(m * patch));
   for (int64_t g = 0; g < groups; ++g) {
-    detail::im2col(x.data.data(), b, h, w, in_channels, *this, g * cg, cg, oh, ow, 0.0f, cols.data());
+    detail::im2col(x.data.data(), b, h, w, in_channels, *this, g * cg, cg, oh, ow, 0.0f,
+                   cols.data());
     ConstMap pm(cols.data(), m, patch, Eigen::OuterStride<>(patch));
     ConstMap wm(weight.data.data() + g * og * patch, og, patch, Eigen::OuterStride<>(patch));
     MutMap ym(y.data.data() + g * og, m, og, Eigen::OuterStride<>(out_channels));
@@ -212,7 +221,12 @@ Tensor ReLU6::forward(const Tensor& x) const {
 
 // --------------------------------------------------------------- MaxPool2d
 MaxPool2d::MaxPool2d(int64_t k, int64_t s, int64_t p)
-    : kernel_h(k), kernel_w(k), stride_h(s == 0 ? k : s), stride_w(s == 0 ? k : s), pad_h(p), pad_w(p) {
+    : kernel_h(k),
+      kernel_w(k),
+      stride_h(s == 0 ? k : s),
+      stride_w(s == 0 ? k : s),
+      pad_h(p),
+      pad_w(p) {
   validate();
 }
 
@@ -230,8 +244,12 @@ void MaxPool2d::validate() const {
   }
 }
 
-int64_t MaxPool2d::out_h(int64_t h) const { return conv_out(h, kernel_h, stride_h, pad_h, 1, "height"); }
-int64_t MaxPool2d::out_w(int64_t w) const { return conv_out(w, kernel_w, stride_w, pad_w, 1, "width"); }
+int64_t MaxPool2d::out_h(int64_t h) const {
+  return conv_out(h, kernel_h, stride_h, pad_h, 1, "height");
+}
+int64_t MaxPool2d::out_w(int64_t w) const {
+  return conv_out(w, kernel_w, stride_w, pad_w, 1, "width");
+}
 
 Tensor MaxPool2d::forward(const Tensor& x) const {
   detail::check_nhwc(x.shape, 0, "MaxPool2d");
@@ -253,7 +271,7 @@ Tensor Flatten::forward(const Tensor& x) const {
 
 // ------------------------------------------------------------------ Layer
 const char* layer_kind(const Layer& layer) noexcept {
-  static constexpr const char* names[] = {"Linear", "Conv2d", "BatchNorm", "ReLU",
+  static constexpr const char* names[] = {"Linear", "Conv2d",    "BatchNorm", "ReLU",
                                           "ReLU6",  "MaxPool2d", "Flatten"};
   return names[layer.index()];
 }
@@ -290,7 +308,8 @@ Tensor forward(const Layer& layer, const Tensor& x) {
 }
 
 Tensor oihw_to_ohwi(const Tensor& w) {
-  if (w.rank() != 4) fail("oihw_to_ohwi: weight shape {} must have rank 4", shape_to_string(w.shape));
+  if (w.rank() != 4)
+    fail("oihw_to_ohwi: weight shape {} must have rank 4", shape_to_string(w.shape));
   const int64_t o = w.shape[0], i = w.shape[1], h = w.shape[2], k = w.shape[3];
   Tensor out({o, h, k, i});
   for (int64_t a = 0; a < o; ++a)
@@ -362,7 +381,9 @@ void Sequential::load_state_dict(const TensorMap& tensors, bool strict) {
       for_each_param(layers_[i], std::to_string(i) + ".", [&](const std::string& name, Tensor& t) {
         auto it = tensors.find(name);
         if (it == tensors.end()) {
-          if (strict) fail("load_state_dict: missing parameter '{}' (shape {})", name, shape_to_string(t.shape));
+          if (strict)
+            fail("load_state_dict: missing parameter '{}' (shape {})", name,
+                 shape_to_string(t.shape));
           return;
         }
         if (it->second.shape != t.shape || it->second.numel() != t.numel()) {
@@ -386,7 +407,9 @@ void Sequential::load_state_dict(const TensorMap& tensors, bool strict) {
         for_each_param(layers_[i], std::to_string(i) + ".",
                        [&](const std::string& n, Tensor&) { known = known || n == name; });
       }
-      if (!known) fail("load_state_dict: unexpected parameter '{}' (shape {})", name, shape_to_string(t.shape));
+      if (!known)
+        fail("load_state_dict: unexpected parameter '{}' (shape {})", name,
+             shape_to_string(t.shape));
     }
   }
 }
@@ -419,7 +442,8 @@ std::size_t Sequential::weight_bytes() const {
 
 std::string Sequential::summary() const {
   std::string s;
-  for (std::size_t i = 0; i < layers_.size(); ++i) s += fmt::format("{:<4} {}\n", i, describe(layers_[i]));
+  for (std::size_t i = 0; i < layers_.size(); ++i)
+    s += fmt::format("{:<4} {}\n", i, describe(layers_[i]));
   return s;
 }
 
@@ -441,8 +465,10 @@ int fold_batchnorm(Sequential& model) {
       }
       if (w != nullptr) {
         if (channels != bn->num_features) {
-          fail("fold_batchnorm: BatchNorm at {} has {} features but the layer before it has {} outputs",
-               i, bn->num_features, channels);
+          fail(
+              "fold_batchnorm: BatchNorm at {} has {} features but the layer before it has {} "
+              "outputs",
+              i, bn->num_features, channels);
         }
         const int64_t per = w->numel() / channels;
         std::vector<float> new_bias(static_cast<std::size_t>(channels));
@@ -455,8 +481,9 @@ int fold_batchnorm(Sequential& model) {
             v = static_cast<float>(static_cast<double>(v) * g);
           }
           const double old_b = b->empty() ? 0.0 : static_cast<double>(b->data[c]);
-          new_bias[c] = static_cast<float>((old_b - static_cast<double>(bn->running_mean.data[c])) * g +
-                                           static_cast<double>(bn->bias.data[c]));
+          new_bias[c] =
+              static_cast<float>((old_b - static_cast<double>(bn->running_mean.data[c])) * g +
+                                 static_cast<double>(bn->bias.data[c]));
         }
         *b = Tensor({channels}, std::move(new_bias));
         ++folded;

@@ -23,14 +23,16 @@ class DenseWeights final : public QuantizedWeights {
   DenseWeights(std::vector<int8_t> values, int64_t n, int64_t k, std::vector<float> scales)
       : values_(std::move(values)), n_(n), k_(k) {
     if (n < 1 || k < 1) fail("make_dense_weights: n ({}) and k ({}) must be >= 1", n, k);
-    if (static_cast<int64_t>(values_.size()) / n != k || static_cast<int64_t>(values_.size()) % n != 0) {
+    if (static_cast<int64_t>(values_.size()) / n != k ||
+        static_cast<int64_t>(values_.size()) % n != 0) {
       fail("make_dense_weights: {} values given for an {} x {} matrix", values_.size(), n, k);
     }
     if (scales.size() != 1 && static_cast<int64_t>(scales.size()) != n) {
       fail("make_dense_weights: {} scales given; expected 1 or n = {}", scales.size(), n);
     }
     for (float s : scales) {
-      if (!std::isfinite(s) || !(s > 0.0f)) fail("make_dense_weights: scale {} must be finite and > 0", s);
+      if (!std::isfinite(s) || !(s > 0.0f))
+        fail("make_dense_weights: scale {} must be finite and > 0", s);
     }
     per_channel_ = scales.size() != 1 || n == 1;
     packed_ = pack_weights(values_.data(), n, k, WeightLayout::out_in, 0, scales);
@@ -44,10 +46,12 @@ class DenseWeights final : public QuantizedWeights {
   bool per_channel() const noexcept override { return per_channel_; }
   std::span<const int8_t> values() const noexcept override { return values_; }
   std::size_t bytes() const noexcept override { return packed_.packed_bytes(); }
-  void gemm(const ActivationsU8& a, const RequantizeStage& stage, uint8_t* c, int64_t ldc) const override {
+  void gemm(const ActivationsU8& a, const RequantizeStage& stage, uint8_t* c,
+            int64_t ldc) const override {
     sparq::gemm(a, packed_, stage, c, ldc);
   }
-  void gemm(const ActivationsU8& a, const DequantizeStage& stage, float* c, int64_t ldc) const override {
+  void gemm(const ActivationsU8& a, const DequantizeStage& stage, float* c,
+            int64_t ldc) const override {
     sparq::gemm(a, packed_, stage, c, ldc);
   }
   void linear_dynamic(const float* x, int64_t m, int64_t ldx, std::span<const float> bias, float* y,
@@ -70,22 +74,24 @@ std::shared_ptr<const QuantizedWeights> make_dense_weights(std::vector<int8_t> v
   return std::make_shared<const DenseWeights>(std::move(values), n, k, std::move(scales));
 }
 
-std::vector<std::shared_ptr<const QuantizedWeights>> detail::split_groups(const std::vector<int8_t>& values,
-                                                                          const std::vector<float>& scales,
-                                                                          const Conv2dGeometry& c) {
+std::vector<std::shared_ptr<const QuantizedWeights>> detail::split_groups(
+    const std::vector<int8_t>& values, const std::vector<float>& scales, const Conv2dGeometry& c) {
   const int64_t patch = c.patch_size(), og = c.out_channels / c.groups;
   std::vector<std::shared_ptr<const QuantizedWeights>> out;
   for (int64_t g = 0; g < c.groups; ++g) {
     std::vector<int8_t> v(values.begin() + g * og * patch, values.begin() + (g + 1) * og * patch);
-    std::vector<float> s =
-        scales.size() == 1 ? scales : std::vector<float>(scales.begin() + g * og, scales.begin() + (g + 1) * og);
+    std::vector<float> s = scales.size() == 1 ? scales
+                                              : std::vector<float>(scales.begin() + g * og,
+                                                                   scales.begin() + (g + 1) * og);
     out.push_back(make_dense_weights(std::move(v), og, patch, std::move(s)));
   }
   return out;
 }
 
-QuantizedTensor quantize_weights(std::span<const float> w, int64_t n, int64_t k, Granularity granularity) {
-  if (n < 1 || k < 1 || static_cast<int64_t>(w.size()) / n != k || static_cast<int64_t>(w.size()) % n != 0) {
+QuantizedTensor quantize_weights(std::span<const float> w, int64_t n, int64_t k,
+                                 Granularity granularity) {
+  if (n < 1 || k < 1 || static_cast<int64_t>(w.size()) / n != k ||
+      static_cast<int64_t>(w.size()) % n != 0) {
     fail("quantize_weights: {} values given for an {} x {} matrix", w.size(), n, k);
   }
   QuantSpec spec;  // s8 symmetric: PyTorch's default weight spec
@@ -98,7 +104,8 @@ QuantizedTensor quantize_weights(std::span<const float> w, int64_t n, int64_t k,
     float lo = 0.0f, hi = 0.0f;
     for (int64_t i = 0; i < per; ++i) {
       const float v = w[g * per + i];
-      if (!std::isfinite(v)) fail("quantize_weights: weight {} of channel {} is {}; expected finite", i, g, v);
+      if (!std::isfinite(v))
+        fail("quantize_weights: weight {} of channel {} is {}; expected finite", i, g, v);
       lo = std::min(lo, v);
       hi = std::max(hi, v);
     }
@@ -112,16 +119,20 @@ QuantizedTensor quantize_weights(std::span<const float> w, int64_t n, int64_t k,
   return out;
 }
 
-const char* mode_name(QuantMode m) noexcept { return m == QuantMode::static_ ? "static" : "dynamic"; }
+const char* mode_name(QuantMode m) noexcept {
+  return m == QuantMode::static_ ? "static" : "dynamic";
+}
 
 // ------------------------------------------------------------ preparation
 namespace {
 
 void check_qparams(const QParams& qp, const char* what) {
-  if (!std::isfinite(qp.scale) || !(qp.scale > 0.0f) || !std::isfinite(1.0f / qp.scale) || qp.zero_point < 0 ||
-      qp.zero_point > 255) {
-    fail("{}: scale {} must be finite and > 0 (with a finite reciprocal) and zero point {} in [0, 255] (u8)", what, qp.scale,
-         qp.zero_point);
+  if (!std::isfinite(qp.scale) || !(qp.scale > 0.0f) || !std::isfinite(1.0f / qp.scale) ||
+      qp.zero_point < 0 || qp.zero_point > 255) {
+    fail(
+        "{}: scale {} must be finite and > 0 (with a finite reciprocal) and zero point {} in [0, "
+        "255] (u8)",
+        what, qp.scale, qp.zero_point);
   }
 }
 
@@ -134,9 +145,11 @@ RequantizeStage make_stage(const QuantizedWeights& w, std::span<const float> bia
     const double acc_scale = static_cast<double>(in.scale) * static_cast<double>(scales[j]);
     const double m = acc_scale / static_cast<double>(out.scale);
     if (!(m < 1073741824.0)) {
-      fail("quantized layer: requantization multiplier {} (input scale {} x weight scale {} / output "
-           "scale {}) must be < 2^30",
-           m, in.scale, scales[j], out.scale);
+      fail(
+          "quantized layer: requantization multiplier {} (input scale {} x weight scale {} / "
+          "output "
+          "scale {}) must be < 2^30",
+          m, in.scale, scales[j], out.scale);
     }
     s.multipliers.push_back(quantize_multiplier(m));
     if (!bias.empty()) {
@@ -199,7 +212,8 @@ void QConv2d::prepare() {
     check_qparams(input_qparams, "QConv2d input qparams");
     check_qparams(output_qparams, "QConv2d output qparams");
     for (int64_t g = 0; g < groups; ++g) {
-      stages.push_back(make_stage(*weights[g], bias, g * og, input_qparams, output_qparams, activation));
+      stages.push_back(
+          make_stage(*weights[g], bias, g * og, input_qparams, output_qparams, activation));
     }
   }
 }
@@ -232,14 +246,16 @@ QParams dynamic_qparams(const std::vector<float>& x) {
 std::vector<uint8_t> quantize_u8(const std::vector<float>& x, const QParams& qp) {
   // The quantize helper's dispatched SIMD loop: clamp(nearbyint(x / scale) + zp), NaN -> zp.
   std::vector<uint8_t> q(x.size());
-  sparq::detail::quantize_tensor(DType::u8, x.data(), q.data(), x.size(), 1.0f / qp.scale, qp.zero_point, 0, 255);
+  sparq::detail::quantize_tensor(DType::u8, x.data(), q.data(), x.size(), 1.0f / qp.scale,
+                                 qp.zero_point, 0, 255);
   return q;
 }
 
 void to_float(Act& a) {
   if (!a.quantized) return;
   a.f.resize(a.q.size());
-  sparq::detail::dequantize_tensor(DType::u8, a.q.data(), a.f.data(), a.q.size(), a.qp.scale, a.qp.zero_point);
+  sparq::detail::dequantize_tensor(DType::u8, a.q.data(), a.f.data(), a.q.size(), a.qp.scale,
+                                   a.qp.zero_point);
   a.quantized = false;
   a.q.clear();
 }
@@ -255,7 +271,8 @@ void to_u8(Act& a, const QParams& qp) {
 
 Act run_linear(const QLinear& l, Act in) {
   if (in.shape.empty() || in.shape.back() != l.in_features) {
-    fail("QLinear: input shape {} must end with in_features = {}", shape_to_string(in.shape), l.in_features);
+    fail("QLinear: input shape {} must end with in_features = {}", shape_to_string(in.shape),
+         l.in_features);
   }
   const int64_t m = checked_numel(in.shape) / l.in_features;
   Act out;
@@ -269,8 +286,10 @@ Act run_linear(const QLinear& l, Act in) {
       DynamicOptions o;
       o.relu = l.activation != Activation::none;
       o.per_row = l.per_row;
-      l.weights->linear_dynamic(in.f.data(), m, l.in_features, l.bias, out.f.data(), l.out_features, o);
-      if (l.activation == Activation::relu6) detail::apply_activation(out.f.data(), m * l.out_features, Activation::relu6);
+      l.weights->linear_dynamic(in.f.data(), m, l.in_features, l.bias, out.f.data(), l.out_features,
+                                o);
+      if (l.activation == Activation::relu6)
+        detail::apply_activation(out.f.data(), m * l.out_features, Activation::relu6);
     }
   } else {
     to_u8(in, l.input_qparams);
@@ -454,23 +473,25 @@ std::string QuantizedUnit::describe() const {
       [](const auto& op) -> std::string {
         using T = std::decay_t<decltype(op)>;
         if constexpr (std::is_same_v<T, QLinear>) {
-          return fmt::format("QLinear {} {} ({} -> {}) {} {}", mode_name(op.mode),
-                             activation_name(op.activation), op.in_features, op.out_features,
-                             op.weights ? op.weights->kind() : "?",
-                             op.weights && op.weights->per_channel() ? "per-channel" : "per-tensor");
+          return fmt::format(
+              "QLinear {} {} ({} -> {}) {} {}", mode_name(op.mode), activation_name(op.activation),
+              op.in_features, op.out_features, op.weights ? op.weights->kind() : "?",
+              op.weights && op.weights->per_channel() ? "per-channel" : "per-tensor");
         } else if constexpr (std::is_same_v<T, QConv2d>) {
-          return fmt::format("QConv2d {} {} ({} -> {}, k{}x{}, s{}x{}, p{}x{}, d{}x{}, g{}) {} {}", mode_name(op.mode),
-                             activation_name(op.activation), op.in_channels, op.out_channels,
-                             op.kernel_h, op.kernel_w, op.stride_h, op.stride_w, op.pad_h, op.pad_w,
-                             op.dilation_h, op.dilation_w, op.groups, op.weights.empty() ? "?" : op.weights[0]->kind(),
-                             !op.weights.empty() && op.weights[0]->per_channel() ? "per-channel" : "per-tensor");
+          return fmt::format(
+              "QConv2d {} {} ({} -> {}, k{}x{}, s{}x{}, p{}x{}, d{}x{}, g{}) {} {}",
+              mode_name(op.mode), activation_name(op.activation), op.in_channels, op.out_channels,
+              op.kernel_h, op.kernel_w, op.stride_h, op.stride_w, op.pad_h, op.pad_w, op.dilation_h,
+              op.dilation_w, op.groups, op.weights.empty() ? "?" : op.weights[0]->kind(),
+              !op.weights.empty() && op.weights[0]->per_channel() ? "per-channel" : "per-tensor");
         } else if constexpr (std::is_same_v<T, MaxPool2d>) {
           return nn::describe(Layer(op));
         } else if constexpr (std::is_same_v<T, Flatten>) {
           return "Flatten";
         } else {
           std::string s = "FP32 [";
-          for (std::size_t i = 0; i < op.layers.size(); ++i) s += (i ? ", " : "") + nn::describe(op.layers[i]);
+          for (std::size_t i = 0; i < op.layers.size(); ++i)
+            s += (i ? ", " : "") + nn::describe(op.layers[i]);
           return s + "]";
         }
       },

@@ -70,29 +70,34 @@ std::vector<PlanUnit> make_plan(const Sequential& model) {
       u.kind = PlanUnit::fp32;  // a BatchNorm/ReLU with no Conv/Linear before it
       u.main = l;
     }
-    u.source.assign(layers.begin() + static_cast<std::ptrdiff_t>(i), layers.begin() + static_cast<std::ptrdiff_t>(j));
+    u.source.assign(layers.begin() + static_cast<std::ptrdiff_t>(i),
+                    layers.begin() + static_cast<std::ptrdiff_t>(j));
     plan.push_back(std::move(u));
     i = j;
   }
   return plan;
 }
 
-void check_overrides(const std::map<std::string, LayerOverride>& overrides, const std::vector<PlanUnit>& plan) {
+void check_overrides(const std::map<std::string, LayerOverride>& overrides,
+                     const std::vector<PlanUnit>& plan) {
   for (const auto& [name, o] : overrides) {
     bool found = false;
     std::string names;
     for (const PlanUnit& u : plan) {
       found = found || (u.name == name && (u.kind == PlanUnit::linear || u.kind == PlanUnit::conv));
-      if (u.kind == PlanUnit::linear || u.kind == PlanUnit::conv) names += (names.empty() ? "" : ", ") + u.name;
+      if (u.kind == PlanUnit::linear || u.kind == PlanUnit::conv)
+        names += (names.empty() ? "" : ", ") + u.name;
     }
-    if (!found) fail("override '{}' names no Linear/Conv2d unit; quantizable units are: {}", name, names);
+    if (!found)
+      fail("override '{}' names no Linear/Conv2d unit; quantizable units are: {}", name, names);
   }
 }
 
 Granularity granularity_for(const std::string& name, Granularity global,
                             const std::map<std::string, LayerOverride>& overrides) {
   auto it = overrides.find(name);
-  return it != overrides.end() && it->second.weight_granularity ? *it->second.weight_granularity : global;
+  return it != overrides.end() && it->second.weight_granularity ? *it->second.weight_granularity
+                                                                : global;
 }
 
 bool kept_fp32(const std::string& name, const std::map<std::string, LayerOverride>& overrides) {
@@ -119,7 +124,8 @@ QuantizedUnit quantize_unit(const PlanUnit& u, Granularity gran, QuantMode mode,
     ql.in_features = l.in_features;
     ql.out_features = l.out_features;
     QuantizedTensor w = quantize_weights(l.weight.data, l.out_features, l.in_features, gran);
-    ql.weights = make_dense_weights(std::move(w.values), l.out_features, l.in_features, std::move(w.scales));
+    ql.weights =
+        make_dense_weights(std::move(w.values), l.out_features, l.in_features, std::move(w.scales));
     return finish(std::move(ql), l.bias);
   }
   const auto& c = std::get<Conv2d>(u.main);
@@ -166,9 +172,11 @@ QuantizedModel quantize_dynamic(const Sequential& model, const DynamicConfig& co
   check_overrides(config.overrides, plan);
   std::vector<QuantizedUnit> units;
   for (const PlanUnit& u : plan) {
-    if ((u.kind == PlanUnit::linear || u.kind == PlanUnit::conv) && !kept_fp32(u.name, config.overrides)) {
-      QuantizedUnit q = quantize_unit(u, granularity_for(u.name, config.weight_granularity, config.overrides),
-                                      QuantMode::dynamic, {}, {});
+    if ((u.kind == PlanUnit::linear || u.kind == PlanUnit::conv) &&
+        !kept_fp32(u.name, config.overrides)) {
+      QuantizedUnit q =
+          quantize_unit(u, granularity_for(u.name, config.weight_granularity, config.overrides),
+                        QuantMode::dynamic, {}, {});
       units.push_back(std::move(q));
     } else {
       units.push_back(passthrough_unit(u, u.kind == PlanUnit::linear || u.kind == PlanUnit::conv));
@@ -198,8 +206,10 @@ struct Calibrator::Impl {
 namespace {
 
 std::unique_ptr<Observer> make_activation_observer(ObserverConfig c, const std::string& name) {
-  if (c.kind == ObserverKind::per_channel_minmax || c.kind == ObserverKind::moving_average_per_channel_minmax) {
-    fail("Calibrator: activation '{}' needs a per-tensor observer (got {})", name, observer_kind_name(c.kind));
+  if (c.kind == ObserverKind::per_channel_minmax ||
+      c.kind == ObserverKind::moving_average_per_channel_minmax) {
+    fail("Calibrator: activation '{}' needs a per-tensor observer (got {})", name,
+         observer_kind_name(c.kind));
   }
   c.spec.dtype = DType::u8;
   c.spec.scheme = Scheme::asymmetric;
@@ -210,7 +220,8 @@ std::unique_ptr<Observer> make_activation_observer(ObserverConfig c, const std::
 
 }  // namespace
 
-Calibrator::Calibrator(const Sequential& model, const CalibrationConfig& config) : impl_(std::make_unique<Impl>()) {
+Calibrator::Calibrator(const Sequential& model, const CalibrationConfig& config)
+    : impl_(std::make_unique<Impl>()) {
   Impl& s = *impl_;
   s.model = model;
   s.plan = make_plan(model);
@@ -231,10 +242,14 @@ Calibrator::Calibrator(const Sequential& model, const CalibrationConfig& config)
   }
   for (const auto& [name, c] : config.per_layer) {
     if (!names.count(name)) {
-      fail("CalibrationConfig::per_layer: '{}' names no observed activation (\"input\" or a unit name)", name);
+      fail(
+          "CalibrationConfig::per_layer: '{}' names no observed activation (\"input\" or a unit "
+          "name)",
+          name);
     }
   }
-  if (config.keep_samples < 0) fail("CalibrationConfig::keep_samples ({}) must be >= 0", config.keep_samples);
+  if (config.keep_samples < 0)
+    fail("CalibrationConfig::keep_samples ({}) must be >= 0", config.keep_samples);
 }
 
 Calibrator::Calibrator(Calibrator&&) noexcept = default;
@@ -245,7 +260,8 @@ Tensor Calibrator::observe(const Tensor& batch) {
   Impl& s = *impl_;
   if (batch.rank() < 1) fail("Calibrator::observe: the batch must have a batch axis (got rank 0)");
   if (checked_numel(batch.shape, "Calibrator::observe") != batch.numel()) {
-    fail("Calibrator::observe: batch has {} values but shape {}", batch.numel(), shape_to_string(batch.shape));
+    fail("Calibrator::observe: batch has {} values but shape {}", batch.numel(),
+         shape_to_string(batch.shape));
   }
   // Run first so that a bad batch leaves the observers untouched.
   const std::vector<Tensor> trace = plan_trace(s.plan, batch);
@@ -295,7 +311,8 @@ const std::vector<Tensor>& Calibrator::kept_samples() const noexcept { return im
 // ------------------------------------------------------------------ static
 namespace {
 
-double isolated_sqnr(const QuantizedUnit& qu, const std::vector<Tensor>& inputs, const std::vector<Tensor>& refs) {
+double isolated_sqnr(const QuantizedUnit& qu, const std::vector<Tensor>& inputs,
+                     const std::vector<Tensor>& refs) {
   double signal = 0, noise = 0;
   QuantizedModel one({qu});
   for (std::size_t b = 0; b < inputs.size(); ++b) {
@@ -309,12 +326,14 @@ double isolated_sqnr(const QuantizedUnit& qu, const std::vector<Tensor>& inputs,
   return noise == 0 ? std::numeric_limits<double>::infinity() : 10.0 * std::log10(signal / noise);
 }
 
-QuantizedModel build_static(const std::vector<PlanUnit>& plan, const Calibrator& cal, const StaticConfig& config) {
+QuantizedModel build_static(const std::vector<PlanUnit>& plan, const Calibrator& cal,
+                            const StaticConfig& config) {
   if (cal.batches_observed() == 0) fail("quantize_static: the calibrator has observed no batch");
   check_overrides(config.overrides, plan);
   if (config.fallback_sqnr_db && cal.kept_samples().empty()) {
-    fail("quantize_static: fallback_sqnr_db is set but the calibrator kept no samples "
-         "(CalibrationConfig::keep_samples is 0)");
+    fail(
+        "quantize_static: fallback_sqnr_db is set but the calibrator kept no samples "
+        "(CalibrationConfig::keep_samples is 0)");
   }
   // FP32 input/output of every unit on the kept samples, for the fallback.
   std::vector<std::vector<Tensor>> traces;  // [batch][unit]
@@ -326,9 +345,11 @@ QuantizedModel build_static(const std::vector<PlanUnit>& plan, const Calibrator&
   for (std::size_t i = 0; i < plan.size(); ++i) {
     const PlanUnit& u = plan[i];
     const QParams out = u.observed() ? cal.qparams(u.name) : current;
-    if ((u.kind == PlanUnit::linear || u.kind == PlanUnit::conv) && !kept_fp32(u.name, config.overrides)) {
-      QuantizedUnit q = quantize_unit(u, granularity_for(u.name, config.weight_granularity, config.overrides),
-                                      QuantMode::static_, current, out);
+    if ((u.kind == PlanUnit::linear || u.kind == PlanUnit::conv) &&
+        !kept_fp32(u.name, config.overrides)) {
+      QuantizedUnit q =
+          quantize_unit(u, granularity_for(u.name, config.weight_granularity, config.overrides),
+                        QuantMode::static_, current, out);
       bool keep = false;
       if (config.fallback_sqnr_db) {
         std::vector<Tensor> inputs, refs;
@@ -353,13 +374,17 @@ QuantizedModel quantize_static(const Calibrator& cal, const StaticConfig& config
   return build_static(cal.impl().plan, cal, config);
 }
 
-QuantizedModel quantize_static(const Sequential& model, const Calibrator& cal, const StaticConfig& config) {
+QuantizedModel quantize_static(const Sequential& model, const Calibrator& cal,
+                               const StaticConfig& config) {
   const Sequential& ref = cal.model();
   bool same = ref.size() == model.size();
-  for (std::size_t i = 0; same && i < model.size(); ++i) same = describe(ref[i]) == describe(model[i]);
+  for (std::size_t i = 0; same && i < model.size(); ++i)
+    same = describe(ref[i]) == describe(model[i]);
   if (!same) {
-    fail("quantize_static: the model's architecture differs from the calibrated one:\n{}\nvs calibrated:\n{}",
-         model.summary(), ref.summary());
+    fail(
+        "quantize_static: the model's architecture differs from the calibrated one:\n{}\nvs "
+        "calibrated:\n{}",
+        model.summary(), ref.summary());
   }
   return build_static(make_plan(model), cal, config);
 }
@@ -379,7 +404,8 @@ double sqnr_db(std::span<const float> reference, std::span<const float> test) {
   return 10.0 * std::log10(signal / noise);
 }
 
-LayerReport layer_report(const Sequential& fp32, const QuantizedModel& q, std::span<const Tensor> batches) {
+LayerReport layer_report(const Sequential& fp32, const QuantizedModel& q,
+                         std::span<const Tensor> batches) {
   const std::vector<PlanUnit> plan = make_plan(fp32);
   const auto& units = q.units();
   bool match = plan.size() == units.size();
@@ -398,7 +424,8 @@ LayerReport layer_report(const Sequential& fp32, const QuantizedModel& q, std::s
     for (std::size_t i = 0; i < plan.size(); ++i) {
       const Tensor iso = q.run_unit(i, i == 0 ? x : ref[i - 1]);
       if (ref[i].data.size() != got[i].data.size() || iso.data.size() != ref[i].data.size()) {
-        fail("layer_report: unit '{}' output sizes differ between FP32 and quantized", plan[i].name);
+        fail("layer_report: unit '{}' output sizes differ between FP32 and quantized",
+             plan[i].name);
       }
       Acc& a = acc[i];
       for (std::size_t j = 0; j < ref[i].data.size(); ++j) {
@@ -424,7 +451,7 @@ LayerReport layer_report(const Sequential& fp32, const QuantizedModel& q, std::s
     e.sqnr_db = db(a.signal, a.noise);
     e.isolated_sqnr_db = db(a.signal, a.iso_noise);
     // Two all-zero tensors are identical: cosine 1 by convention.
-    e.cosine = a.signal == 0 && a.test2 == 0 ? 1.0
+    e.cosine = a.signal == 0 && a.test2 == 0     ? 1.0
                : (a.signal == 0 || a.test2 == 0) ? 0.0
                                                  : a.dot / std::sqrt(a.signal * a.test2);
     e.max_abs_error = a.max_abs;
@@ -435,7 +462,9 @@ LayerReport layer_report(const Sequential& fp32, const QuantizedModel& q, std::s
 
 LayerReport layer_report(const Calibrator& cal, const QuantizedModel& q) {
   if (cal.kept_samples().empty()) {
-    fail("layer_report: the calibrator kept no samples (CalibrationConfig::keep_samples is 0 or nothing observed)");
+    fail(
+        "layer_report: the calibrator kept no samples (CalibrationConfig::keep_samples is 0 or "
+        "nothing observed)");
   }
   return layer_report(cal.model(), q, cal.kept_samples());
 }
@@ -444,16 +473,17 @@ std::string LayerReport::table() const {
   std::size_t worst = layers.size();
   for (std::size_t i = 0; i < layers.size(); ++i) {
     const bool quantized = layers[i].description.rfind("Q", 0) == 0;
-    if (quantized && (worst == layers.size() || layers[i].sqnr_db < layers[worst].sqnr_db)) worst = i;
+    if (quantized && (worst == layers.size() || layers[i].sqnr_db < layers[worst].sqnr_db))
+      worst = i;
   }
   std::size_t width = 5;
   for (const LayerError& e : layers) width = std::max(width, e.description.size());
-  std::string s = fmt::format("{:<5} {:<{}} {:>10} {:>12} {:>9} {:>12}\n", "unit", "layer", width, "SQNR dB",
-                              "alone SQNR", "cosine", "max |err|");
+  std::string s = fmt::format("{:<5} {:<{}} {:>10} {:>12} {:>9} {:>12}\n", "unit", "layer", width,
+                              "SQNR dB", "alone SQNR", "cosine", "max |err|");
   for (std::size_t i = 0; i < layers.size(); ++i) {
     const LayerError& e = layers[i];
-    s += fmt::format("{:<5} {:<{}} {:>10.2f} {:>12.2f} {:>9.6f} {:>12.6g}{}\n", e.name, e.description, width,
-                     e.sqnr_db, e.isolated_sqnr_db, e.cosine, e.max_abs_error,
+    s += fmt::format("{:<5} {:<{}} {:>10.2f} {:>12.2f} {:>9.6f} {:>12.6g}{}\n", e.name,
+                     e.description, width, e.sqnr_db, e.isolated_sqnr_db, e.cosine, e.max_abs_error,
                      i == worst ? "  <- worst" : "");
   }
   return s;

@@ -29,7 +29,7 @@ int grid_exponent(float lo, float hi, int bins) {
   const float m = std::max(std::fabs(lo), std::fabs(hi));
   if (m > 0.0f) {
     int top;
-    std::frexp(m, &top);  // m < 2^top
+    std::frexp(m, &top);        // m < 2^top
     e = std::max(e, top - 23);  // (b)
   }
   const double span = static_cast<double>(hi) - static_cast<double>(lo);
@@ -254,7 +254,8 @@ std::pair<float, float> HistogramObserver::range(RangeMethod method) const {
     hi = t;
   };
   switch (method) {
-    case RangeMethod::minmax: break;
+    case RangeMethod::minmax:
+      break;
     case RangeMethod::mse: {
       coarsen(win, kMaxSearchBins);
       const double a = static_cast<double>(win.a0) * win.w;

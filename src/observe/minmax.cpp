@@ -184,8 +184,7 @@ PerChannelMinMaxObserver::PerChannelMinMaxObserver(const QuantSpec& spec)
     : PerChannelMinMaxObserver(config_of(ObserverKind::per_channel_minmax, spec, 0.01f)) {}
 
 bool PerChannelMinMaxObserver::scan(std::span<const float> data, std::span<const int64_t> shape,
-                                    std::vector<float>& batch_min,
-                                    std::vector<float>& batch_max) {
+                                    std::vector<float>& batch_min, std::vector<float>& batch_max) {
   const char* who = "PerChannelMinMaxObserver::observe";
   const std::vector<std::size_t> dims = detail::checked_shape(data, shape, who);
   const int rank = static_cast<int>(dims.size());
@@ -323,8 +322,7 @@ void ObserverIo::put_state(ByteWriter& w, const PerChannelMinMaxObserver& o) {
   w.put_array(std::span<const int64_t>(o.batches_));
 }
 
-void ObserverIo::get_state(ByteReader& r, PerChannelMinMaxObserver& o,
-                           const ObserverStats& stats) {
+void ObserverIo::get_state(ByteReader& r, PerChannelMinMaxObserver& o, const ObserverStats& stats) {
   const uint64_t channels = r.get<uint64_t>("channels");
   if (channels > r.remaining() / 16) {
     r.bad("channels is {} but only {} bytes of state follow (16 per channel)", channels,
@@ -358,8 +356,8 @@ MovingAveragePerChannelMinMaxObserver::MovingAveragePerChannelMinMaxObserver(
 
 MovingAveragePerChannelMinMaxObserver::MovingAveragePerChannelMinMaxObserver(
     const QuantSpec& spec, float averaging_constant)
-    : MovingAveragePerChannelMinMaxObserver(config_of(
-          ObserverKind::moving_average_per_channel_minmax, spec, averaging_constant)) {}
+    : MovingAveragePerChannelMinMaxObserver(
+          config_of(ObserverKind::moving_average_per_channel_minmax, spec, averaging_constant)) {}
 
 void MovingAveragePerChannelMinMaxObserver::observe(std::span<const float> data,
                                                     std::span<const int64_t> shape) {

@@ -5,10 +5,10 @@
 namespace sparq::detail {
 namespace {
 
-#define SPARQ_OBSERVE_TABLE(suffix)                                            \
-  ObserveKernels {                                                              \
-    &observe_minmax_f32__##suffix, &observe_minmax_columns_f32__##suffix,       \
-        &observe_histogram_f32__##suffix                                        \
+#define SPARQ_OBSERVE_TABLE(suffix)                                       \
+  ObserveKernels {                                                        \
+    &observe_minmax_f32__##suffix, &observe_minmax_columns_f32__##suffix, \
+        &observe_histogram_f32__##suffix                                  \
   }
 
 const ObserveKernels kReference = SPARQ_OBSERVE_TABLE(reference);
@@ -36,7 +36,8 @@ const ObserveKernels& observe_kernels(Isa isa) {
       return kAvx2;
 #endif
 #if defined(SPARQ_HAVE_AVX512VNNI)
-    case Isa::avx512vnni: return kAvx512;
+    case Isa::avx512vnni:
+      return kAvx512;
 #endif
 #if defined(SPARQ_HAVE_NEON)
     // dotprod / i8mm add integer instructions only; float kernels are NEON's.
@@ -45,7 +46,8 @@ const ObserveKernels& observe_kernels(Isa isa) {
     case Isa::neoni8mm:
       return kNeon;
 #endif
-    default: return kReference;
+    default:
+      return kReference;
   }
 }
 

@@ -21,22 +21,30 @@ namespace sparq {
 
 std::string_view observer_kind_name(ObserverKind kind) noexcept {
   switch (kind) {
-    case ObserverKind::minmax: return "minmax";
-    case ObserverKind::moving_average_minmax: return "moving_average_minmax";
-    case ObserverKind::per_channel_minmax: return "per_channel_minmax";
+    case ObserverKind::minmax:
+      return "minmax";
+    case ObserverKind::moving_average_minmax:
+      return "moving_average_minmax";
+    case ObserverKind::per_channel_minmax:
+      return "per_channel_minmax";
     case ObserverKind::moving_average_per_channel_minmax:
       return "moving_average_per_channel_minmax";
-    case ObserverKind::histogram: return "histogram";
+    case ObserverKind::histogram:
+      return "histogram";
   }
   return "unknown";
 }
 
 std::string_view range_method_name(RangeMethod method) noexcept {
   switch (method) {
-    case RangeMethod::minmax: return "minmax";
-    case RangeMethod::mse: return "mse";
-    case RangeMethod::entropy: return "entropy";
-    case RangeMethod::percentile: return "percentile";
+    case RangeMethod::minmax:
+      return "minmax";
+    case RangeMethod::mse:
+      return "mse";
+    case RangeMethod::entropy:
+      return "entropy";
+    case RangeMethod::percentile:
+      return "percentile";
   }
   return "unknown";
 }
@@ -79,14 +87,16 @@ ChannelQParams Observer::channel_qparams() const {
 std::unique_ptr<Observer> make_observer(const ObserverConfig& config) {
   config.validate();
   switch (config.kind) {
-    case ObserverKind::minmax: return std::make_unique<MinMaxObserver>(config);
+    case ObserverKind::minmax:
+      return std::make_unique<MinMaxObserver>(config);
     case ObserverKind::moving_average_minmax:
       return std::make_unique<MovingAverageMinMaxObserver>(config);
     case ObserverKind::per_channel_minmax:
       return std::make_unique<PerChannelMinMaxObserver>(config);
     case ObserverKind::moving_average_per_channel_minmax:
       return std::make_unique<MovingAveragePerChannelMinMaxObserver>(config);
-    case ObserverKind::histogram: return std::make_unique<HistogramObserver>(config);
+    case ObserverKind::histogram:
+      return std::make_unique<HistogramObserver>(config);
   }
   detail::fail("make_observer: kind ({}) is not an ObserverKind", static_cast<int>(config.kind));
 }
@@ -139,8 +149,8 @@ ObserverConfig ObserverIo::get_config(ByteReader& r) {
     return v;
   };
   ObserverConfig c;
-  c.kind = static_cast<ObserverKind>(
-      enum_byte("kind", static_cast<unsigned>(ObserverKind::histogram)));
+  c.kind =
+      static_cast<ObserverKind>(enum_byte("kind", static_cast<unsigned>(ObserverKind::histogram)));
   c.spec.dtype = static_cast<DType>(enum_byte("spec.dtype", 1));
   c.spec.scheme = static_cast<Scheme>(enum_byte("spec.scheme", 1));
   c.spec.granularity = static_cast<Granularity>(enum_byte("spec.granularity", 1));
@@ -156,8 +166,8 @@ ObserverConfig ObserverIo::get_config(ByteReader& r) {
   c.spec.eps = r.get<float>("spec.eps");
   c.averaging_constant = r.get<float>("averaging_constant");
   c.bins = r.get<int32_t>("bins");
-  c.method = static_cast<RangeMethod>(
-      enum_byte("method", static_cast<unsigned>(RangeMethod::percentile)));
+  c.method =
+      static_cast<RangeMethod>(enum_byte("method", static_cast<unsigned>(RangeMethod::percentile)));
   c.percentile = r.get<double>("percentile");
   c.two_sided_percentile = enum_byte("two_sided_percentile", 1) != 0;
   try {
@@ -213,9 +223,10 @@ std::unique_ptr<Observer> load_observer(const std::filesystem::path& file) {
   }
   const uint64_t size = frame.get<uint64_t>("payload size");
   if (size != bytes.size() - kFrameHead - kFrameTail) {
-    frame.bad("the header announces a {}-byte payload but the file holds {} (truncated or "
-              "extended file)",
-              size, bytes.size() - kFrameHead - kFrameTail);
+    frame.bad(
+        "the header announces a {}-byte payload but the file holds {} (truncated or "
+        "extended file)",
+        size, bytes.size() - kFrameHead - kFrameTail);
   }
   const auto payload = bytes.subspan(kFrameHead, size);
   uint64_t stored;
@@ -249,8 +260,8 @@ std::unique_ptr<Observer> load_observer(const std::filesystem::path& file) {
 
 namespace detail {
 
-std::vector<std::size_t> checked_shape(std::span<const float> data,
-                                       std::span<const int64_t> shape, const char* who) {
+std::vector<std::size_t> checked_shape(std::span<const float> data, std::span<const int64_t> shape,
+                                       const char* who) {
   if (shape.empty()) {
     fail("{}: shape is empty (rank 0); expected a tensor of rank >= 1", who);
   }
@@ -273,9 +284,10 @@ std::vector<std::size_t> checked_shape(std::span<const float> data,
 }
 
 void fail_no_data(const char* who, const ObserverStats& s) {
-  fail("{}: no finite value observed yet ({} values seen, {} NaN, {} Inf); observe data "
-       "with finite values first",
-       who, s.observed, s.nan_count, s.inf_count);
+  fail(
+      "{}: no finite value observed yet ({} values seen, {} NaN, {} Inf); observe data "
+      "with finite values first",
+      who, s.observed, s.nan_count, s.inf_count);
 }
 
 void check_same_config(const ObserverConfig& c, const Observer& other, const char* who) {
@@ -292,9 +304,10 @@ void check_same_config(const ObserverConfig& c, const Observer& other, const cha
                     c.method == o.method && c.percentile == o.percentile &&
                     c.two_sided_percentile == o.two_sided_percentile;
   if (!same) {
-    fail("{}: the other {} observer has a different config (spec, bins, method, percentile "
-         "or averaging constant); expected identical configs",
-         who, observer_kind_name(c.kind));
+    fail(
+        "{}: the other {} observer has a different config (spec, bins, method, percentile "
+        "or averaging constant); expected identical configs",
+        who, observer_kind_name(c.kind));
   }
 }
 
@@ -303,8 +316,8 @@ float ema_step(float value, float batch, float c) {
   if (std::isfinite(f)) return f;
   // batch - value overflowed (ranges near +-FLT_MAX): the exact result lies
   // between value and batch, so it is representable.
-  const double d = static_cast<double>(value) +
-                   static_cast<double>(c) * (static_cast<double>(batch) - value);
+  const double d =
+      static_cast<double>(value) + static_cast<double>(c) * (static_cast<double>(batch) - value);
   const double lim = std::numeric_limits<float>::max();
   return static_cast<float>(std::clamp(d, -lim, lim));
 }

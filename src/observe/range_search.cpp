@@ -13,8 +13,8 @@ namespace {
 // Integral of x^2 from delta_begin to delta_end, times the density
 // (PyTorch `_get_norm`).
 inline double norm(double delta_begin, double delta_end, double density) {
-  return density *
-         (delta_end * delta_end * delta_end - delta_begin * delta_begin * delta_begin) / 3.0;
+  return density * (delta_end * delta_end * delta_end - delta_begin * delta_begin * delta_begin) /
+         3.0;
 }
 
 }  // namespace
@@ -48,8 +48,8 @@ double mse_quantization_error(std::span<const double> hist, double bin_width, in
   return total;
 }
 
-std::pair<double, double> mse_search(std::span<const double> hist, double min_val,
-                                     double max_val, int dst_bins) {
+std::pair<double, double> mse_search(std::span<const double> hist, double min_val, double max_val,
+                                     int dst_bins) {
   // PyTorch HistogramObserver._non_linear_param_search, step for step.
   const int bins = static_cast<int>(hist.size());
   const double bin_width = (max_val - min_val) / bins;

@@ -13,8 +13,8 @@ namespace sparq::detail {
 /// PyTorch HistogramObserver._non_linear_param_search on `hist`, whose bins
 /// evenly cover [min_val, max_val], quantizing to `dst_bins` levels. Returns
 /// the chosen [min, max] (bin edges).
-std::pair<double, double> mse_search(std::span<const double> hist, double min_val,
-                                     double max_val, int dst_bins);
+std::pair<double, double> mse_search(std::span<const double> hist, double min_val, double max_val,
+                                     int dst_bins);
 
 /// PyTorch HistogramObserver._compute_quantization_error for the candidate
 /// bins [start_bin, end_bin] (for the tests).

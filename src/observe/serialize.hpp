@@ -77,8 +77,7 @@ class ByteReader {
   const std::string& file() const { return file_; }
   template <class... Args>
   [[noreturn]] void bad(fmt::format_string<Args...> format, Args&&... args) const {
-    detail::fail("load_observer {}: {}", file_,
-                 fmt::format(format, std::forward<Args>(args)...));
+    detail::fail("load_observer {}: {}", file_, fmt::format(format, std::forward<Args>(args)...));
   }
 
  private:
@@ -125,8 +124,8 @@ namespace detail {
 
 /// Checks a batch's shape against its data (rank >= 1, dims >= 0, product ==
 /// size) and returns the dims as size_t.
-std::vector<std::size_t> checked_shape(std::span<const float> data,
-                                       std::span<const int64_t> shape, const char* who);
+std::vector<std::size_t> checked_shape(std::span<const float> data, std::span<const int64_t> shape,
+                                       const char* who);
 
 /// Adds a kernel accumulator's NaN/Inf counts and the batch size to stats.
 inline void add_counts(ObserverStats& stats, const MinMaxAccum& acc, std::size_t n) {

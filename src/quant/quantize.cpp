@@ -42,8 +42,8 @@ std::size_t checked_element_count(Shape shape, std::size_t n, const char* who) {
 int normalize_axis(int axis, std::size_t rank, const char* who) {
   const auto r = static_cast<int>(rank);
   if (axis < -r || axis >= r) {
-    fail("{}: axis {} is out of range for a tensor of rank {}; expected {} <= axis < {}", who,
-         axis, rank, -r, r);
+    fail("{}: axis {} is out of range for a tensor of rank {}; expected {} <= axis < {}", who, axis,
+         rank, -r, r);
   }
   return axis < 0 ? axis + r : axis;
 }
@@ -100,8 +100,8 @@ void quantize_channels(DType dtype, const float* src, void* dst, ChannelLayout l
   const std::size_t row = l.channels * l.inner;
   std::vector<float> inv;
   std::vector<int32_t> zps;
-  QuantizeChannelArgs args{nullptr, nullptr, l.channels, l.inner, inv_scales, zero_points,
-                           qmin, qmax};
+  QuantizeChannelArgs args{nullptr,    nullptr,     l.channels, l.inner,
+                           inv_scales, zero_points, qmin,       qmax};
   if (l.inner > 1 && l.inner < kExpandBelowInner && row <= kMaxExpandedRow) {
     inv.resize(row);
     zps.resize(row);

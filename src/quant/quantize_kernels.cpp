@@ -8,11 +8,11 @@
 namespace sparq::detail {
 namespace {
 
-#define SPARQ_QUANTIZE_TABLE(isa)                                                   \
-  QuantizeKernels {                                                                 \
-    #isa, quantize_s8__##isa, quantize_u8__##isa, dequantize_s8__##isa,             \
-        dequantize_u8__##isa, quantize_channel_s8__##isa, quantize_channel_u8__##isa, \
-        dequantize_channel_s8__##isa, dequantize_channel_u8__##isa                  \
+#define SPARQ_QUANTIZE_TABLE(isa)                                                             \
+  QuantizeKernels {                                                                           \
+#isa, quantize_s8__##isa, quantize_u8__##isa, dequantize_s8__##isa, dequantize_u8__##isa, \
+        quantize_channel_s8__##isa, quantize_channel_u8__##isa, dequantize_channel_s8__##isa, \
+        dequantize_channel_u8__##isa                                                          \
   }
 
 constexpr QuantizeKernels kReference = SPARQ_QUANTIZE_TABLE(reference);
@@ -38,21 +38,25 @@ const QuantizeKernels& quantize_kernels(Isa isa) noexcept {
   switch (isa) {
 #if defined(SPARQ_ARCH_X86)
 #if defined(SPARQ_HAVE_AVX512VNNI)
-    case Isa::avx512vnni: return kAvx512;
+    case Isa::avx512vnni:
+      return kAvx512;
 #endif
 #if defined(SPARQ_HAVE_AVX2)
     // AVX-VNNI has no instruction that helps quantization: reuse AVX2.
     case Isa::avxvnni:
-    case Isa::avx2: return kAvx2;
+    case Isa::avx2:
+      return kAvx2;
 #endif
 #endif  // SPARQ_ARCH_X86
 #if defined(SPARQ_ARCH_ARM) && defined(SPARQ_HAVE_NEON)
     // Dot product and i8mm add nothing to element-wise conversions.
     case Isa::neon:
     case Isa::neondot:
-    case Isa::neoni8mm: return kNeon;
+    case Isa::neoni8mm:
+      return kNeon;
 #endif  // SPARQ_ARCH_ARM
-    default: return kReference;
+    default:
+      return kReference;
   }
 }
 

@@ -46,7 +46,10 @@ struct GroupWriter {
   int64_t v_row, b_row;
 
   explicit GroupWriter(CompressedNM<T>& out)
-      : c(out), n(out.pattern.n), b(out.index_bits()), v_row(out.values_per_row()),
+      : c(out),
+        n(out.pattern.n),
+        b(out.index_bits()),
+        v_row(out.values_per_row()),
         b_row(out.metadata_bytes_per_row()) {}
 
   void operator()(int64_t o, int64_t g, const T* p, int r, unsigned bits) {
@@ -107,27 +110,25 @@ CompressedNM<T> compress_masked(std::span<const T> weights, const SparseMask& ma
   shape.validate(mask.keep.size(), "compress (mask)");
   shape.validate(weights.size(), "compress");
   const NMPattern p = mask.pattern;
-  const int64_t groups =
-      detail::checked_group_count(shape, p, TailPolicy::pad_zeros, "compress");
+  const int64_t groups = detail::checked_group_count(shape, p, TailPolicy::pad_zeros, "compress");
   if constexpr (std::is_same_v<T, float>) detail::check_finite_weights(weights, shape, "compress");
   CompressedNM<T> c = empty_compressed<T>(shape, p);
   GroupWriter<T> write(c);
-  detail::for_each_group(weights.data(), shape, p.m, groups,
-                         [&](int64_t o, int64_t g, const T* v, int r) {
-                           unsigned bits = 0;
-                           for (int j = 0; j < r; ++j) {
-                             bits |= static_cast<unsigned>(mask.kept(o, g * p.m + j)) << j;
-                           }
-                           if (std::popcount(bits) > p.n) {
-                             fail_too_many("compress", o, g, std::popcount(bits), p,
-                                           "weights kept by the mask");
-                           }
-                           // Values outside the mask must not leak into the
-                           // extra slots: give the writer the masked group.
-                           T masked[16];
-                           for (int j = 0; j < r; ++j) masked[j] = (bits >> j) & 1u ? v[j] : T(0);
-                           write(o, g, masked, r, bits);
-                         });
+  detail::for_each_group(
+      weights.data(), shape, p.m, groups, [&](int64_t o, int64_t g, const T* v, int r) {
+        unsigned bits = 0;
+        for (int j = 0; j < r; ++j) {
+          bits |= static_cast<unsigned>(mask.kept(o, g * p.m + j)) << j;
+        }
+        if (std::popcount(bits) > p.n) {
+          fail_too_many("compress", o, g, std::popcount(bits), p, "weights kept by the mask");
+        }
+        // Values outside the mask must not leak into the
+        // extra slots: give the writer the masked group.
+        T masked[16];
+        for (int j = 0; j < r; ++j) masked[j] = (bits >> j) & 1u ? v[j] : T(0);
+        write(o, g, masked, r, bits);
+      });
   return c;
 }
 
@@ -159,8 +160,8 @@ void CompressedNM<T>::validate() const {
     detail::fail("CompressedNM: outputs={} inputs={}; expected both >= 1", outputs, inputs);
   }
   if (static_cast<int64_t>(values.size()) != outputs * values_per_row()) {
-    detail::fail("CompressedNM: {} values; expected outputs*values_per_row = {}*{}",
-                 values.size(), outputs, values_per_row());
+    detail::fail("CompressedNM: {} values; expected outputs*values_per_row = {}*{}", values.size(),
+                 outputs, values_per_row());
   }
   if (static_cast<int64_t>(metadata.size()) != outputs * metadata_bytes_per_row()) {
     detail::fail("CompressedNM: {} metadata bytes; expected outputs*metadata_bytes_per_row = {}*{}",
@@ -173,14 +174,17 @@ void CompressedNM<T>::validate() const {
       for (int j = 0; j < pattern.n; ++j) {
         const int idx = index(o, g, j);
         if (idx <= prev || idx >= pattern.m) {
-          detail::fail("CompressedNM: output {} group {} slot {} has index {}; expected "
-                       "increasing indices in [0, {})",
-                       o, g, j, idx, pattern.m);
+          detail::fail(
+              "CompressedNM: output {} group {} slot {} has index {}; expected "
+              "increasing indices in [0, {})",
+              o, g, j, idx, pattern.m);
         }
-        if (g * pattern.m + idx >= inputs && values[o * values_per_row() + g * pattern.n + j] != T(0)) {
-          detail::fail("CompressedNM: output {} group {} slot {} points to padded input {} "
-                       "(K={}) but holds a non-zero value",
-                       o, g, j, g * pattern.m + idx, inputs);
+        if (g * pattern.m + idx >= inputs &&
+            values[o * values_per_row() + g * pattern.n + j] != T(0)) {
+          detail::fail(
+              "CompressedNM: output {} group {} slot {} points to padded input {} "
+              "(K={}) but holds a non-zero value",
+              o, g, j, g * pattern.m + idx, inputs);
         }
         prev = idx;
       }
@@ -188,8 +192,8 @@ void CompressedNM<T>::validate() const {
     if (used_bits % 8 != 0) {
       const uint8_t last = metadata[(o + 1) * metadata_bytes_per_row() - 1];
       if (last >> (used_bits % 8)) {
-        detail::fail("CompressedNM: output {} has non-zero unused metadata bits (byte 0x{:02x})",
-                     o, last);
+        detail::fail("CompressedNM: output {} has non-zero unused metadata bits (byte 0x{:02x})", o,
+                     last);
       }
     }
   }
@@ -298,8 +302,7 @@ void prune_and_compress(std::span<const float> weights, const WeightShape& shape
                         const PruneOptions& options, CompressedNM<float>& c) {
   shape.validate(weights.size(), "prune_and_compress");
   const NMPattern p = options.pattern;
-  const int64_t groups =
-      detail::checked_group_count(shape, p, options.tail, "prune_and_compress");
+  const int64_t groups = detail::checked_group_count(shape, p, options.tail, "prune_and_compress");
   reset_compressed(c, shape, p);
   bool bad = false;
   int bad4 = 0;

@@ -11,8 +11,7 @@ namespace sparq {
 void NMPattern::validate() const {
   if (m < 2 || m > 16) detail::fail("NMPattern: m ({}) must be in [2, 16] (n={})", m, n);
   if (n < 1 || n >= m) {
-    detail::fail("NMPattern: n ({}) must satisfy 1 <= n < m (m={}): n >= m prunes nothing", n,
-                 m);
+    detail::fail("NMPattern: n ({}) must satisfy 1 <= n < m (m={}): n >= m prunes nothing", n, m);
   }
 }
 
@@ -32,12 +31,10 @@ void check_finite_weights(std::span<const float> weights, const WeightShape& sha
                           const char* who) {
   for (std::size_t e = 0; e < weights.size(); ++e) {
     if (!std::isfinite(weights[e])) {
-      const int64_t a = static_cast<int64_t>(e) / (shape.layout == WeightLayout::out_in
-                                                       ? shape.inputs
-                                                       : shape.outputs);
-      const int64_t b = static_cast<int64_t>(e) % (shape.layout == WeightLayout::out_in
-                                                       ? shape.inputs
-                                                       : shape.outputs);
+      const int64_t a = static_cast<int64_t>(e) /
+                        (shape.layout == WeightLayout::out_in ? shape.inputs : shape.outputs);
+      const int64_t b = static_cast<int64_t>(e) %
+                        (shape.layout == WeightLayout::out_in ? shape.inputs : shape.outputs);
       const int64_t o = shape.layout == WeightLayout::out_in ? a : b;
       const int64_t i = shape.layout == WeightLayout::out_in ? b : a;
       fail("{}: weight (output {}, input {}) is {}; expected finite weights", who, o, i,
@@ -50,9 +47,10 @@ int64_t checked_group_count(const WeightShape& shape, const NMPattern& pattern, 
                             const char* who) {
   pattern.validate();
   if (shape.inputs % pattern.m != 0 && tail == TailPolicy::refuse) {
-    fail("{}: inputs (K={}) is not a multiple of M={}; pad the matrix or pass "
-         "TailPolicy::pad_zeros",
-         who, shape.inputs, pattern.m);
+    fail(
+        "{}: inputs (K={}) is not a multiple of M={}; pad the matrix or pass "
+        "TailPolicy::pad_zeros",
+        who, shape.inputs, pattern.m);
   }
   return (shape.inputs + pattern.m - 1) / pattern.m;
 }
@@ -204,9 +202,10 @@ SparseMask transposable_mask(std::span<const float> weights, const WeightShape& 
   const NMPattern p{2, 4};
   detail::checked_group_count(shape, p, tail, "transposable_mask");
   if (shape.outputs % 4 != 0 && tail == TailPolicy::refuse) {
-    detail::fail("transposable_mask: outputs ({}) is not a multiple of 4; pad the matrix or pass "
-                 "TailPolicy::pad_zeros",
-                 shape.outputs);
+    detail::fail(
+        "transposable_mask: outputs ({}) is not a multiple of 4; pad the matrix or pass "
+        "TailPolicy::pad_zeros",
+        shape.outputs);
   }
   detail::check_finite_weights(weights, shape, "transposable_mask");
   SparseMask mask{shape, p, std::vector<uint8_t>(weights.size())};

@@ -15,8 +15,8 @@ void check_permutation(std::span<const int64_t> perm, int64_t size, const char* 
   for (std::size_t j = 0; j < perm.size(); ++j) {
     const int64_t p = perm[j];
     if (p < 0 || p >= size || seen[static_cast<std::size_t>(p)]) {
-      detail::fail("{}: permutation[{}] = {} is {}; expected each of 0..{} exactly once", who, j,
-                   p, (p < 0 || p >= size) ? "out of range" : "a repeat", size - 1);
+      detail::fail("{}: permutation[{}] = {} is {}; expected each of 0..{} exactly once", who, j, p,
+                   (p < 0 || p >= size) ? "out of range" : "a repeat", size - 1);
     }
     seen[static_cast<std::size_t>(p)] = 1;
   }
@@ -25,7 +25,8 @@ void check_permutation(std::span<const int64_t> perm, int64_t size, const char* 
 std::vector<int64_t> inverse_permutation(std::span<const int64_t> perm) {
   check_permutation(perm, static_cast<int64_t>(perm.size()), "inverse_permutation");
   std::vector<int64_t> inv(perm.size());
-  for (std::size_t j = 0; j < perm.size(); ++j) inv[static_cast<std::size_t>(perm[j])] = static_cast<int64_t>(j);
+  for (std::size_t j = 0; j < perm.size(); ++j)
+    inv[static_cast<std::size_t>(perm[j])] = static_cast<int64_t>(j);
   return inv;
 }
 
@@ -69,7 +70,10 @@ namespace {
 class Search {
  public:
   Search(std::span<const float> w, const WeightShape& s, const NMPattern& p)
-      : n_(p.n), m_(p.m), k_(s.inputs), groups_((s.inputs + p.m - 1) / p.m),
+      : n_(p.n),
+        m_(p.m),
+        k_(s.inputs),
+        groups_((s.inputs + p.m - 1) / p.m),
         rows_((s.outputs + 7) / 8 * 8) {
     const int64_t positions = groups_ * m_;
     mag_.assign(static_cast<std::size_t>(positions * rows_), 0.0f);
@@ -125,7 +129,8 @@ class Search {
       // Leaving out v[j]: the N-th largest of the others is sorted[n] if v[j]
       // is among the top N (sorted[n-1] >= v[j] would otherwise be it), else
       // sorted[n-1]. Equal values make either choice the same number.
-      for (int j = 0; j < m_; ++j) nth(g * m_ + j)[r] = v[j] >= sorted[n_ - 1] ? sorted[n_] : sorted[n_ - 1];
+      for (int j = 0; j < m_; ++j)
+        nth(g * m_ + j)[r] = v[j] >= sorted[n_ - 1] ? sorted[n_] : sorted[n_ - 1];
     }
     score_[g] = score;
     ++version_[g];
@@ -174,10 +179,10 @@ class Search {
 
   int n_, m_;
   int64_t k_, groups_, rows_;
-  std::vector<float> mag_;      // [column][rows_]
-  std::vector<int64_t> col_;    // column at each position
-  std::vector<float> nth_;      // [position][rows_]
-  std::vector<double> score_;   // retained L1 per group
+  std::vector<float> mag_;     // [column][rows_]
+  std::vector<int64_t> col_;   // column at each position
+  std::vector<float> nth_;     // [position][rows_]
+  std::vector<double> score_;  // retained L1 per group
   std::vector<uint32_t> version_;
 };
 
@@ -195,8 +200,7 @@ PermutationResult search_permutation(std::span<const float> weights, const Weigh
 
   PermutationResult result;
   Search search(weights, shape, options.pattern);
-  std::vector<uint64_t> checked(
-      static_cast<std::size_t>(search.groups() * search.groups()), 0);
+  std::vector<uint64_t> checked(static_cast<std::size_t>(search.groups() * search.groups()), 0);
   while (result.sweeps < options.max_sweeps) {
     ++result.sweeps;
     const int64_t swaps = search.sweep(checked);

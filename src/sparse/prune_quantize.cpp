@@ -53,9 +53,10 @@ ChannelQParams pruned_channel_qparams(std::span<const float> weights, const Spar
   const bool out_in = mask.shape.layout == WeightLayout::out_in;
   const int axis = spec.axis < 0 ? spec.axis + 2 : spec.axis;
   if (axis != (out_in ? 0 : 1)) {
-    detail::fail("pruned_channel_qparams: spec.axis ({}) must be the output axis of the {} "
-                 "layout: {} (or {})",
-                 spec.axis, out_in ? "out_in" : "in_out", out_in ? 0 : 1, out_in ? -2 : -1);
+    detail::fail(
+        "pruned_channel_qparams: spec.axis ({}) must be the output axis of the {} "
+        "layout: {} (or {})",
+        spec.axis, out_in ? "out_in" : "in_out", out_in ? 0 : 1, out_in ? -2 : -1);
   }
   std::vector<float> mins(static_cast<std::size_t>(mask.shape.outputs));
   std::vector<float> maxs(mins.size());
@@ -89,10 +90,10 @@ CompressedNM<int8_t> quantize_rows(const CompressedNM<float>& c, QuantizerFor&& 
 void check_symmetric_s8(const QuantSpec& spec, const char* who) {
   spec.validate();
   if (spec.dtype != DType::s8 || spec.scheme != Scheme::symmetric) {
-    detail::fail("{}: spec is {} {}; expected symmetric s8 (zero point 0, so that pruned "
-                 "weights stay exact zeros)",
-                 who, dtype_name(spec.dtype),
-                 spec.scheme == Scheme::symmetric ? "symmetric" : "asymmetric");
+    detail::fail(
+        "{}: spec is {} {}; expected symmetric s8 (zero point 0, so that pruned "
+        "weights stay exact zeros)",
+        who, dtype_name(spec.dtype), spec.scheme == Scheme::symmetric ? "symmetric" : "asymmetric");
   }
 }
 
@@ -111,13 +112,15 @@ CompressedNM<int8_t> quantize_compressed(const CompressedNM<float>& c, const Cha
                                          const QuantSpec& spec) {
   check_symmetric_s8(spec, "quantize_compressed");
   if (static_cast<int64_t>(qp.size()) != c.outputs || qp.zero_points.size() != qp.size()) {
-    detail::fail("quantize_compressed: {} channel qparams ({} zero points); expected one per "
-                 "output ({})",
-                 qp.size(), qp.zero_points.size(), c.outputs);
+    detail::fail(
+        "quantize_compressed: {} channel qparams ({} zero points); expected one per "
+        "output ({})",
+        qp.size(), qp.zero_points.size(), c.outputs);
   }
   std::vector<Quantizer<int8_t>> quantizers;
   quantizers.reserve(qp.size());
-  for (std::size_t o = 0; o < qp.size(); ++o) quantizers.emplace_back(qp[o], spec.qmin(), spec.qmax());
+  for (std::size_t o = 0; o < qp.size(); ++o)
+    quantizers.emplace_back(qp[o], spec.qmin(), spec.qmax());
   return quantize_rows(c, [&](int64_t o) { return quantizers[static_cast<std::size_t>(o)]; });
 }
 

@@ -16,8 +16,8 @@
 namespace sparq {
 namespace {
 
-using testing::reference_gemm;
 using testing::random_bytes;
+using testing::reference_gemm;
 
 class GemmInt32Test : public testing::IsaTest {
  protected:
@@ -27,9 +27,9 @@ class GemmInt32Test : public testing::IsaTest {
   template <class T>
   void check(int64_t m, int64_t n, int64_t k, int32_t zp, int64_t lda_extra = 0,
              int64_t ldc_extra = 0, int threads = 1) {
-    SCOPED_TRACE(::testing::Message() << "m=" << m << " n=" << n << " k=" << k << " zp=" << zp
-                                      << " lda+" << lda_extra << " ldc+" << ldc_extra
-                                      << " threads=" << threads);
+    SCOPED_TRACE(::testing::Message()
+                 << "m=" << m << " n=" << n << " k=" << k << " zp=" << zp << " lda+" << lda_extra
+                 << " ldc+" << ldc_extra << " threads=" << threads);
     const int64_t lda = k + lda_extra;
     const int64_t ldc = n + ldc_extra;
     const auto a = random_bytes<T>(static_cast<std::size_t>(m * lda), rng_);
@@ -42,7 +42,8 @@ class GemmInt32Test : public testing::IsaTest {
       for (int64_t j = 0; j < ldc; ++j) {
         const int32_t got = c[static_cast<std::size_t>(i * ldc + j)];
         if (j < n) {
-          ASSERT_EQ(got, ref[static_cast<std::size_t>(i * n + j)]) << "at (" << i << ", " << j << ")";
+          ASSERT_EQ(got, ref[static_cast<std::size_t>(i * n + j)])
+              << "at (" << i << ", " << j << ")";
         } else {
           ASSERT_EQ(got, -7) << "wrote past n at (" << i << ", " << j << ")";
         }

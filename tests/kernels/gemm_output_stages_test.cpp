@@ -36,8 +36,17 @@ TEST_P(GemmStageTest, RequantizeKernelMatchesScalarOnExtremes) {
   const auto& k = detail::gemm_kernels(GetParam());
   const std::vector<int32_t> specials = {std::numeric_limits<int32_t>::min(),
                                          std::numeric_limits<int32_t>::min() + 1,
-                                         -65536, -32769, -1, 0, 1, 2, 3, 32767, 65535,
-                                         (1 << 30) + 5, std::numeric_limits<int32_t>::max() - 1,
+                                         -65536,
+                                         -32769,
+                                         -1,
+                                         0,
+                                         1,
+                                         2,
+                                         3,
+                                         32767,
+                                         65535,
+                                         (1 << 30) + 5,
+                                         std::numeric_limits<int32_t>::max() - 1,
                                          std::numeric_limits<int32_t>::max()};
   std::uniform_int_distribution<int32_t> any(std::numeric_limits<int32_t>::min(),
                                              std::numeric_limits<int32_t>::max());
@@ -81,14 +90,14 @@ TEST_P(GemmStageTest, RequantizeKernelMatchesScalarOnExtremes) {
               ASSERT_EQ(got, 0xAB) << "wrote past cols";
               continue;
             }
-            const int64_t x = int64_t{acc[static_cast<std::size_t>(i * cols + j)]} +
-                              (with_bias ? bias[j] : 0);
+            const int64_t x =
+                int64_t{acc[static_cast<std::size_t>(i * cols + j)]} + (with_bias ? bias[j] : 0);
             const int32_t want =
                 requantize(sat32(x), QuantizedMultiplier{mul[j], sh[j]}, zp, lo, hi);
             const int32_t have = is_signed ? int32_t{static_cast<int8_t>(got)} : int32_t{got};
-            ASSERT_EQ(have, want) << "cols=" << cols << " (" << i << "," << j << ") acc="
-                                  << acc[static_cast<std::size_t>(i * cols + j)] << " m="
-                                  << mul[j] << " shift=" << sh[j];
+            ASSERT_EQ(have, want) << "cols=" << cols << " (" << i << "," << j
+                                  << ") acc=" << acc[static_cast<std::size_t>(i * cols + j)]
+                                  << " m=" << mul[j] << " shift=" << sh[j];
           }
         }
       }
@@ -98,8 +107,8 @@ TEST_P(GemmStageTest, RequantizeKernelMatchesScalarOnExtremes) {
 
 // Full GEMMs with the requantizing stage, per tensor and per channel.
 TEST_P(GemmStageTest, RequantizedGemmMatchesInt64Reference) {
-  for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {7, 70, 33},
-                         {13, 129, 260}}) {
+  for (auto [m, n, k] :
+       {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {7, 70, 33}, {13, 129, 260}}) {
     const auto a = random_bytes<int8_t>(static_cast<std::size_t>(m * k), rng_);
     const auto w = random_bytes<int8_t>(static_cast<std::size_t>(n * k), rng_);
     const PackedWeights packed = pack_weights(w.data(), n, k, WeightLayout::out_in);
@@ -162,14 +171,15 @@ TEST_P(GemmStageTest, DequantizedGemmMatchesFp64) {
     }
     for (std::size_t idx = 0; idx < c.size(); ++idx) {
       const auto j = idx % static_cast<std::size_t>(n);
-      double want = static_cast<double>(ref[idx]) * double{stage.activation_scale} *
-                        double{scales[j]} +
-                    double{stage.bias[j]};
+      double want =
+          static_cast<double>(ref[idx]) * double{stage.activation_scale} * double{scales[j]} +
+          double{stage.bias[j]};
       if (relu && want < 0) want = 0;
       // float(acc) (|acc| < 2^24 here: exact), the float product of the two
       // scales and the fma each round once: 3 half-ulps of the larger term.
-      const double mag = std::fabs(static_cast<double>(ref[idx]) * stage.activation_scale *
-                                   scales[j]) + std::fabs(stage.bias[j]);
+      const double mag =
+          std::fabs(static_cast<double>(ref[idx]) * stage.activation_scale * scales[j]) +
+          std::fabs(stage.bias[j]);
       ASSERT_NEAR(c[idx], want, 3 * 0.5 * std::ldexp(mag, -23) + 1e-30) << idx;
       ASSERT_EQ(c[idx], c_scalar[idx]) << "differs from the scalar ISA at " << idx;
     }

@@ -53,7 +53,8 @@ void expect_same(const MinMaxAccum& a, const MinMaxAccum& b, const char* what, s
   EXPECT_EQ(a.inf_count, b.inf_count) << what << " n=" << n;
 }
 
-const std::size_t kSizes[] = {0, 1, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 63, 64, 65, 100, 255, 257, 1031};
+const std::size_t kSizes[] = {0,  1,  3,  7,  8,  9,  15,  16,  17,  31,
+                              32, 33, 47, 63, 64, 65, 100, 255, 257, 1031};
 
 TEST_P(ObserveKernelTest, MinMaxIsBitExact) {
   const ObserveKernels& k = observe_kernels(GetParam());
@@ -132,8 +133,10 @@ TEST_P(ObserveKernelTest, HistogramIsBitExact) {
   };
   // Grids that cover the finite data and grids it falls off (values clamped
   // into the edge bins, and the huge specials beyond +-2^30 bins).
-  const Grid grids[] = {{5.0f, 64.0f, -1024, 2048},   {5.0f, 1.0f, -3, 7},
-                        {1e-30f, 0x1p100f, -5000, 16}, {3.0f, 0.5f, 0, 2048},
+  const Grid grids[] = {{5.0f, 64.0f, -1024, 2048},
+                        {5.0f, 1.0f, -3, 7},
+                        {1e-30f, 0x1p100f, -5000, 16},
+                        {3.0f, 0.5f, 0, 2048},
                         {1.0f, 0x1p-20f, 0, 16}};
   uint64_t seed = 500;
   for (const Grid& g : grids) {

@@ -31,16 +31,33 @@ constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 std::vector<float> special_inputs(std::size_t n, uint32_t seed) {
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> wide(-200.0f, 200.0f);
-  const float specials[] = {kNaN,  -kNaN, kInf,     -kInf,  1e30f, -1e30f,
-                            std::numeric_limits<float>::max(),   -std::numeric_limits<float>::max(),
-                            3e9f,  -3e9f, 0.0f,     -0.0f,  1e-45f, -1e-45f,
+  const float specials[] = {kNaN,
+                            -kNaN,
+                            kInf,
+                            -kInf,
+                            1e30f,
+                            -1e30f,
+                            std::numeric_limits<float>::max(),
+                            -std::numeric_limits<float>::max(),
+                            3e9f,
+                            -3e9f,
+                            0.0f,
+                            -0.0f,
+                            1e-45f,
+                            -1e-45f,
                             std::numeric_limits<float>::denorm_min()};
   std::vector<float> v(n);
   for (std::size_t i = 0; i < n; ++i) {
     switch (rng() % 4) {
-      case 0: v[i] = specials[rng() % std::size(specials)]; break;
-      case 1: v[i] = (static_cast<float>(static_cast<int>(rng() % 1200) - 600) + 0.5f) / 4.0f; break;
-      default: v[i] = wide(rng) / 4.0f; break;
+      case 0:
+        v[i] = specials[rng() % std::size(specials)];
+        break;
+      case 1:
+        v[i] = (static_cast<float>(static_cast<int>(rng() % 1200) - 600) + 0.5f) / 4.0f;
+        break;
+      default:
+        v[i] = wide(rng) / 4.0f;
+        break;
     }
   }
   return v;
@@ -54,8 +71,8 @@ struct Range {
 // PyTorch's symmetric uint8 + reduce_range combination).
 const Range kS8Ranges[] = {{0, -128, 127}, {-128, -128, 127}, {127, -128, 127},
                            {5, -127, 127}, {-3, -64, 63},     {100, -64, 63}};
-const Range kU8Ranges[] = {{0, 0, 255},  {255, 0, 255}, {128, 0, 255},
-                           {128, 0, 127}, {37, 1, 255}, {3, 10, 20}};
+const Range kU8Ranges[] = {{0, 0, 255},   {255, 0, 255}, {128, 0, 255},
+                           {128, 0, 127}, {37, 1, 255},  {3, 10, 20}};
 
 template <class T>
 void check_quantize(QuantizeTensorFn fn, QuantizeTensorFn ref, const Range& r, float inv_scale) {
@@ -67,8 +84,8 @@ void check_quantize(QuantizeTensorFn fn, QuantizeTensorFn ref, const Range& r, f
       std::vector<uint8_t> got(n + 2, 0xAB), want(n + 2, 0xAB);
       fn({input.data() + offset, got.data() + 1, n, inv_scale, r.zp, r.qmin, r.qmax});
       ref({input.data() + offset, want.data() + 1, n, inv_scale, r.zp, r.qmin, r.qmax});
-      ASSERT_EQ(got, want) << "n=" << n << " offset=" << offset << " zp=" << r.zp
-                           << " range=[" << r.qmin << "," << r.qmax << "]";
+      ASSERT_EQ(got, want) << "n=" << n << " offset=" << offset << " zp=" << r.zp << " range=["
+                           << r.qmin << "," << r.qmax << "]";
     }
   }
 }
@@ -92,11 +109,11 @@ TEST_P(QuantizeKernelTest, QuantizeU8MatchesReference) {
 // Values whose results are known without the reference: ties to even,
 // NaN -> zero point, +-Inf and huge values saturate.
 TEST_P(QuantizeKernelTest, KnownValues) {
-  const std::vector<float> x = {0.25f, 0.75f, -0.25f, -0.75f, 1.25f, kNaN, kInf, -kInf,
-                                1e30f, -1e30f, 31.6f, -32.2f, 0.0f,  -0.0f, 2.5f, 3.5f,
-                                0.125f};
+  const std::vector<float> x = {0.25f,  0.75f, -0.25f, -0.75f, 1.25f, kNaN, kInf, -kInf, 1e30f,
+                                -1e30f, 31.6f, -32.2f, 0.0f,   -0.0f, 2.5f, 3.5f, 0.125f};
   // inv_scale 2: t = 0.5 -> 0, 1.5 -> 2, -0.5 -> -0, -1.5 -> -2, 2.5 -> 2.
-  const std::vector<int8_t> want_s8 = {3, 5, 3, 1, 5, 3, 127, -128, 127, -128, 66, -61, 3, 3, 8, 10, 3};
+  const std::vector<int8_t> want_s8 = {3,    5,  3,   1, 5, 3, 127, -128, 127,
+                                       -128, 66, -61, 3, 3, 8, 10,  3};
   // One value per vector lane position and tails: repeat the pattern.
   for (std::size_t reps : {1, 3, 9}) {
     std::vector<float> in;
@@ -183,12 +200,13 @@ TEST_P(QuantizeKernelTest, ChannelKernelsMatchReference) {
         const int32_t qmin = s8 ? -127 : 0, qmax = s8 ? 127 : 255;
         std::vector<uint8_t> got(n + 1, 0xCD), want(n + 1, 0xCD);
         const QuantizeChannelArgs ga{x.data() + 1, got.data(), channels, inner,
-                                     inv.data(), zp, qmin, qmax};
+                                     inv.data(),   zp,         qmin,     qmax};
         const QuantizeChannelArgs wa{x.data() + 1, want.data(), channels, inner,
-                                     inv.data(), zp, qmin, qmax};
+                                     inv.data(),   zp,          qmin,     qmax};
         (s8 ? k().quantize_channel_s8 : k().quantize_channel_u8)(ga);
         (s8 ? quantize_channel_s8__reference : quantize_channel_u8__reference)(wa);
-        ASSERT_EQ(got, want) << "quantize s8=" << s8 << " inner=" << inner << " channels=" << channels;
+        ASSERT_EQ(got, want) << "quantize s8=" << s8 << " inner=" << inner
+                             << " channels=" << channels;
 
         std::vector<float> dg(n + 1, -1.0f), dw(n + 1, -1.0f);
         (s8 ? k().dequantize_channel_s8 : k().dequantize_channel_u8)(

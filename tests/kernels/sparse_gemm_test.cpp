@@ -63,8 +63,8 @@ TEST_P(SparseGemm, Int32MatchesDenseAndReferenceOnBothPaths) {
   // Tails in every dimension: M around the tile heights (4 direct, 4/6
   // dense), N around the panel widths (8, 16, 64), K around the step (8),
   // the k-group (4) and the prefetch distance.
-  const Shape shapes[] = {{1, 1, 1},    {1, 8, 8},     {2, 7, 3},    {3, 9, 5},
-                          {4, 63, 17},  {5, 64, 16},   {6, 65, 9},   {7, 130, 100},
+  const Shape shapes[] = {{1, 1, 1},    {1, 8, 8},     {2, 7, 3},      {3, 9, 5},
+                          {4, 63, 17},  {5, 64, 16},   {6, 65, 9},     {7, 130, 100},
                           {9, 17, 257}, {13, 129, 64}, {1, 200, 1030}, {20, 70, 36}};
   for (const Shape& s : shapes) {
     const std::vector<int8_t> w = random_pruned(s.n, s.k, rng);
@@ -87,9 +87,9 @@ TEST_P(SparseGemm, Int32MatchesDenseAndReferenceOnBothPaths) {
         ref = reference_gemm(a.data, s.m, s.k, lda, zp, w.data(), s.n);
       }
       for (SparsePath path : kPaths) {
-        SCOPED_TRACE(::testing::Message() << "m=" << s.m << " n=" << s.n << " k=" << s.k
-                                          << " signed=" << is_signed
-                                          << " path=" << sparse_path_name(path));
+        SCOPED_TRACE(::testing::Message()
+                     << "m=" << s.m << " n=" << s.n << " k=" << s.k << " signed=" << is_signed
+                     << " path=" << sparse_path_name(path));
         // ldc > n: the kernel must not write past its columns.
         const int64_t ldc = s.n + 5;
         std::vector<int32_t> c(static_cast<std::size_t>(s.m * ldc), -1);
@@ -97,9 +97,9 @@ TEST_P(SparseGemm, Int32MatchesDenseAndReferenceOnBothPaths) {
         o.path = path;
         SparsePath ran;
         if (is_signed) {
-          ran = gemm(ActivationsS8{reinterpret_cast<const int8_t*>(bytes.data()), s.m, s.k, lda,
-                                   zp},
-                     sw, c.data(), ldc, o);
+          ran =
+              gemm(ActivationsS8{reinterpret_cast<const int8_t*>(bytes.data()), s.m, s.k, lda, zp},
+                   sw, c.data(), ldc, o);
         } else {
           ran = gemm(ActivationsU8{bytes.data(), s.m, s.k, lda, zp}, sw, c.data(), ldc, o);
         }
@@ -115,7 +115,8 @@ TEST_P(SparseGemm, Int32MatchesDenseAndReferenceOnBothPaths) {
             ASSERT_EQ(c[static_cast<std::size_t>(i * ldc + j)],
                       ref[static_cast<std::size_t>(i * s.n + j)]);
           }
-          for (int64_t j = s.n; j < ldc; ++j) ASSERT_EQ(c[static_cast<std::size_t>(i * ldc + j)], -1);
+          for (int64_t j = s.n; j < ldc; ++j)
+            ASSERT_EQ(c[static_cast<std::size_t>(i * ldc + j)], -1);
         }
       }
     }
@@ -333,9 +334,9 @@ TEST(SparseGemmErrors, BadInputsThrow) {
   int32_t out[2];
   EXPECT_THROW(gemm(ActivationsU8{a.data(), 1, 7, 0, 0}, sw, out), Error);
   EXPECT_THROW(gemm(ActivationsU8{a.data(), 1, 8, 0, 0}, PackedSparseWeights{}, out), Error);
-  EXPECT_THROW(gemm(ActivationsU8{a.data(), 1, 8, 0, 0}, sw, out, 0,
-                    {0, static_cast<SparsePath>(7)}),
-               Error);
+  EXPECT_THROW(
+      gemm(ActivationsU8{a.data(), 1, 8, 0, 0}, sw, out, 0, {0, static_cast<SparsePath>(7)}),
+      Error);
   EXPECT_THROW(gemm(ActivationsU8{a.data(), 1, 8, 0, 300}, sw, out), Error);
 }
 

@@ -16,7 +16,7 @@ int main() {
   std::vector<uint8_t> q(x.size());
   sparq::quantize<uint8_t>(x, shape, spec, qp, q);
   std::printf("isa %s: scale %g zero point %d -> %d %d %d %d\n",
-              std::string(sparq::isa_name(sparq::active_isa())).c_str(), qp.scale,
-              qp.zero_point, q[0], q[1], q[2], q[3]);
+              std::string(sparq::isa_name(sparq::active_isa())).c_str(), qp.scale, qp.zero_point,
+              q[0], q[1], q[2], q[3]);
   return qp.zero_point == 64 && q[0] == 0 && q[1] == 64 && q[2] == 255 && q[3] == 128 ? 0 : 1;
 }

@@ -32,6 +32,6 @@ inline std::string isa_param_name(const ::testing::TestParamInfo<Isa>& info) {
 
 }  // namespace sparq::testing
 
-#define SPARQ_INSTANTIATE_FOR_ALL_ISAS(fixture)                                        \
+#define SPARQ_INSTANTIATE_FOR_ALL_ISAS(fixture)                                            \
   INSTANTIATE_TEST_SUITE_P(AllIsas, fixture, ::testing::ValuesIn(sparq::supported_isas()), \
                            sparq::testing::isa_param_name)

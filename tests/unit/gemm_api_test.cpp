@@ -100,23 +100,28 @@ TEST(GemmApi, GemmValidatesArguments) {
   const std::vector<uint8_t> a(8, 1);
   const std::vector<int8_t> as(8, 1);
   std::vector<int32_t> c(6);
-  EXPECT_THAT(message_of([&] { gemm(ActivationsU8{a.data(), 2, 5, 0, 0}, p, c.data()); }),
+  EXPECT_THAT(message_of([&] {
+                gemm(ActivationsU8{a.data(), 2, 5, 0, 0}, p, c.data());
+              }),
               ::testing::HasSubstr("a.k (5) must equal the weights' k (4)"));
   EXPECT_THROW(gemm(ActivationsU8{a.data(), 2, 4, 3, 0}, p, c.data()), Error);
   EXPECT_THROW(gemm(ActivationsU8{a.data(), -1, 4, 0, 0}, p, c.data()), Error);
   EXPECT_THROW(gemm(ActivationsU8{nullptr, 2, 4, 0, 0}, p, c.data()), Error);
-  EXPECT_THAT(message_of([&] { gemm(ActivationsU8{a.data(), 2, 4, 0, 256}, p, c.data()); }),
+  EXPECT_THAT(message_of([&] {
+                gemm(ActivationsU8{a.data(), 2, 4, 0, 256}, p, c.data());
+              }),
               ::testing::HasSubstr("a.zero_point (256) must be in [0, 255]"));
   EXPECT_THROW(gemm(ActivationsS8{as.data(), 2, 4, 0, 128}, p, c.data()), Error);
   EXPECT_THROW(gemm(ActivationsU8{a.data(), 2, 4, 0, 0}, p, c.data(), 2), Error);
-  EXPECT_THROW(gemm(ActivationsU8{a.data(), 2, 4, 0, 0}, p, static_cast<int32_t*>(nullptr)),
-               Error);
+  EXPECT_THROW(gemm(ActivationsU8{a.data(), 2, 4, 0, 0}, p, static_cast<int32_t*>(nullptr)), Error);
   EXPECT_THROW(gemm(ActivationsU8{a.data(), 2, 4, 0, 0}, PackedWeights(), c.data()), Error);
   gemm(ActivationsU8{a.data(), 0, 4, 0, 0}, p, c.data());  // m = 0: nothing to do
 
   RequantizeStage r;
   std::vector<int8_t> c8(6);
-  EXPECT_THAT(message_of([&] { gemm(ActivationsU8{a.data(), 2, 4, 0, 0}, p, r, c8.data()); }),
+  EXPECT_THAT(message_of([&] {
+                gemm(ActivationsU8{a.data(), 2, 4, 0, 0}, p, r, c8.data());
+              }),
               ::testing::HasSubstr("multipliers has 0 values"));
   r.multipliers = {quantize_multiplier(0.5)};
   r.bias = {1, 2};
@@ -202,8 +207,7 @@ TEST_P(GemmApiIsaTest, LinearDynamicMatchesFp64) {
     for (bool relu : {false, true}) {
       const int64_t ldy = n + 1;
       std::vector<float> y(static_cast<std::size_t>(m * ldy), -5.0f);
-      linear_dynamic(x.data(), m, ldx, p, bias, y.data(), ldy,
-                     DynamicOptions{per_row, relu, 2});
+      linear_dynamic(x.data(), m, ldx, p, bias, y.data(), ldy, DynamicOptions{per_row, relu, 2});
       QuantSpec spec;
       spec.dtype = DType::u8;
       spec.scheme = Scheme::asymmetric;
@@ -221,8 +225,8 @@ TEST_P(GemmApiIsaTest, LinearDynamicMatchesFp64) {
           double exact = 0;
           for (int64_t kk = 0; kk < k; ++kk) {
             const float xv = x[i * ldx + kk];
-            const double q = std::clamp(std::nearbyint(double{xv} / qp.scale) + qp.zero_point,
-                                        0.0, 255.0);
+            const double q =
+                std::clamp(std::nearbyint(double{xv} / qp.scale) + qp.zero_point, 0.0, 255.0);
             acc += (static_cast<int64_t>(q) - qp.zero_point) * w[j * k + kk];
             exact += double{xv} * w[j * k + kk] * ws[static_cast<std::size_t>(j)];
           }

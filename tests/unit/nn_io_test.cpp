@@ -21,8 +21,8 @@ namespace {
 class TempDir {
  public:
   TempDir() {
-    path_ = fs::temp_directory_path() / ("sparq_nn_io_" + std::to_string(::getpid()) + "_" +
-                                         std::to_string(counter_++));
+    path_ = fs::temp_directory_path() /
+            ("sparq_nn_io_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++));
     fs::create_directories(path_);
   }
   ~TempDir() { fs::remove_all(path_); }
@@ -66,7 +66,8 @@ std::vector<std::byte> data_of(const std::vector<std::byte>& bytes) {
   return {bytes.begin() + static_cast<std::ptrdiff_t>(8 + n), bytes.end()};
 }
 
-std::vector<std::byte> with_model(json header, const json& model, const std::vector<std::byte>& data) {
+std::vector<std::byte> with_model(json header, const json& model,
+                                  const std::vector<std::byte>& data) {
   header["__metadata__"]["model"] = model.dump();
   return image(header, data);
 }
@@ -176,8 +177,9 @@ TEST(NnIo, SaveLoadGivesIdenticalOutputs) {
   nn::StaticConfig sc;
   sc.overrides["6"].keep_fp32 = true;  // an FP32 block in the file too
   sc.overrides["3"].weight_granularity = sparq::Granularity::per_tensor;
-  const std::vector<nn::QuantizedModel> models{nn::quantize_static(cal, sc), nn::quantize_dynamic(model),
-                                               nn::quantize_dynamic(model, {.per_row_activations = true})};
+  const std::vector<nn::QuantizedModel> models{
+      nn::quantize_static(cal, sc), nn::quantize_dynamic(model),
+      nn::quantize_dynamic(model, {.per_row_activations = true})};
   for (const nn::QuantizedModel& q : models) {
     nn::save(q, dir / "q.sparq");
     const nn::QuantizedModel back = nn::load_quantized(dir / "q.sparq");
@@ -269,7 +271,8 @@ TEST(NnIo, MismatchedFilesAreErrors) {
   const json& header = parts.first;
   const json& model_j = parts.second;
   const std::vector<std::byte> data = data_of(bytes);
-  ASSERT_NO_THROW(nn::load_quantized(std::span<const std::byte>(with_model(header, model_j, data))));
+  ASSERT_NO_THROW(
+      nn::load_quantized(std::span<const std::byte>(with_model(header, model_j, data))));
 
   auto tensor_edit = [&](const std::string& name, const std::string& field, const json& value) {
     json h = header;
@@ -283,7 +286,8 @@ TEST(NnIo, MismatchedFilesAreErrors) {
   expect_error(tensor_edit("0.weight", "data_offsets", json::array({0, 1u << 30})), "begin <= end");
   expect_error(tensor_edit("0.weight", "data_offsets", json::array({10, 5})), "begin <= end");
   expect_error(tensor_edit("0.weight", "data_offsets", json::array({0})), "data_offsets");
-  expect_error(tensor_edit("0.weight", "shape", json::array({uint64_t{1} << 62, 4})), "implausibly large");
+  expect_error(tensor_edit("0.weight", "shape", json::array({uint64_t{1} << 62, 4})),
+               "implausibly large");
   {
     json h = header;
     h.erase("0.weight_scale");
@@ -329,10 +333,14 @@ TEST(NnIo, MismatchedFilesAreErrors) {
   expect_error(unit_edit(0, "mode", "fast"), "mode 'fast'");
   expect_error(unit_edit(0, "activation", "gelu"), "activation 'gelu'");
   expect_error(unit_edit(0, "weights", "sparse99"), "unknown weights kind");
-  expect_error(unit_edit(0, "input_qparams", json{{"scale", -1.0}, {"zero_point", 0}}), "must be finite and > 0");
-  expect_error(unit_edit(0, "input_qparams", json{{"scale", 1e-3}, {"zero_point", 300}}), "zero_point");
-  expect_error(unit_edit(0, "output_qparams", json{{"scale", 1e-30}, {"zero_point", 0}}), "must be < 2^30");
-  expect_error(unit_edit(0, "per_channel", false), "tensor '0.weight_scale' has shape [6]; expected [1]");
+  expect_error(unit_edit(0, "input_qparams", json{{"scale", -1.0}, {"zero_point", 0}}),
+               "must be finite and > 0");
+  expect_error(unit_edit(0, "input_qparams", json{{"scale", 1e-3}, {"zero_point", 300}}),
+               "zero_point");
+  expect_error(unit_edit(0, "output_qparams", json{{"scale", 1e-30}, {"zero_point", 0}}),
+               "must be < 2^30");
+  expect_error(unit_edit(0, "per_channel", false),
+               "tensor '0.weight_scale' has shape [6]; expected [1]");
   expect_error(unit_edit(0, "bias", nullptr), "missing field 'bias'");
   expect_error(unit_edit(1, "kernel", json::array({1u << 30, 2})), "must be in [1,");
   {
@@ -340,7 +348,10 @@ TEST(NnIo, MismatchedFilesAreErrors) {
     m["units"] = json::object();
     expect_error(with_model(header, m, data), "'units' must be an array");
     m = model_j;
-    m["units"].push_back({{"name", "9"}, {"kind", "fp32"}, {"layers", json::array({{{"kind", "linear"}, {"in", 4}, {"out", 2}, {"bias", false}}})}});
+    m["units"].push_back(
+        {{"name", "9"},
+         {"kind", "fp32"},
+         {"layers", json::array({{{"kind", "linear"}, {"in", 4}, {"out", 2}, {"bias", false}}})}});
     expect_error(with_model(header, m, data), "missing tensor '9.0.weight'");
   }
   // Corrupted weight scales in the data area (NaN) are caught too.

@@ -12,7 +12,8 @@ namespace nn = sparq::nn;
 
 namespace {
 
-nn::Tensor random_tensor(std::vector<int64_t> shape, std::mt19937& rng, float lo = -1.0f, float hi = 1.0f) {
+nn::Tensor random_tensor(std::vector<int64_t> shape, std::mt19937& rng, float lo = -1.0f,
+                         float hi = 1.0f) {
   nn::Tensor t(std::move(shape));
   std::uniform_real_distribution<float> u(lo, hi);
   for (float& v : t.data) v = u(rng);
@@ -20,7 +21,8 @@ nn::Tensor random_tensor(std::vector<int64_t> shape, std::mt19937& rng, float lo
 }
 
 // Direct FP64 NHWC convolution; also returns sum |x*w| per output for the tolerance.
-void conv_ref(const nn::Conv2d& c, const nn::Tensor& x, std::vector<double>& y, std::vector<double>& mag) {
+void conv_ref(const nn::Conv2d& c, const nn::Tensor& x, std::vector<double>& y,
+              std::vector<double>& mag) {
   const int64_t b = x.shape[0], h = x.shape[1], w = x.shape[2], oh = c.out_h(h), ow = c.out_w(w);
   const int64_t cg = c.in_channels / c.groups, og = c.out_channels / c.groups;
   y.assign(static_cast<std::size_t>(b * oh * ow * c.out_channels), 0.0);
@@ -38,7 +40,8 @@ void conv_ref(const nn::Conv2d& c, const nn::Tensor& x, std::vector<double>& y, 
               if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
               for (int64_t ci = 0; ci < cg; ++ci) {
                 const double xv = x.data[((n * h + iy) * w + ix) * c.in_channels + g * cg + ci];
-                const double wv = c.weight.data[((o * c.kernel_h + ky) * c.kernel_w + kx) * cg + ci];
+                const double wv =
+                    c.weight.data[((o * c.kernel_h + ky) * c.kernel_w + kx) * cg + ci];
                 acc += xv * wv;
                 m += std::fabs(xv * wv);
               }
@@ -82,7 +85,9 @@ TEST_P(NnConvFp32, MatchesFp64) {
   const ConvCase p = GetParam();
   std::mt19937 rng(7);
   nn::Conv2d c(p.in, p.out, p.k,
-               {.stride = {p.stride, p.stride}, .padding = {p.pad, p.pad}, .dilation = {p.dil, p.dil},
+               {.stride = {p.stride, p.stride},
+                .padding = {p.pad, p.pad},
+                .dilation = {p.dil, p.dil},
                 .groups = p.groups});
   for (float& v : c.weight.data) v = std::uniform_real_distribution<float>(-1, 1)(rng);
   for (float& v : c.bias.data) v = std::uniform_real_distribution<float>(-1, 1)(rng);
@@ -92,13 +97,15 @@ TEST_P(NnConvFp32, MatchesFp64) {
   conv_ref(c, x, ref, mag);
   ASSERT_EQ(y.data.size(), ref.size());
   const double terms = static_cast<double>(c.patch_size() + 1);
-  for (std::size_t i = 0; i < ref.size(); ++i) EXPECT_NEAR(y.data[i], ref[i], terms * FLT_EPSILON * mag[i]) << i;
+  for (std::size_t i = 0; i < ref.size(); ++i)
+    EXPECT_NEAR(y.data[i], ref[i], terms * FLT_EPSILON * mag[i]) << i;
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, NnConvFp32,
-                         ::testing::Values(ConvCase{3, 5, 3, 1, 1, 1, 1}, ConvCase{4, 6, 3, 2, 0, 1, 1},
-                                           ConvCase{2, 3, 3, 1, 2, 2, 1}, ConvCase{6, 6, 3, 1, 1, 1, 6},
-                                           ConvCase{4, 8, 3, 2, 1, 1, 4}, ConvCase{6, 4, 1, 1, 0, 1, 2}));
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, NnConvFp32,
+    ::testing::Values(ConvCase{3, 5, 3, 1, 1, 1, 1}, ConvCase{4, 6, 3, 2, 0, 1, 1},
+                      ConvCase{2, 3, 3, 1, 2, 2, 1}, ConvCase{6, 6, 3, 1, 1, 1, 6},
+                      ConvCase{4, 8, 3, 2, 1, 1, 4}, ConvCase{6, 4, 1, 1, 0, 1, 2}));
 
 TEST(NnLayers, MaxPoolReluFlatten) {
   nn::Tensor x({1, 3, 3, 2}, {1, -1, 2, -2, 3, -3, 4, -4, 5, -5, 6, -6, 7, -7, 8, -8, 9, -9});
@@ -136,24 +143,29 @@ TEST(NnLayers, BatchNormFoldingIsExactToFp32Rounding) {
     const auto& bn_kept = std::get<nn::BatchNorm>(original[1]);
     ASSERT_EQ(s.size(), 2u);
     // The folded parameters are the FP32 roundings of the exact (FP64) folded values.
-    const nn::Tensor& w0 = conv ? std::get<nn::Conv2d>(original[0]).weight : std::get<nn::Linear>(original[0]).weight;
-    const nn::Tensor& b0 = conv ? std::get<nn::Conv2d>(original[0]).bias : std::get<nn::Linear>(original[0]).bias;
-    const nn::Tensor& w1 = conv ? std::get<nn::Conv2d>(s[0]).weight : std::get<nn::Linear>(s[0]).weight;
+    const nn::Tensor& w0 =
+        conv ? std::get<nn::Conv2d>(original[0]).weight : std::get<nn::Linear>(original[0]).weight;
+    const nn::Tensor& b0 =
+        conv ? std::get<nn::Conv2d>(original[0]).bias : std::get<nn::Linear>(original[0]).bias;
+    const nn::Tensor& w1 =
+        conv ? std::get<nn::Conv2d>(s[0]).weight : std::get<nn::Linear>(s[0]).weight;
     const nn::Tensor& b1 = conv ? std::get<nn::Conv2d>(s[0]).bias : std::get<nn::Linear>(s[0]).bias;
     const int64_t per = w0.numel() / 5;
     for (int64_t c = 0; c < 5; ++c) {
-      const double g =
-          double(bn_kept.weight.data[c]) / std::sqrt(double(bn_kept.running_var.data[c]) + double(bn_kept.eps));
+      const double g = double(bn_kept.weight.data[c]) /
+                       std::sqrt(double(bn_kept.running_var.data[c]) + double(bn_kept.eps));
       for (int64_t j = 0; j < per; ++j) {
         EXPECT_EQ(w1.data[c * per + j], static_cast<float>(double(w0.data[c * per + j]) * g));
       }
       const double b = b0.empty() ? 0.0 : b0.data[c];
-      EXPECT_EQ(b1.data[c], static_cast<float>((b - bn_kept.running_mean.data[c]) * g + bn_kept.bias.data[c]));
+      EXPECT_EQ(b1.data[c],
+                static_cast<float>((b - bn_kept.running_mean.data[c]) * g + bn_kept.bias.data[c]));
     }
     // And the two models agree to FP32 rounding of the computation: each path
     // rounds every product/sum once, so their difference stays within a few
     // ulps of sum |terms| (the same (K + 3) * eps bound as the layer tests).
-    const nn::Tensor x = random_tensor(conv ? std::vector<int64_t>{2, 4, 4, 3} : std::vector<int64_t>{4, 6}, rng);
+    const nn::Tensor x =
+        random_tensor(conv ? std::vector<int64_t>{2, 4, 4, 3} : std::vector<int64_t>{4, 6}, rng);
     const nn::Tensor ya = original.forward(x), yb = s.forward(x);
     const int64_t k = conv ? 27 : 6;
     for (std::size_t i = 0; i < ya.data.size(); ++i) {
@@ -163,12 +175,14 @@ TEST(NnLayers, BatchNormFoldingIsExactToFp32Rounding) {
 }
 
 TEST(NnLayers, StateDictRoundTripAndErrors) {
-  nn::Sequential s{nn::Conv2d(1, 2, 3), nn::BatchNorm2d(2), nn::ReLU(), nn::Flatten(), nn::Linear(8, 3)};
+  nn::Sequential s{nn::Conv2d(1, 2, 3), nn::BatchNorm2d(2), nn::ReLU(), nn::Flatten(),
+                   nn::Linear(8, 3)};
   s.init_parameters(1);
   nn::TensorMap sd = s.state_dict();
   EXPECT_EQ(sd.size(), 8u);  // conv w,b; bn 4; linear w,b
   EXPECT_TRUE(sd.count("1.running_var"));
-  nn::Sequential t{nn::Conv2d(1, 2, 3), nn::BatchNorm2d(2), nn::ReLU(), nn::Flatten(), nn::Linear(8, 3)};
+  nn::Sequential t{nn::Conv2d(1, 2, 3), nn::BatchNorm2d(2), nn::ReLU(), nn::Flatten(),
+                   nn::Linear(8, 3)};
   sd["1.num_batches_tracked"] = nn::Tensor({}, {1.0f});
   t.load_state_dict(sd);
   EXPECT_EQ(t.state_dict(), s.state_dict());

@@ -34,7 +34,8 @@ using sparq::testing::IsaTest;
 
 namespace {
 
-nn::Tensor random_tensor(std::vector<int64_t> shape, std::mt19937& rng, float lo = -1.0f, float hi = 1.0f) {
+nn::Tensor random_tensor(std::vector<int64_t> shape, std::mt19937& rng, float lo = -1.0f,
+                         float hi = 1.0f) {
   nn::Tensor t(std::move(shape));
   std::uniform_real_distribution<float> u(lo, hi);
   for (float& v : t.data) v = u(rng);
@@ -48,8 +49,8 @@ nn::CalibrationConfig minmax_config() {
 }
 
 /// The im2col patch of output (n, oy, ox) for channel group g, zeros in the padding.
-std::vector<float> patch_of(const nn::Conv2dGeometry& c, const nn::Tensor& x, int64_t n, int64_t oy, int64_t ox,
-                            int64_t g) {
+std::vector<float> patch_of(const nn::Conv2dGeometry& c, const nn::Tensor& x, int64_t n, int64_t oy,
+                            int64_t ox, int64_t g) {
   const int64_t h = x.shape[1], w = x.shape[2], cg = c.in_channels / c.groups;
   std::vector<float> p;
   for (int64_t ky = 0; ky < c.kernel_h; ++ky)
@@ -57,8 +58,9 @@ std::vector<float> patch_of(const nn::Conv2dGeometry& c, const nn::Tensor& x, in
       for (int64_t ci = 0; ci < cg; ++ci) {
         const int64_t iy = oy * c.stride_h - c.pad_h + ky * c.dilation_h;
         const int64_t ix = ox * c.stride_w - c.pad_w + kx * c.dilation_w;
-        p.push_back(iy < 0 || iy >= h || ix < 0 || ix >= w ? 0.0f
-                                                           : x.data[((n * h + iy) * w + ix) * c.in_channels + g * cg + ci]);
+        p.push_back(iy < 0 || iy >= h || ix < 0 || ix >= w
+                        ? 0.0f
+                        : x.data[((n * h + iy) * w + ix) * c.in_channels + g * cg + ci]);
       }
   return p;
 }
@@ -68,8 +70,8 @@ struct Bound {
 };
 
 /// The bound of the header comment for one output.
-double output_bound(std::span<const float> x, std::span<const float> w, std::span<const int8_t> q, float s_w,
-                    float s_a, bool is_static, float s_y, float bias, float y) {
+double output_bound(std::span<const float> x, std::span<const float> w, std::span<const int8_t> q,
+                    float s_w, float s_a, bool is_static, float s_y, float bias, float y) {
   double sum = 0, mag = std::fabs(bias) + std::fabs(y);
   for (std::size_t k = 0; k < x.size(); ++k) {
     sum += (std::fabs(x[k]) * s_w + s_a * std::fabs(s_w * q[k])) / 2.0;
@@ -125,9 +127,10 @@ TEST_P(NnQuantizedLayer, LinearWithinQParamBound) {
         for (int64_t i = 0; i < 7; ++i)
           for (int64_t o = 0; o < 19; ++o) {
             const float err = std::fabs(ref.data[i * 19 + o] - got.data[i * 19 + o]);
-            const double b = output_bound({x.data.data() + i * 45, 45}, {lin.weight.data.data() + o * 45, 45},
-                                          ql.weights->values().subspan(o * 45, 45), ql.weights->scales()[o], s_a,
-                                          is_static, ql.output_qparams.scale, lin.bias.data[o], ref.data[i * 19 + o]);
+            const double b = output_bound(
+                {x.data.data() + i * 45, 45}, {lin.weight.data.data() + o * 45, 45},
+                ql.weights->values().subspan(o * 45, 45), ql.weights->scales()[o], s_a, is_static,
+                ql.output_qparams.scale, lin.bias.data[o], ref.data[i * 19 + o]);
             EXPECT_LE(err, b) << "static " << is_static << " i " << i << " o " << o;
             worst = std::max(worst, err / b);
           }
@@ -150,7 +153,9 @@ TEST_P(NnQuantizedConv, WithinQParamBound) {
   for (bool is_static : {false, true}) {
     nn::Sequential s;
     s.add(nn::Conv2d(p.in, p.out, p.k,
-                     {.stride = {p.stride, p.stride}, .padding = {p.pad, p.pad}, .dilation = {p.dil, p.dil},
+                     {.stride = {p.stride, p.stride},
+                      .padding = {p.pad, p.pad},
+                      .dilation = {p.dil, p.dil},
                       .groups = p.groups}));
     s.add(nn::ReLU());
     s.init_parameters(rng());
@@ -161,7 +166,8 @@ TEST_P(NnQuantizedConv, WithinQParamBound) {
     const float s_a = is_static ? qc.input_qparams.scale : dynamic_input_qparams(x).scale;
     const nn::Tensor ref = s.forward(x), got = q.forward(x);
     ASSERT_EQ(got.shape, ref.shape);
-    const int64_t oh = ref.shape[1], ow = ref.shape[2], og = p.out / p.groups, patch = conv.patch_size();
+    const int64_t oh = ref.shape[1], ow = ref.shape[2], og = p.out / p.groups,
+                  patch = conv.patch_size();
     for (int64_t n = 0; n < 2; ++n)
       for (int64_t oy = 0; oy < oh; ++oy)
         for (int64_t ox = 0; ox < ow; ++ox)
@@ -169,28 +175,32 @@ TEST_P(NnQuantizedConv, WithinQParamBound) {
             const int64_t g = o / og, j = o % og;
             const std::vector<float> px = patch_of(conv, x, n, oy, ox, g);
             const auto idx = ((n * oh + oy) * ow + ox) * p.out + o;
-            const double b = output_bound(px, {conv.weight.data.data() + o * patch, static_cast<std::size_t>(patch)},
-                                          qc.weights[g]->values().subspan(j * patch, patch),
-                                          qc.weights[g]->scales()[j], s_a, is_static, qc.output_qparams.scale,
-                                          conv.bias.data[o], ref.data[idx]);
+            const double b = output_bound(
+                px, {conv.weight.data.data() + o * patch, static_cast<std::size_t>(patch)},
+                qc.weights[g]->values().subspan(j * patch, patch), qc.weights[g]->scales()[j], s_a,
+                is_static, qc.output_qparams.scale, conv.bias.data[o], ref.data[idx]);
             ASSERT_LE(std::fabs(ref.data[idx] - got.data[idx]), b)
                 << "static " << is_static << " at " << n << "," << oy << "," << ox << "," << o;
           }
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    AllIsas, NnQuantizedConv,
-    ::testing::Combine(::testing::ValuesIn(sparq::supported_isas()),
-                       ::testing::Values(QConvCase{3, 5, 3, 1, 1, 1, 1}, QConvCase{4, 6, 3, 2, 0, 1, 1},
-                                         QConvCase{2, 3, 3, 1, 2, 2, 1}, QConvCase{6, 6, 3, 1, 1, 1, 6},
-                                         QConvCase{4, 8, 3, 2, 1, 1, 4}, QConvCase{6, 4, 1, 1, 0, 1, 2})),
-    [](const auto& info) {
-      const QConvCase c = std::get<1>(info.param);
-      return std::string(sparq::isa_name(std::get<0>(info.param))) + "_in" + std::to_string(c.in) + "_out" +
-             std::to_string(c.out) + "_k" + std::to_string(c.k) + "_s" + std::to_string(c.stride) + "_p" +
-             std::to_string(c.pad) + "_d" + std::to_string(c.dil) + "_g" + std::to_string(c.groups);
-    });
+INSTANTIATE_TEST_SUITE_P(AllIsas, NnQuantizedConv,
+                         ::testing::Combine(::testing::ValuesIn(sparq::supported_isas()),
+                                            ::testing::Values(QConvCase{3, 5, 3, 1, 1, 1, 1},
+                                                              QConvCase{4, 6, 3, 2, 0, 1, 1},
+                                                              QConvCase{2, 3, 3, 1, 2, 2, 1},
+                                                              QConvCase{6, 6, 3, 1, 1, 1, 6},
+                                                              QConvCase{4, 8, 3, 2, 1, 1, 4},
+                                                              QConvCase{6, 4, 1, 1, 0, 1, 2})),
+                         [](const auto& info) {
+                           const QConvCase c = std::get<1>(info.param);
+                           return std::string(sparq::isa_name(std::get<0>(info.param))) + "_in" +
+                                  std::to_string(c.in) + "_out" + std::to_string(c.out) + "_k" +
+                                  std::to_string(c.k) + "_s" + std::to_string(c.stride) + "_p" +
+                                  std::to_string(c.pad) + "_d" + std::to_string(c.dil) + "_g" +
+                                  std::to_string(c.groups);
+                         });
 
 namespace {
 
@@ -272,7 +282,8 @@ TEST_P(NnQuantizedModel, StaticOutputsAreIdenticalOnEveryIsa) {
 
 TEST_P(NnQuantizedModel, OverridesAndFallback) {
   std::mt19937 rng(8);
-  nn::Sequential model{nn::Linear(16, 32), nn::ReLU(), nn::Linear(32, 32), nn::ReLU(), nn::Linear(32, 4)};
+  nn::Sequential model{nn::Linear(16, 32), nn::ReLU(), nn::Linear(32, 32), nn::ReLU(),
+                       nn::Linear(32, 4)};
   model.init_parameters(3);
   // One huge weight in layer 2 on an input that is always 0 (channel 5 of
   // layer 0 is ReLU(-1)): it adds nothing to the output, but a per-tensor
@@ -283,7 +294,8 @@ TEST_P(NnQuantizedModel, OverridesAndFallback) {
   std::get<nn::Linear>(model[2]).weight.data[5] = 400.0f;
   nn::Calibrator cal(model, minmax_config());
   for (int i = 0; i < 2; ++i) cal.observe(random_tensor({16, 16}, rng));
-  EXPECT_THROW(nn::quantize_static(cal, {.overrides = {{"1", {}}}}), sparq::Error);  // ReLU: not a unit
+  EXPECT_THROW(nn::quantize_static(cal, {.overrides = {{"1", {}}}}),
+               sparq::Error);  // ReLU: not a unit
 
   nn::StaticConfig keep;
   keep.overrides["4"].keep_fp32 = true;
@@ -301,7 +313,8 @@ TEST_P(NnQuantizedModel, OverridesAndFallback) {
   EXPECT_TRUE(std::holds_alternative<nn::QLinear>(fixed.units()[2].op));
   const nn::Tensor x = random_tensor({8, 16}, rng);
   const nn::Tensor y = model.forward(x);
-  EXPECT_GT(nn::sqnr_db(y.data, fixed.forward(x).data), nn::sqnr_db(y.data, bad.forward(x).data) + 5.0);
+  EXPECT_GT(nn::sqnr_db(y.data, fixed.forward(x).data),
+            nn::sqnr_db(y.data, bad.forward(x).data) + 5.0);
   const nn::LayerReport r = nn::layer_report(cal, bad);
   EXPECT_LT(r.layers[1].isolated_sqnr_db, 20.0);
   EXPECT_NE(r.table().find("<- worst"), std::string::npos);

@@ -225,9 +225,9 @@ TEST_P(HistogramIsaTest, CountsMatchReferenceBinningOnTheDocumentedGrid) {
     float lo, hi;
     int bins;
   };
-  const Case cases[] = {{-1, 1, 2048},       {0.5f, 7, 2048},   {-1e-30f, 3e-30f, 2048},
-                        {-1e30f, 1e29f, 2048}, {1000, 1001, 256}, {-5, -4, 16},
-                        {-1.5e38f, 1.5e38f, 2048}};
+  const Case cases[] = {
+      {-1, 1, 2048},     {0.5f, 7, 2048}, {-1e-30f, 3e-30f, 2048},  {-1e30f, 1e29f, 2048},
+      {1000, 1001, 256}, {-5, -4, 16},    {-1.5e38f, 1.5e38f, 2048}};
   uint64_t seed = 0;
   for (const Case& c : cases) {
     HistogramObserver obs(hist_config(RangeMethod::minmax, c.bins));
@@ -322,8 +322,8 @@ TEST(HistogramObserver, EntropyMatchesTensorRtCalibration) {
     const double width = v.width();
     std::vector<double> abs_hist;
     for (float f : x) {
-      const auto j = static_cast<std::size_t>(f >= 0 ? std::floor(f / width)
-                                                      : std::ceil(-f / width) - 1);
+      const auto j =
+          static_cast<std::size_t>(f >= 0 ? std::floor(f / width) : std::ceil(-f / width) - 1);
       if (j >= abs_hist.size()) abs_hist.resize(j + 1, 0.0);
       abs_hist[j] += 1;
     }
@@ -370,8 +370,8 @@ TEST(HistogramObserver, PercentilesAreWithinOneBinOfTheSortedData) {
 
 TEST(HistogramObserver, UniformDataKeepsTheTrueBounds) {
   const auto x = uniform_data(200000, -1.0f, 1.0f, 11);
-  for (RangeMethod m : {RangeMethod::mse, RangeMethod::entropy, RangeMethod::percentile,
-                        RangeMethod::minmax}) {
+  for (RangeMethod m :
+       {RangeMethod::mse, RangeMethod::entropy, RangeMethod::percentile, RangeMethod::minmax}) {
     HistogramObserver obs(hist_config(m));
     obs.observe(x);
     const auto [lo, hi] = obs.range();
@@ -437,8 +437,8 @@ TEST_P(HistogramIsaTest, DegenerateAndExtremeInputsGiveValidQParams) {
       {kNaN, INFINITY, -INFINITY, 3.0f},
   };
   for (const auto& x : cases) {
-    for (RangeMethod m : {RangeMethod::mse, RangeMethod::entropy, RangeMethod::percentile,
-                          RangeMethod::minmax}) {
+    for (RangeMethod m :
+         {RangeMethod::mse, RangeMethod::entropy, RangeMethod::percentile, RangeMethod::minmax}) {
       for (int bins : {16, 2048}) {
         ObserverConfig cfg = hist_config(m, bins);
         cfg.spec.scheme = Scheme::symmetric;  // asymmetric [-big, big] overflows by design

@@ -134,13 +134,13 @@ TEST(MinMaxObserver, AllNaNIsCountedAndAClearError) {
 TEST(MinMaxObserver, DegenerateAndExtremeRangesGiveValidQParams) {
   const float tiny = 1e-30f, huge = 1e30f;
   const std::vector<std::vector<float>> cases = {
-      std::vector<float>(1000, 0.0f),          // all zero
-      std::vector<float>(77, -0.0f),           // negative zeros
-      std::vector<float>(1000, 3.25f),         // constant
-      {42.0f},                                 // single element
-      {tiny, -tiny, 0.5f * tiny},              // tiny range
-      {huge, -huge, 0.0f},                     // huge range
-      {kInf, -kInf, kNaN, 1.0f},               // one finite among non-finite
+      std::vector<float>(1000, 0.0f),   // all zero
+      std::vector<float>(77, -0.0f),    // negative zeros
+      std::vector<float>(1000, 3.25f),  // constant
+      {42.0f},                          // single element
+      {tiny, -tiny, 0.5f * tiny},       // tiny range
+      {huge, -huge, 0.0f},              // huge range
+      {kInf, -kInf, kNaN, 1.0f},        // one finite among non-finite
       {std::numeric_limits<float>::denorm_min(), -std::numeric_limits<float>::denorm_min()},
   };
   for (const auto& x : cases) {
@@ -212,9 +212,8 @@ TEST(ObserverConfig, ValidationNamesTheField) {
 
 TEST(Observer, FactoryMakesEveryKind) {
   for (ObserverKind kind :
-       {ObserverKind::minmax, ObserverKind::moving_average_minmax,
-        ObserverKind::per_channel_minmax, ObserverKind::moving_average_per_channel_minmax,
-        ObserverKind::histogram}) {
+       {ObserverKind::minmax, ObserverKind::moving_average_minmax, ObserverKind::per_channel_minmax,
+        ObserverKind::moving_average_per_channel_minmax, ObserverKind::histogram}) {
     auto obs = make_observer({.kind = kind});
     EXPECT_EQ(obs->config().kind, kind);
     const bool per_channel = kind == ObserverKind::per_channel_minmax ||
@@ -422,9 +421,8 @@ TEST(ObserverMerge, MismatchedKindOrConfigIsAnErrorAndChangesNothing) {
 TEST(ObserverFiles, EveryKindRoundTrips) {
   int tag = 0;
   for (ObserverKind kind :
-       {ObserverKind::minmax, ObserverKind::moving_average_minmax,
-        ObserverKind::per_channel_minmax, ObserverKind::moving_average_per_channel_minmax,
-        ObserverKind::histogram}) {
+       {ObserverKind::minmax, ObserverKind::moving_average_minmax, ObserverKind::per_channel_minmax,
+        ObserverKind::moving_average_per_channel_minmax, ObserverKind::histogram}) {
     ObserverConfig cfg{.kind = kind, .averaging_constant = 0.3f, .bins = 512};
     cfg.spec.axis = 1;
     cfg.spec.dtype = DType::u8;

@@ -41,7 +41,9 @@ inline Poison poison(std::vector<float>& v, uint64_t seed, int every = 17) {
   Poison p;
   const float specials[] = {std::numeric_limits<float>::quiet_NaN(),
                             std::numeric_limits<float>::infinity(),
-                            -std::numeric_limits<float>::infinity(), -0.0f, 0.0f,
+                            -std::numeric_limits<float>::infinity(),
+                            -0.0f,
+                            0.0f,
                             -std::numeric_limits<float>::quiet_NaN()};
   for (auto& x : v) {
     if (rng() % every != 0) continue;

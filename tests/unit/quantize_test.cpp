@@ -101,10 +101,20 @@ struct Case {
 
 TEST_P(QuantizeApiTest, PerChannelEveryRankAndAxis) {
   const std::vector<Case> cases = {
-      {{7}, 0},           {{7}, -1},          {{5, 3}, 0},        {{5, 3}, 1},
-      {{3, 70}, -1},      {{70, 3}, 1},       {{4, 5, 6}, 1},     {{4, 5, 6}, -3},
-      {{2, 3, 4, 5}, 2},  {{2, 3, 40, 5}, 3}, {{3, 2, 17, 33}, 1}, {{1, 1, 1, 1}, -2},
-      {{16, 9}, 0},       {{2, 300, 20}, 1},
+      {{7}, 0},
+      {{7}, -1},
+      {{5, 3}, 0},
+      {{5, 3}, 1},
+      {{3, 70}, -1},
+      {{70, 3}, 1},
+      {{4, 5, 6}, 1},
+      {{4, 5, 6}, -3},
+      {{2, 3, 4, 5}, 2},
+      {{2, 3, 40, 5}, 3},
+      {{3, 2, 17, 33}, 1},
+      {{1, 1, 1, 1}, -2},
+      {{16, 9}, 0},
+      {{2, 300, 20}, 1},
       // Small inner with a row too long for the front end to expand the
       // parameters (> 65536 elements): the kernels' inner > 1 path.
       {{1, 22000, 3}, 1}};
@@ -114,7 +124,8 @@ TEST_P(QuantizeApiTest, PerChannelEveryRankAndAxis) {
     for (auto d : c.shape) n *= static_cast<std::size_t>(d);
     const int a = c.axis < 0 ? c.axis + static_cast<int>(c.shape.size()) : c.axis;
     std::size_t inner = 1;
-    for (std::size_t d = a + 1; d < c.shape.size(); ++d) inner *= static_cast<std::size_t>(c.shape[d]);
+    for (std::size_t d = a + 1; d < c.shape.size(); ++d)
+      inner *= static_cast<std::size_t>(c.shape[d]);
     const auto channels = static_cast<std::size_t>(c.shape[a]);
     ChannelQParams s8, u8;
     s8.axis = u8.axis = c.axis;
@@ -141,12 +152,15 @@ TEST_P(QuantizeApiTest, PerChannelEveryRankAndAxis) {
       const std::size_t ch = (i / inner) % channels;
       const int32_t want_s = ref_q(x[i], s8.scales[ch], s8.zero_points[ch], -128, 127);
       const int32_t want_u = ref_q(x[i], u8.scales[ch], u8.zero_points[ch], 0, 200);
-      ASSERT_EQ(os[i], want_s) << "shape rank " << c.shape.size() << " axis " << c.axis << " i " << i;
-      ASSERT_EQ(ou[i], want_u) << "shape rank " << c.shape.size() << " axis " << c.axis << " i " << i;
+      ASSERT_EQ(os[i], want_s) << "shape rank " << c.shape.size() << " axis " << c.axis << " i "
+                               << i;
+      ASSERT_EQ(ou[i], want_u) << "shape rank " << c.shape.size() << " axis " << c.axis << " i "
+                               << i;
       ASSERT_EQ(ds[i], static_cast<float>(want_s - s8.zero_points[ch]) * s8.scales[ch]);
       ASSERT_EQ(du[i], static_cast<float>(want_u - u8.zero_points[ch]) * u8.scales[ch]);
       ASSERT_EQ(fs[i], ds[i]);
-      const float r = std::nearbyint(x[i] * (1.0f / s8.scales[ch])) + static_cast<float>(s8.zero_points[ch]);
+      const float r =
+          std::nearbyint(x[i] * (1.0f / s8.scales[ch])) + static_cast<float>(s8.zero_points[ch]);
       ASSERT_EQ(mask[i], (r >= -128.0f && r <= 127.0f) ? 1 : 0);
     }
   }
@@ -219,8 +233,16 @@ TEST(QuantizeErrors, Messages) {
   expect_error([&] { Quantizer<int8_t>(QParams{kNaN, 0}); }, "scale (nan)");
   expect_error([&] { Quantizer<int8_t>(QParams{kInf, 0}); }, "scale (inf)");
   expect_error([&] { Quantizer<int8_t>(QParams{1e-45f, 0}); }, "reciprocal");
-  expect_error([&] { Quantizer<uint8_t, Scheme::asymmetric>(QParams{1.0f, 256}); }, "zero_point (256)");
-  expect_error([&] { Quantizer<int8_t, Scheme::asymmetric>(QParams{1.0f, -129}); }, "zero_point (-129)");
+  expect_error(
+      [&] {
+        Quantizer<uint8_t, Scheme::asymmetric>(QParams{1.0f, 256});
+      },
+      "zero_point (256)");
+  expect_error(
+      [&] {
+        Quantizer<int8_t, Scheme::asymmetric>(QParams{1.0f, -129});
+      },
+      "zero_point (-129)");
   expect_error([&] { Quantizer<int8_t>(QParams{1.0f, 0}, 5, 5); }, "[5, 5]");
 
   ChannelQParams cq{{0.1f, 0.2f, 0.3f}, {0, 0, 0}, 1};
@@ -230,25 +252,38 @@ TEST(QuantizeErrors, Messages) {
   expect_error([&] { pc.quantize(x, std::vector<int64_t>{6}, q); }, "axis 1");
   expect_error([&] { pc.quantize(x, std::vector<int64_t>{2, 2}, q); }, "4 elements");
   expect_error([&] { pc.quantize(x, std::vector<int64_t>{2, 0, 3}, q); }, "shape[1] is 0");
-  expect_error([&] { Quantizer<int8_t, Scheme::symmetric, Granularity::per_channel>({{0.1f}, {1}, 0}); },
-               "zero_points[0] (1)");
-  expect_error([&] { Quantizer<int8_t, Scheme::asymmetric, Granularity::per_channel>({{0.1f, -2.0f}, {1, 1}, 0}); },
-               "scale[1] (-2)");
-  expect_error([&] { Quantizer<int8_t, Scheme::asymmetric, Granularity::per_channel>({{0.1f}, {1, 1}, 0}); },
-               "1 scales but 2 zero_points");
+  expect_error(
+      [&] {
+        Quantizer<int8_t, Scheme::symmetric, Granularity::per_channel>({{0.1f}, {1}, 0});
+      },
+      "zero_points[0] (1)");
+  expect_error(
+      [&] {
+        Quantizer<int8_t, Scheme::asymmetric, Granularity::per_channel>({{0.1f, -2.0f}, {1, 1}, 0});
+      },
+      "scale[1] (-2)");
+  expect_error(
+      [&] {
+        Quantizer<int8_t, Scheme::asymmetric, Granularity::per_channel>({{0.1f}, {1, 1}, 0});
+      },
+      "1 scales but 2 zero_points");
 
   QuantSpec spec;  // s8 per tensor
-  expect_error([&] { quantize<uint8_t>(x, shape, spec, QParams{}, std::span<uint8_t>()); }, "spec.dtype is s8");
+  expect_error([&] { quantize<uint8_t>(x, shape, spec, QParams{}, std::span<uint8_t>()); },
+               "spec.dtype is s8");
   expect_error([&] { quantize<int8_t>(x, shape, spec, cq, std::span<int8_t>(q)); }, "granularity");
   QuantSpec cs = spec;
   cs.granularity = Granularity::per_channel;
   cs.axis = 0;
   expect_error([&] { quantize<int8_t>(x, shape, cs, cq, std::span<int8_t>(q)); }, "spec.axis (0)");
   cs.axis = 2;
-  expect_error([&] { quantize<int8_t>(x, shape, cs, cq, std::span<int8_t>(q)); }, "axis 2 is out of range");
+  expect_error([&] { quantize<int8_t>(x, shape, cs, cq, std::span<int8_t>(q)); },
+               "axis 2 is out of range");
   cs.axis = -3;
-  expect_error([&] { quantize<int8_t>(x, shape, cs, cq, std::span<int8_t>(q)); }, "axis -3 is out of range");
-  expect_error([&] { fake_quantize(x, std::vector<int64_t>{7}, spec, QParams{}, y); }, "7 elements");
+  expect_error([&] { quantize<int8_t>(x, shape, cs, cq, std::span<int8_t>(q)); },
+               "axis -3 is out of range");
+  expect_error([&] { fake_quantize(x, std::vector<int64_t>{7}, spec, QParams{}, y); },
+               "7 elements");
 }
 
 // A rank-0 tensor (empty shape) is one element.

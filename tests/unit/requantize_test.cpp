@@ -87,10 +87,10 @@ TEST(QuantizeMultiplier, WholeRangeAccuracy) {
 
 TEST(Srdhm, HandComputed) {
   // 0.5 of a unit ties towards +infinity, for either sign.
-  EXPECT_EQ(saturating_rounding_doubling_high_mul(1 << 30, 1), 1);       // +0.5 -> 1
-  EXPECT_EQ(saturating_rounding_doubling_high_mul(-(1 << 30), 1), 0);    // -0.5 -> 0
-  EXPECT_EQ(saturating_rounding_doubling_high_mul(-(1 << 30), 3), -1);   // -1.5 -> -1
-  EXPECT_EQ(saturating_rounding_doubling_high_mul(kMin, kMin), kMax);    // the one overflow
+  EXPECT_EQ(saturating_rounding_doubling_high_mul(1 << 30, 1), 1);      // +0.5 -> 1
+  EXPECT_EQ(saturating_rounding_doubling_high_mul(-(1 << 30), 1), 0);   // -0.5 -> 0
+  EXPECT_EQ(saturating_rounding_doubling_high_mul(-(1 << 30), 3), -1);  // -1.5 -> -1
+  EXPECT_EQ(saturating_rounding_doubling_high_mul(kMin, kMin), kMax);   // the one overflow
   EXPECT_EQ(saturating_rounding_doubling_high_mul(kMax, kMax), kMax - 1);
   EXPECT_EQ(saturating_rounding_doubling_high_mul(kMin, kMax), -kMax);
   EXPECT_EQ(saturating_rounding_doubling_high_mul(1000, 1 << 30), 500);
@@ -142,10 +142,12 @@ TEST(MultiplyByQuantizedMultiplier, WholeRangeAgainst128Bit) {
     int32_t x = static_cast<int32_t>(rng());
     if (i % 2) x >>= (rng() % 31);  // small magnitudes too
     const int32_t got = multiply_by_quantized_multiplier(x, m);
-    ASSERT_EQ(got, ref_multiply(x, m)) << "x=" << x << " m=" << m.multiplier << " shift=" << m.shift;
-    const long double exact = static_cast<long double>(x) * m.multiplier *
-                              std::ldexp(1.0L, m.shift - 31);
-    if (std::fabs(exact) < 2.0e9L && std::fabs(static_cast<long double>(x) * std::ldexp(1.0L, std::max(m.shift, 0))) < 2.0e9L) {
+    ASSERT_EQ(got, ref_multiply(x, m))
+        << "x=" << x << " m=" << m.multiplier << " shift=" << m.shift;
+    const long double exact =
+        static_cast<long double>(x) * m.multiplier * std::ldexp(1.0L, m.shift - 31);
+    if (std::fabs(exact) < 2.0e9L &&
+        std::fabs(static_cast<long double>(x) * std::ldexp(1.0L, std::max(m.shift, 0))) < 2.0e9L) {
       ASSERT_LE(std::fabs(static_cast<long double>(got) - exact), 1.0L)
           << "x=" << x << " real=" << real;
     }
@@ -157,7 +159,8 @@ TEST(MultiplyByQuantizedMultiplier, LeftShiftSaturates) {
   EXPECT_EQ(m.shift, 3);
   EXPECT_EQ(multiply_by_quantized_multiplier(kMax, m), ref_multiply(kMax, m));
   EXPECT_EQ(multiply_by_quantized_multiplier(kMin, m), ref_multiply(kMin, m));
-  EXPECT_EQ(multiply_by_quantized_multiplier(1 << 28, m), kMax / 2 + 1);  // 2^31 * 0.5 saturated path
+  EXPECT_EQ(multiply_by_quantized_multiplier(1 << 28, m),
+            kMax / 2 + 1);  // 2^31 * 0.5 saturated path
 }
 
 TEST(Requantize, ClampsAndAddsZeroPoint) {
@@ -166,7 +169,7 @@ TEST(Requantize, ClampsAndAddsZeroPoint) {
   EXPECT_EQ(requantize(4000, m, 10, -128, 127), 127);
   EXPECT_EQ(requantize(-4000, m, 10, -128, 127), -128);
   EXPECT_EQ(requantize(kMax, quantize_multiplier(1.0), 127, -128, 127), 127);  // no int overflow
-  EXPECT_EQ(requantize(6, m, 0, -128, 127), 2);  // 1.5 -> 2 (ties towards +inf, then exact)
+  EXPECT_EQ(requantize(6, m, 0, -128, 127), 2);    // 1.5 -> 2 (ties towards +inf, then exact)
   EXPECT_EQ(requantize(-6, m, 0, -128, 127), -2);  // -1.5: SRDHM exact, rounding divide away
 }
 

@@ -16,7 +16,7 @@ namespace {
 using testing::random_weights;
 using testing::transpose_layout;
 
-const NMPattern kPatterns[] = {{2, 4}, {1, 4}, {3, 4}, {1, 2}, {2, 8},
+const NMPattern kPatterns[] = {{2, 4}, {1, 4}, {3, 4},  {1, 2},   {2, 8},
                                {3, 8}, {3, 5}, {1, 16}, {15, 16}, {5, 16}};
 
 template <class T>
@@ -39,10 +39,10 @@ TEST(SparseCompressed, RoundTripsExactlyForEveryPatternLayoutAndTail) {
           const CompressedNM<float> c = compress(pruned, s, opt);
           EXPECT_EQ(c.values.size(), static_cast<std::size_t>(5 * ((k + p.m - 1) / p.m) * p.n));
           EXPECT_TRUE(bitwise_equal(decompress(c, layout), pruned));
-          EXPECT_TRUE(bitwise_equal(decompress(c, s.layout == WeightLayout::out_in
-                                                       ? WeightLayout::in_out
-                                                       : WeightLayout::out_in),
-                                    transpose_layout(pruned, s)));
+          EXPECT_TRUE(
+              bitwise_equal(decompress(c, s.layout == WeightLayout::out_in ? WeightLayout::in_out
+                                                                           : WeightLayout::out_in),
+                            transpose_layout(pruned, s)));
           // The one-pass path and the mask path produce the same object,
           // bit for bit (values compared as bytes: -0.0 must survive).
           const CompressedNM<float> fused = prune_and_compress(w, s, opt);
@@ -121,7 +121,7 @@ TEST(SparseCompressed, TwoFourByteLayout) {
   // {2,3} -> 0b11'10'01'00 = 0xE4.
   const WeightShape s{2, 8, WeightLayout::out_in};
   const std::vector<float> w = {0, 5, 0, -6, 7, 0, 8, 0,  //
-                                1, 2, 0, 0, 0, 0, 3, 4};
+                                1, 2, 0, 0,  0, 0, 3, 4};
   const CompressedNM<float> c = compress(w, s);
   ASSERT_EQ(c.metadata.size(), 2u);
   EXPECT_EQ(c.metadata[0], 0x8D);

@@ -17,7 +17,7 @@ namespace {
 using testing::random_weights;
 using testing::transpose_layout;
 
-const NMPattern kPatterns[] = {{2, 4}, {1, 4}, {3, 4}, {1, 2}, {2, 8},
+const NMPattern kPatterns[] = {{2, 4}, {1, 4}, {3, 4},  {1, 2},   {2, 8},
                                {4, 8}, {3, 5}, {1, 16}, {15, 16}, {5, 16}};
 
 // Reference: order the group's real elements by (|w| descending, index
@@ -94,10 +94,10 @@ TEST(SparseMask, EveryGroupKeepsTheTopNMagnitudes) {
 
 TEST(SparseMask, TiesGoToTheLowerIndex) {
   const WeightShape s{4, 4, WeightLayout::out_in};
-  const std::vector<float> w = {1, 1, 1, 1,          //
-                                -0.0f, 0.0f, 0, -0.0f,  //
-                                2, -2, 2, 1,         //
-                                0.5f, 3, -0.5f, 0.5f};
+  const std::vector<float> w = {1,     1,    1,     1,      //
+                                -0.0f, 0.0f, 0,     -0.0f,  //
+                                2,     -2,   2,     1,      //
+                                0.5f,  3,    -0.5f, 0.5f};
   const SparseMask mask = nm_mask(w, s);
   const std::vector<uint8_t> expected = {1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0};
   EXPECT_EQ(mask.keep, expected);
@@ -112,7 +112,8 @@ TEST(SparseMask, LayoutsAgree) {
     const auto w = random_weights(s.size(), 77, true);
     const PruneOptions opt{p, TailPolicy::pad_zeros};
     const SparseMask a = nm_mask(w, s, opt);
-    const SparseMask b = nm_mask(transpose_layout(w, s), {5, 2 * p.m + 1, WeightLayout::in_out}, opt);
+    const SparseMask b =
+        nm_mask(transpose_layout(w, s), {5, 2 * p.m + 1, WeightLayout::in_out}, opt);
     EXPECT_EQ(transpose_layout(a.keep, s), b.keep);
   }
 }
@@ -133,12 +134,12 @@ TEST(SparseMask, TailIsRefusedOrPadded) {
 TEST(SparseMask, BadInputThrows) {
   const WeightShape s{2, 8, WeightLayout::out_in};
   auto w = random_weights(s.size(), 9);
-  EXPECT_THROW(nm_mask(w, s, {{4, 4}}), Error);   // N == M
-  EXPECT_THROW(nm_mask(w, s, {{5, 4}}), Error);   // N > M
-  EXPECT_THROW(nm_mask(w, s, {{0, 4}}), Error);   // N < 1
+  EXPECT_THROW(nm_mask(w, s, {{4, 4}}), Error);                          // N == M
+  EXPECT_THROW(nm_mask(w, s, {{5, 4}}), Error);                          // N > M
+  EXPECT_THROW(nm_mask(w, s, {{0, 4}}), Error);                          // N < 1
   EXPECT_THROW(nm_mask(w, s, {{2, 32}, TailPolicy::pad_zeros}), Error);  // M > 16
-  EXPECT_THROW(nm_mask(w, {3, 8}, {}), Error);     // size mismatch
-  EXPECT_THROW(nm_mask(w, {0, 8}, {}), Error);     // empty
+  EXPECT_THROW(nm_mask(w, {3, 8}, {}), Error);                           // size mismatch
+  EXPECT_THROW(nm_mask(w, {0, 8}, {}), Error);                           // empty
   w[11] = std::numeric_limits<float>::quiet_NaN();
   try {
     nm_mask(w, s);

@@ -23,9 +23,9 @@ inline std::vector<float> random_weights(int64_t count, uint32_t seed, bool few_
 /// The same matrix in the other layout.
 template <class T>
 std::vector<T> transpose_layout(const std::vector<T>& w, const WeightShape& s) {
-  const WeightShape t{s.outputs, s.inputs,
-                      s.layout == WeightLayout::out_in ? WeightLayout::in_out
-                                                       : WeightLayout::out_in};
+  const WeightShape t{
+      s.outputs, s.inputs,
+      s.layout == WeightLayout::out_in ? WeightLayout::in_out : WeightLayout::out_in};
   std::vector<T> out(w.size());
   for (int64_t o = 0; o < s.outputs; ++o)
     for (int64_t i = 0; i < s.inputs; ++i) out[t.index(o, i)] = w[s.index(o, i)];

@@ -121,8 +121,8 @@ std::vector<T> random_vector(std::size_t n, std::mt19937& rng) {
 
 // Measures one shape with weights `w` (n x k, already packed as `packed`).
 ShapeRecord measure(const Options& o, int64_t m, int64_t n, int64_t k,
-                    const sparq::PackedWeights& packed, double pack_ms,
-                    std::optional<double> peak1, double bandwidth) {
+                    const sparq::PackedWeights& packed, double pack_ms, std::optional<double> peak1,
+                    double bandwidth) {
   std::mt19937 rng(7);
   ShapeRecord r;
   r.m = m;
@@ -237,8 +237,9 @@ int run_gemm_bench(const Options& o) {
     const sparq::PackedWeights& packed = it->second.first;
     auto bw = bandwidths.find(packed.packed_bytes());
     if (bw == bandwidths.end()) {
-      bw = bandwidths.emplace(packed.packed_bytes(),
-                              read_bandwidth(packed.packed_bytes(), o.threads)).first;
+      bw = bandwidths
+               .emplace(packed.packed_bytes(), read_bandwidth(packed.packed_bytes(), o.threads))
+               .first;
     }
     ShapeRecord r = measure(o, m, n, k, packed, it->second.second, peak1, bw->second);
     if (o.sparse) {
@@ -258,15 +259,14 @@ int run_gemm_bench(const Options& o) {
     if (o.json) {
       fmt::print("{}\n", to_json(r));
     } else {
-      fmt::print("{:>6} {:>6} {:>6} {} {} {} {} {} {} {} {} {} {}{}\n", m, n, k, cell(r.gops),
-                 quotient(r.gops, r.peak_gops, 100.0, "{:6.1f}"), cell(r.bound_gops),
-                 cell(r.s8_gops), cell(r.dynamic_gops), cell(r.onednn_gops),
-                 cell(r.onednn_s8_gops), cell(r.fp32_gops), cell(r.bandwidth_gbs),
-                 quotient(r.gops, r.onednn_gops, 1.0, "{:7.2f}"),
-                 o.sparse ? fmt::format(" {} {:>7} {}", cell(r.sparse_gops),
-                                        r.sparse_path.value_or("-"),
-                                        quotient(r.sparse_gops, r.gops, 1.0, "{:8.2f}"))
-                          : std::string());
+      fmt::print(
+          "{:>6} {:>6} {:>6} {} {} {} {} {} {} {} {} {} {}{}\n", m, n, k, cell(r.gops),
+          quotient(r.gops, r.peak_gops, 100.0, "{:6.1f}"), cell(r.bound_gops), cell(r.s8_gops),
+          cell(r.dynamic_gops), cell(r.onednn_gops), cell(r.onednn_s8_gops), cell(r.fp32_gops),
+          cell(r.bandwidth_gbs), quotient(r.gops, r.onednn_gops, 1.0, "{:7.2f}"),
+          o.sparse ? fmt::format(" {} {:>7} {}", cell(r.sparse_gops), r.sparse_path.value_or("-"),
+                                 quotient(r.sparse_gops, r.gops, 1.0, "{:8.2f}"))
+                   : std::string());
     }
     std::fflush(stdout);
   }

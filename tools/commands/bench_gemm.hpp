@@ -78,8 +78,8 @@ inline double median_seconds(const std::function<void()>& fn, int repeat,
 /// Like median_seconds for several contenders at once, interleaved: each
 /// repetition times every contender in turn, so a burst of load from other
 /// jobs on a shared machine hits all of them alike and their ratios stay fair.
-inline std::vector<double> median_seconds_interleaved(
-    const std::vector<std::function<void()>>& fns, int repeat, double min_seconds = 0.02) {
+inline std::vector<double> median_seconds_interleaved(const std::vector<std::function<void()>>& fns,
+                                                      int repeat, double min_seconds = 0.02) {
   std::vector<std::vector<double>> times(fns.size());
   for (const auto& fn : fns) fn();  // warm-up
   for (int r = 0; r < repeat; ++r) {
@@ -159,7 +159,8 @@ inline std::optional<double> int8_peak_gops(Isa isa) {
             : "xmm0", "xmm1", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
               "xmm12", "xmm13", "xmm14", "xmm15", "cc");
         return 6.0 * 16 * 2;
-      default: return 0.0;
+      default:
+        return 0.0;
     }
   };
   if (isa != Isa::avx512vnni && isa != Isa::avxvnni && isa != Isa::avx2) return std::nullopt;
@@ -227,12 +228,12 @@ struct ShapeRecord {
   std::optional<double> peak_gops;     ///< probe x threads
   std::optional<double> bound_gops;    ///< min(peak, bandwidth * ops / bytes)
   std::optional<double> bandwidth_gbs;
-  std::optional<double> onednn_gops;     ///< oneDNN matmul u8 x s8 -> s32, pre-packed
-  std::optional<double> onednn_s8_gops;  ///< oneDNN with s8 activations
-  std::optional<double> fp32_gops;       ///< Eigen float GEMM
-  std::optional<double> sparse_gops;     ///< --sparse: 2:4 sparse GEMM on the same shape
+  std::optional<double> onednn_gops;       ///< oneDNN matmul u8 x s8 -> s32, pre-packed
+  std::optional<double> onednn_s8_gops;    ///< oneDNN with s8 activations
+  std::optional<double> fp32_gops;         ///< Eigen float GEMM
+  std::optional<double> sparse_gops;       ///< --sparse: 2:4 sparse GEMM on the same shape
   std::optional<std::string> sparse_path;  ///< --sparse: "direct" or "expand"
-  double pack_ms = 0;                    ///< pack_weights time for this N x K
+  double pack_ms = 0;                      ///< pack_weights time for this N x K
 };
 
 inline std::string json_number(const std::optional<double>& v) {
@@ -265,8 +266,8 @@ inline std::optional<double> bound_gops(const ShapeRecord& r, std::size_t weight
 }
 
 inline double gops(int64_t m, int64_t n, int64_t k, double seconds) {
-  return 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) /
-         seconds / 1e9;
+  return 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) / seconds /
+         1e9;
 }
 
 /// Eigen float GEMM C = A * B (row-major A: m x k, B: k x n), as the FP32

@@ -43,38 +43,49 @@ void add_weights(WeightStats& s, const nn::QuantizedWeights& w) {
   s.max_scale = std::max(s.max_scale, *hi);
 }
 
-std::string qp(const sparq::QParams& q) { return fmt::format("s={:.4g} zp={}", q.scale, q.zero_point); }
-
-void print_weights(const WeightStats& s, const std::string& kind, bool per_channel, std::size_t bytes) {
-  fmt::print("      weights  {} int8, {} scales in [{:.4g}, {:.4g}], zeros {:.1f}%, 2:4-compatible groups "
-             "{:.1f}%, {} bytes packed\n",
-             kind, per_channel ? "per-channel" : "per-tensor", s.min_scale, s.max_scale,
-             s.count ? 100.0 * s.zeros / s.count : 0.0, s.groups ? 100.0 * s.groups_2_4 / s.groups : 0.0,
-             bytes);
+std::string qp(const sparq::QParams& q) {
+  return fmt::format("s={:.4g} zp={}", q.scale, q.zero_point);
 }
 
-int inspect_model(const nn::QuantizedModel& q, const nn::detail::StFile& file, std::size_t file_size) {
+void print_weights(const WeightStats& s, const std::string& kind, bool per_channel,
+                   std::size_t bytes) {
+  fmt::print(
+      "      weights  {} int8, {} scales in [{:.4g}, {:.4g}], zeros {:.1f}%, 2:4-compatible groups "
+      "{:.1f}%, {} bytes packed\n",
+      kind, per_channel ? "per-channel" : "per-tensor", s.min_scale, s.max_scale,
+      s.count ? 100.0 * s.zeros / s.count : 0.0, s.groups ? 100.0 * s.groups_2_4 / s.groups : 0.0,
+      bytes);
+}
+
+int inspect_model(const nn::QuantizedModel& q, const nn::detail::StFile& file,
+                  std::size_t file_size) {
   fmt::print("sparq quantized model, format version {}, {} units, {} tensors, {} bytes on disk\n",
              file.metadata.at("format_version"), q.units().size(), file.tensors.size(), file_size);
   for (const nn::QuantizedUnit& u : q.units()) {
     fmt::print("{:<4} {}\n", u.name, u.describe());
     if (const auto* l = std::get_if<nn::QLinear>(&u.op)) {
-      fmt::print("      shapes   in [*, {}] -> out [*, {}], weight I8 [{}, {}], bias {}\n", l->in_features,
-                 l->out_features, l->out_features, l->in_features, l->bias.empty() ? "none" : "F32");
+      fmt::print("      shapes   in [*, {}] -> out [*, {}], weight I8 [{}, {}], bias {}\n",
+                 l->in_features, l->out_features, l->out_features, l->in_features,
+                 l->bias.empty() ? "none" : "F32");
       if (l->mode == nn::QuantMode::static_) {
-        fmt::print("      qparams  input u8 {}, output u8 {}\n", qp(l->input_qparams), qp(l->output_qparams));
+        fmt::print("      qparams  input u8 {}, output u8 {}\n", qp(l->input_qparams),
+                   qp(l->output_qparams));
       } else {
-        fmt::print("      qparams  input u8 dynamic ({}), output F32\n", l->per_row ? "per row" : "per call");
+        fmt::print("      qparams  input u8 dynamic ({}), output F32\n",
+                   l->per_row ? "per row" : "per call");
       }
       WeightStats s;
       add_weights(s, *l->weights);
       print_weights(s, l->weights->kind(), l->weights->per_channel(), l->weights->bytes());
     } else if (const auto* c = std::get_if<nn::QConv2d>(&u.op)) {
-      fmt::print("      shapes   NHWC in [*, *, *, {}] -> out [*, *, *, {}], weight I8 [{}, {}, {}, {}], bias {}\n",
-                 c->in_channels, c->out_channels, c->out_channels, c->kernel_h, c->kernel_w,
-                 c->in_channels / c->groups, c->bias.empty() ? "none" : "F32");
+      fmt::print(
+          "      shapes   NHWC in [*, *, *, {}] -> out [*, *, *, {}], weight I8 [{}, {}, {}, {}], "
+          "bias {}\n",
+          c->in_channels, c->out_channels, c->out_channels, c->kernel_h, c->kernel_w,
+          c->in_channels / c->groups, c->bias.empty() ? "none" : "F32");
       if (c->mode == nn::QuantMode::static_) {
-        fmt::print("      qparams  input u8 {}, output u8 {}\n", qp(c->input_qparams), qp(c->output_qparams));
+        fmt::print("      qparams  input u8 {}, output u8 {}\n", qp(c->input_qparams),
+                   qp(c->output_qparams));
       } else {
         fmt::print("      qparams  input u8 dynamic (per call), output F32\n");
       }
@@ -111,7 +122,8 @@ int inspect_tensors(const nn::detail::StFile& file, std::size_t file_size) {
         lo = std::min(lo, v), hi = std::max(hi, v);
         zeros += v == 0.0f;
       }
-      extra = fmt::format("  range [{:.4g}, {:.4g}], zeros {:.1f}%", lo, hi, 100.0 * zeros / t.numel);
+      extra =
+          fmt::format("  range [{:.4g}, {:.4g}], zeros {:.1f}%", lo, hi, 100.0 * zeros / t.numel);
     }
     fmt::print("{:<40} {:<5} {:<20} {:>10} bytes{}\n", name, t.dtype, nn::shape_to_string(t.shape),
                t.bytes.size(), extra);
@@ -123,7 +135,8 @@ int inspect_tensors(const nn::detail::StFile& file, std::size_t file_size) {
 
 int run_inspect(const sparq::tool::Args& args) {
   if (args.size() != 1) {
-    fmt::print(stderr, "usage: sparq inspect FILE   (a sparq quantized model or any safetensors file)\n");
+    fmt::print(stderr,
+               "usage: sparq inspect FILE   (a sparq quantized model or any safetensors file)\n");
     return 2;
   }
   try {
@@ -131,7 +144,8 @@ int run_inspect(const sparq::tool::Args& args) {
     const nn::detail::StFile file = nn::detail::parse_safetensors(bytes, args[0]);
     auto it = file.metadata.find("format");
     if (it != file.metadata.end() && it->second == "sparq.quantized_model") {
-      return inspect_model(nn::load_quantized(std::span<const std::byte>(bytes)), file, bytes.size());
+      return inspect_model(nn::load_quantized(std::span<const std::byte>(bytes)), file,
+                           bytes.size());
     }
     return inspect_tensors(file, bytes.size());
   } catch (const sparq::Error& e) {
@@ -140,8 +154,7 @@ int run_inspect(const sparq::tool::Args& args) {
   }
 }
 
-const sparq::tool::Registration reg{"inspect",
-                                    "show a model file: layers, shapes, dtypes, qparams, sparsity, bytes",
-                                    run_inspect};
+const sparq::tool::Registration reg{
+    "inspect", "show a model file: layers, shapes, dtypes, qparams, sparsity, bytes", run_inspect};
 
 }  // namespace

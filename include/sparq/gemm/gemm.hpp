@@ -53,7 +53,7 @@ struct GemmOptions {
 /// to the quantized 6.0.
 struct RequantizeStage {
   std::vector<QuantizedMultiplier> multipliers{};  ///< 1 (per tensor) or N (per channel)
-  std::vector<int32_t> bias{};                   ///< empty or N, in accumulator units
+  std::vector<int32_t> bias{};                     ///< empty or N, in accumulator units
   int32_t output_zero_point = 0;
   int32_t clamp_min = -128;  ///< must lie in the output type's range
   int32_t clamp_max = 127;
@@ -74,14 +74,14 @@ void gemm(const ActivationsS8& a, const PackedWeights& w, int32_t* c, int64_t ld
           const GemmOptions& options = {});
 
 // --- requantized 8-bit output.
-void gemm(const ActivationsU8& a, const PackedWeights& w, const RequantizeStage& stage,
-          uint8_t* c, int64_t ldc = 0, const GemmOptions& options = {});
-void gemm(const ActivationsU8& a, const PackedWeights& w, const RequantizeStage& stage,
-          int8_t* c, int64_t ldc = 0, const GemmOptions& options = {});
-void gemm(const ActivationsS8& a, const PackedWeights& w, const RequantizeStage& stage,
-          uint8_t* c, int64_t ldc = 0, const GemmOptions& options = {});
-void gemm(const ActivationsS8& a, const PackedWeights& w, const RequantizeStage& stage,
-          int8_t* c, int64_t ldc = 0, const GemmOptions& options = {});
+void gemm(const ActivationsU8& a, const PackedWeights& w, const RequantizeStage& stage, uint8_t* c,
+          int64_t ldc = 0, const GemmOptions& options = {});
+void gemm(const ActivationsU8& a, const PackedWeights& w, const RequantizeStage& stage, int8_t* c,
+          int64_t ldc = 0, const GemmOptions& options = {});
+void gemm(const ActivationsS8& a, const PackedWeights& w, const RequantizeStage& stage, uint8_t* c,
+          int64_t ldc = 0, const GemmOptions& options = {});
+void gemm(const ActivationsS8& a, const PackedWeights& w, const RequantizeStage& stage, int8_t* c,
+          int64_t ldc = 0, const GemmOptions& options = {});
 
 // --- dequantized float output.
 void gemm(const ActivationsU8& a, const PackedWeights& w, const DequantizeStage& stage, float* c,

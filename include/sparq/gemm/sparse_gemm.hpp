@@ -71,7 +71,7 @@ const char* sparse_path_name(SparsePath path) noexcept;
 
 /// Per-call options of the sparse GEMM.
 struct SparseGemmOptions {
-  int threads = 0;                        ///< 0: sparq::num_threads()
+  int threads = 0;                          ///< 0: sparq::num_threads()
   SparsePath path = SparsePath::automatic;  ///< force a path (tests, benchmarks)
 };
 
@@ -127,27 +127,21 @@ SparsePath choose_sparse_path(const PackedSparseWeights& weights, int64_t m,
 
 // --- The dense API's overloads (gemm.hpp documents arguments, output
 // stages, errors). Each returns the path that ran.
-SparsePath gemm(const ActivationsU8& a, const PackedSparseWeights& w, int32_t* c,
-                int64_t ldc = 0, const SparseGemmOptions& options = {});
-SparsePath gemm(const ActivationsS8& a, const PackedSparseWeights& w, int32_t* c,
-                int64_t ldc = 0, const SparseGemmOptions& options = {});
-SparsePath gemm(const ActivationsU8& a, const PackedSparseWeights& w,
-                const RequantizeStage& stage, uint8_t* c, int64_t ldc = 0,
+SparsePath gemm(const ActivationsU8& a, const PackedSparseWeights& w, int32_t* c, int64_t ldc = 0,
                 const SparseGemmOptions& options = {});
-SparsePath gemm(const ActivationsU8& a, const PackedSparseWeights& w,
-                const RequantizeStage& stage, int8_t* c, int64_t ldc = 0,
+SparsePath gemm(const ActivationsS8& a, const PackedSparseWeights& w, int32_t* c, int64_t ldc = 0,
                 const SparseGemmOptions& options = {});
-SparsePath gemm(const ActivationsS8& a, const PackedSparseWeights& w,
-                const RequantizeStage& stage, uint8_t* c, int64_t ldc = 0,
-                const SparseGemmOptions& options = {});
-SparsePath gemm(const ActivationsS8& a, const PackedSparseWeights& w,
-                const RequantizeStage& stage, int8_t* c, int64_t ldc = 0,
-                const SparseGemmOptions& options = {});
-SparsePath gemm(const ActivationsU8& a, const PackedSparseWeights& w,
-                const DequantizeStage& stage, float* c, int64_t ldc = 0,
-                const SparseGemmOptions& options = {});
-SparsePath gemm(const ActivationsS8& a, const PackedSparseWeights& w,
-                const DequantizeStage& stage, float* c, int64_t ldc = 0,
-                const SparseGemmOptions& options = {});
+SparsePath gemm(const ActivationsU8& a, const PackedSparseWeights& w, const RequantizeStage& stage,
+                uint8_t* c, int64_t ldc = 0, const SparseGemmOptions& options = {});
+SparsePath gemm(const ActivationsU8& a, const PackedSparseWeights& w, const RequantizeStage& stage,
+                int8_t* c, int64_t ldc = 0, const SparseGemmOptions& options = {});
+SparsePath gemm(const ActivationsS8& a, const PackedSparseWeights& w, const RequantizeStage& stage,
+                uint8_t* c, int64_t ldc = 0, const SparseGemmOptions& options = {});
+SparsePath gemm(const ActivationsS8& a, const PackedSparseWeights& w, const RequantizeStage& stage,
+                int8_t* c, int64_t ldc = 0, const SparseGemmOptions& options = {});
+SparsePath gemm(const ActivationsU8& a, const PackedSparseWeights& w, const DequantizeStage& stage,
+                float* c, int64_t ldc = 0, const SparseGemmOptions& options = {});
+SparsePath gemm(const ActivationsS8& a, const PackedSparseWeights& w, const DequantizeStage& stage,
+                float* c, int64_t ldc = 0, const SparseGemmOptions& options = {});
 
 }  // namespace sparq

@@ -55,7 +55,7 @@ struct Linear {
 /// Hyper-parameters of a 2-D convolution (shared by Conv2d and QConv2d).
 struct Conv2dOptions {
   std::array<int64_t, 2> stride{1, 1};
-  std::array<int64_t, 2> padding{0, 0};   ///< zero padding on each side (h, w)
+  std::array<int64_t, 2> padding{0, 0};  ///< zero padding on each side (h, w)
   std::array<int64_t, 2> dilation{1, 1};
   int64_t groups = 1;  ///< 1, in_channels (depthwise) or any common divisor
   bool bias = true;

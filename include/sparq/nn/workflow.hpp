@@ -31,7 +31,7 @@ namespace sparq::nn {
 
 /// Per-layer choices, keyed by unit name.
 struct LayerOverride {
-  bool keep_fp32 = false;                        ///< leave this unit in FP32
+  bool keep_fp32 = false;                           ///< leave this unit in FP32
   std::optional<Granularity> weight_granularity{};  ///< per tensor / per channel
 };
 

@@ -78,7 +78,7 @@ struct QuantSpec {
   int axis = 0;  ///< channel axis for per_channel; negative counts from the end
   bool narrow_range = false;
   bool reduce_range = false;
-  std::optional<int32_t> quant_min{}, quant_max{};  ///< custom range (both or neither)
+  std::optional<int32_t> quant_min{}, quant_max{};    ///< custom range (both or neither)
   float eps = std::numeric_limits<float>::epsilon();  ///< smallest scale (PyTorch default)
 
   /// Validates the spec; throws sparq::Error naming the bad field.
@@ -155,21 +155,20 @@ inline QParams qparams_from_checked_range(float min, float max, const QuantSpec&
   } else {
     qp.scale = std::max((max_pos - min_neg) / static_cast<float>(qmax - qmin), spec.eps);
     const float zp = static_cast<float>(qmin) - round_half_even(min_neg / qp.scale);
-    qp.zero_point = static_cast<int32_t>(
-        std::clamp(zp, static_cast<float>(qmin), static_cast<float>(qmax)));
+    qp.zero_point =
+        static_cast<int32_t>(std::clamp(zp, static_cast<float>(qmin), static_cast<float>(qmax)));
   }
   if (!std::isfinite(qp.scale)) {
     // max_pos - min_neg overflows float for ranges near +-FLT_MAX.
-    fail("compute_qparams: range [{}, {}] is too wide: its scale is not a finite float", min,
-         max);
+    fail("compute_qparams: range [{}, {}] is too wide: its scale is not a finite float", min, max);
   }
   return qp;
 }
 
 inline void check_range(float min, float max, const char* who) {
   if (!std::isfinite(min) || !std::isfinite(max)) {
-    fail("{}: range [{}, {}] must be finite (exclude NaN/Inf before computing qparams)", who,
-         min, max);
+    fail("{}: range [{}, {}] must be finite (exclude NaN/Inf before computing qparams)", who, min,
+         max);
   }
   if (min > max) fail("{}: min ({}) must be <= max ({})", who, min, max);
 }

@@ -176,18 +176,19 @@ class Quantizer<T, S, Granularity::per_tensor> {
   /// One value (same result as the bulk call).
   T quantize(float x) const noexcept {
     const int32_t zp = zero_point();
-    return static_cast<T>(detail::quantize_element(x, inv_scale_, zp,
-                                                   static_cast<float>(qmin_ - zp),
-                                                   static_cast<float>(qmax_ - zp)));
+    return static_cast<T>(detail::quantize_element(
+        x, inv_scale_, zp, static_cast<float>(qmin_ - zp), static_cast<float>(qmax_ - zp)));
   }
-  float dequantize(T q) const noexcept { return detail::dequantize_element(q, scale_, zero_point()); }
+  float dequantize(T q) const noexcept {
+    return detail::dequantize_element(q, scale_, zero_point());
+  }
 
   /// out[i] = quantize(x[i]) on the active ISA's kernel.
   void quantize(std::span<const float> x, std::span<T> out) const {
     if (x.empty()) detail::fail("quantize: x is empty; expected >= 1 element");
     detail::check_same_size(x, out, "quantize", "x", "out");
-    detail::quantize_tensor(dtype, x.data(), out.data(), x.size(), inv_scale_, zero_point(),
-                            qmin_, qmax_);
+    detail::quantize_tensor(dtype, x.data(), out.data(), x.size(), inv_scale_, zero_point(), qmin_,
+                            qmax_);
   }
   void dequantize(std::span<const T> q, std::span<float> out) const {
     if (q.empty()) detail::fail("dequantize: q is empty; expected >= 1 element");
@@ -211,8 +212,8 @@ class Quantizer<T, S, Granularity::per_tensor> {
     for (std::size_t i = 0; i < n; ++i) {
       const float r = std::nearbyint(x[i] * inv_scale);  // NaN stays NaN: fails both tests
       if (mask) mask[i] = (r >= lo && r <= hi) ? 1 : 0;
-      const float c = std::isnan(r) ? std::fmin(std::fmax(0.0f, lo), hi)
-                                    : std::fmin(std::fmax(r, lo), hi);
+      const float c =
+          std::isnan(r) ? std::fmin(std::fmax(0.0f, lo), hi) : std::fmin(std::fmax(r, lo), hi);
       y[i] = c * scale;  // c = q - zp exactly (a small integer)
     }
   }
@@ -282,9 +283,9 @@ class Quantizer<T, S, Granularity::per_channel> {
     for (std::size_t o = 0; o < l.outer; ++o) {
       for (std::size_t c = 0; c < l.channels; ++c) {
         const std::size_t at = (o * l.channels + c) * l.inner;
-        PerTensor::fake_run(x.data() + at, out.data() + at, mask.empty() ? nullptr : mask.data() + at,
-                            l.inner, inv_scales_[c], qp_.scales[c], qp_.zero_points[c], qmin_,
-                            qmax_);
+        PerTensor::fake_run(x.data() + at, out.data() + at,
+                            mask.empty() ? nullptr : mask.data() + at, l.inner, inv_scales_[c],
+                            qp_.scales[c], qp_.zero_points[c], qmin_, qmax_);
       }
     }
   }
@@ -333,7 +334,9 @@ inline ChannelQParams channel_qparams_for(const QuantSpec& spec, const ChannelQP
                                           Shape shape, const char* who) {
   const int a = normalize_axis(spec.axis, shape.size(), who);
   const int b = normalize_axis(qp.axis, shape.size(), who);
-  if (a != b) fail("{}: qparams.axis ({}) differs from spec.axis ({}); expected the same axis", who, qp.axis, spec.axis);
+  if (a != b)
+    fail("{}: qparams.axis ({}) differs from spec.axis ({}); expected the same axis", who, qp.axis,
+         spec.axis);
   ChannelQParams copy = qp;
   copy.axis = a;
   return copy;
@@ -357,7 +360,8 @@ void quantize(std::span<const float> x, Shape shape, const QuantSpec& spec, cons
               std::span<T> out) {
   detail::check_spec_for<T>(spec, Granularity::per_tensor, "quantize");
   detail::checked_element_count(shape, x.size(), "quantize");
-  detail::with_quantizer<T, Granularity::per_tensor>(spec, qp, [&](const auto& q) { q.quantize(x, out); });
+  detail::with_quantizer<T, Granularity::per_tensor>(spec, qp,
+                                                     [&](const auto& q) { q.quantize(x, out); });
 }
 
 template <class T>
@@ -365,7 +369,8 @@ void dequantize(std::span<const T> q, Shape shape, const QuantSpec& spec, const 
                 std::span<float> out) {
   detail::check_spec_for<T>(spec, Granularity::per_tensor, "dequantize");
   detail::checked_element_count(shape, q.size(), "dequantize");
-  detail::with_quantizer<T, Granularity::per_tensor>(spec, qp, [&](const auto& z) { z.dequantize(q, out); });
+  detail::with_quantizer<T, Granularity::per_tensor>(spec, qp,
+                                                     [&](const auto& z) { z.dequantize(q, out); });
 }
 
 /// fake_quantize for the storage type spec.dtype (no storage is written).
@@ -393,8 +398,8 @@ void quantize(std::span<const float> x, Shape shape, const QuantSpec& spec,
 }
 
 template <class T>
-void dequantize(std::span<const T> q, Shape shape, const QuantSpec& spec,
-                const ChannelQParams& qp, std::span<float> out) {
+void dequantize(std::span<const T> q, Shape shape, const QuantSpec& spec, const ChannelQParams& qp,
+                std::span<float> out) {
   detail::check_spec_for<T>(spec, Granularity::per_channel, "dequantize");
   detail::with_quantizer<T, Granularity::per_channel>(
       spec, detail::channel_qparams_for(spec, qp, shape, "dequantize"),

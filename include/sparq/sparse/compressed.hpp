@@ -53,10 +53,10 @@ namespace sparq {
 template <class T>
 struct CompressedNM {
   NMPattern pattern{};
-  int64_t outputs = 0;  ///< output channels (rows)
-  int64_t inputs = 0;   ///< real reduction length K (before any padding)
-  std::vector<T> values;         ///< [outputs][values_per_row()]
-  std::vector<uint8_t> metadata; ///< [outputs][metadata_bytes_per_row()]
+  int64_t outputs = 0;            ///< output channels (rows)
+  int64_t inputs = 0;             ///< real reduction length K (before any padding)
+  std::vector<T> values;          ///< [outputs][values_per_row()]
+  std::vector<uint8_t> metadata;  ///< [outputs][metadata_bytes_per_row()]
 
   int64_t groups_per_row() const noexcept { return (inputs + pattern.m - 1) / pattern.m; }
   int64_t values_per_row() const noexcept { return groups_per_row() * pattern.n; }
@@ -119,8 +119,7 @@ std::vector<int8_t> decompress(const CompressedNM<int8_t>& c,
 /// equal to compress(prune_nm(weights, shape, options), shape, options) (the
 /// zeros nm_mask keeps by tie-breaking are the lowest-index zeros, exactly
 /// the slots compress() fills), without the intermediate mask and matrix.
-CompressedNM<float> prune_and_compress(std::span<const float> weights,
-                                       const WeightShape& shape,
+CompressedNM<float> prune_and_compress(std::span<const float> weights, const WeightShape& shape,
                                        const PruneOptions& options = {});
 /// The same into `out`, reusing its buffers: re-pruning a layer (e.g. every
 /// few fine-tuning steps) then costs no allocation. A fresh 4096x4096 result

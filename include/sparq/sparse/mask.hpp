@@ -142,8 +142,8 @@ void check_finite_weights(std::span<const float> weights, const WeightShape& sha
                           const char* who);
 /// Checks K against the tail policy; returns the number of groups per output
 /// (ceil(K / M)).
-int64_t checked_group_count(const WeightShape& shape, const NMPattern& pattern,
-                            TailPolicy tail, const char* who);
+int64_t checked_group_count(const WeightShape& shape, const NMPattern& pattern, TailPolicy tail,
+                            const char* who);
 }  // namespace detail
 
 }  // namespace sparq

@@ -60,12 +60,12 @@ struct PermutationOptions {
 
 struct PermutationResult {
   std::vector<int64_t> permutation;  ///< perm[j] = original input at position j
-  double identity_l1 = 0;  ///< retained L1 of N:M pruning without permuting
-  double permuted_l1 = 0;  ///< retained L1 with the permutation (>= identity_l1)
-  double total_l1 = 0;     ///< sum of |w| (what dense keeps)
-  int sweeps = 0;          ///< sweeps run
-  int64_t swaps = 0;       ///< swaps applied
-  bool converged = false;  ///< the last sweep found no improving swap
+  double identity_l1 = 0;            ///< retained L1 of N:M pruning without permuting
+  double permuted_l1 = 0;            ///< retained L1 with the permutation (>= identity_l1)
+  double total_l1 = 0;               ///< sum of |w| (what dense keeps)
+  int sweeps = 0;                    ///< sweeps run
+  int64_t swaps = 0;                 ///< swaps applied
+  bool converged = false;            ///< the last sweep found no improving swap
 };
 
 /// Searches an input permutation for N:M pruning of `weights` (see the file
@@ -78,8 +78,7 @@ PermutationResult search_permutation(std::span<const float> weights, const Weigh
 /// permuted by `permutation` (empty = identity), in double precision:
 /// sum over outputs and groups of the N largest |w| of the group.
 double retained_l1(std::span<const float> weights, const WeightShape& shape,
-                   const PruneOptions& options = {},
-                   std::span<const int64_t> permutation = {});
+                   const PruneOptions& options = {}, std::span<const int64_t> permutation = {});
 
 /// Throws sparq::Error naming `who` unless `perm` is a permutation of
 /// 0..size-1 (right size, every index once).
@@ -120,16 +119,14 @@ inline std::vector<float> permute_inputs(std::span<const float> weights, const W
                                          std::span<const int64_t> perm) {
   return detail::permute_inputs_impl(weights, shape, perm);
 }
-inline std::vector<int8_t> permute_inputs(std::span<const int8_t> weights,
-                                          const WeightShape& shape,
+inline std::vector<int8_t> permute_inputs(std::span<const int8_t> weights, const WeightShape& shape,
                                           std::span<const int64_t> perm) {
   return detail::permute_inputs_impl(weights, shape, perm);
 }
 
 /// The producer side: W'(j, i) = W(perm[j], i), i.e. its OUTPUT channels are
 /// permuted (the permutation's size must be shape.outputs).
-inline std::vector<float> permute_outputs(std::span<const float> weights,
-                                          const WeightShape& shape,
+inline std::vector<float> permute_outputs(std::span<const float> weights, const WeightShape& shape,
                                           std::span<const int64_t> perm) {
   return detail::permute_outputs_impl(weights, shape, perm);
 }
@@ -140,8 +137,7 @@ inline std::vector<int8_t> permute_outputs(std::span<const int8_t> weights,
 }
 
 /// v'[j] = v[perm[j]]: biases, per-channel scales, normalisation parameters.
-inline std::vector<float> permute_vector(std::span<const float> v,
-                                         std::span<const int64_t> perm) {
+inline std::vector<float> permute_vector(std::span<const float> v, std::span<const int64_t> perm) {
   check_permutation(perm, static_cast<int64_t>(v.size()), "permute_vector");
   std::vector<float> out(v.size());
   for (std::size_t j = 0; j < v.size(); ++j) out[j] = v[static_cast<std::size_t>(perm[j])];

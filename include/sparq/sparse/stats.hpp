@@ -10,10 +10,10 @@ namespace sparq {
 
 struct SparsityStats {
   NMPattern pattern{};
-  int64_t elements = 0;  ///< outputs * inputs
-  int64_t nonzeros = 0;  ///< non-zeros of the pruned matrix
-  double sparsity = 0;   ///< 1 - nonzeros / elements (2:4 of a dense matrix: 0.5)
-  double total_l1 = 0;   ///< sum |w| of the original
+  int64_t elements = 0;             ///< outputs * inputs
+  int64_t nonzeros = 0;             ///< non-zeros of the pruned matrix
+  double sparsity = 0;              ///< 1 - nonzeros / elements (2:4 of a dense matrix: 0.5)
+  double total_l1 = 0;              ///< sum |w| of the original
   double retained_l1 = 0;           ///< sum |w| of the pruned matrix
   double retained_l1_fraction = 1;  ///< retained_l1 / total_l1 (1 if total is 0)
   /// ||pruned||_2 / ||original||_2 (a NORM ratio, not an energy ratio: the

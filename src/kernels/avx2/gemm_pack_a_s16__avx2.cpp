@@ -19,8 +19,8 @@ void gemm_pack_a_s16__avx2(const GemmPackAParams& p) noexcept {
       int16_t v[16];
       for (int r = 0; r < kr; ++r) {
         const int64_t kk = g * kr + r;
-        v[r] = kk < p.k ? static_cast<int16_t>(static_cast<uint8_t>(src[kk] + p.shift))
-                        : int16_t{0};
+        v[r] =
+            kk < p.k ? static_cast<int16_t>(static_cast<uint8_t>(src[kk] + p.shift)) : int16_t{0};
       }
       std::memcpy(p.dst + 2 * ((g * mr + i) * kr), v, sizeof(int16_t) * kr);
     }

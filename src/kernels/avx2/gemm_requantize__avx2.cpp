@@ -34,8 +34,8 @@ inline __m256i mul_by_quantized_multiplier(__m256i x, __m256i m, __m256i shift) 
   v = _mm256_blendv_epi8(v, min32, _mm256_cmpgt_epi32(lo, x));
   const __m256i nudge = _mm256_set1_epi64x(int64_t{1} << 30);
   const __m256i even = _mm256_add_epi64(_mm256_mul_epi32(v, m), nudge);
-  const __m256i odd = _mm256_add_epi64(
-      _mm256_mul_epi32(_mm256_srli_epi64(v, 32), _mm256_srli_epi64(m, 32)), nudge);
+  const __m256i odd =
+      _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(v, 32), _mm256_srli_epi64(m, 32)), nudge);
   const __m256i r =
       _mm256_blend_epi32(_mm256_srli_epi64(even, 31), _mm256_slli_epi64(odd, 1), 0xAA);
   const __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
@@ -51,9 +51,9 @@ void requantize_tile(const GemmRequantizeParams& p) noexcept {
   const __m256i hi = _mm256_set1_epi32(p.qmax - p.zero_point);
   const __m256i zp = _mm256_set1_epi32(p.zero_point);
   // Byte 0 of each int32 lane into the low dword of each 128-bit half.
-  const __m256i narrow = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-                                          -1, -1, 0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1,
-                                          -1, -1, -1, -1);
+  const __m256i narrow =
+      _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1,
+                       -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
   const __m256i gather = _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0);
   T* out = static_cast<T*>(p.out);
   for (int j = 0; j < p.cols; j += 8) {

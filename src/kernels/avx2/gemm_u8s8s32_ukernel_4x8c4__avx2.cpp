@@ -69,10 +69,18 @@ void ukernel(const GemmUkernelParams& p) noexcept {
 
 void gemm_u8s8s32_ukernel_4x8c4__avx2(const GemmUkernelParams& p) noexcept {
   switch (p.mr) {
-    case 1: ukernel<1>(p); break;
-    case 2: ukernel<2>(p); break;
-    case 3: ukernel<3>(p); break;
-    default: ukernel<4>(p); break;
+    case 1:
+      ukernel<1>(p);
+      break;
+    case 2:
+      ukernel<2>(p);
+      break;
+    case 3:
+      ukernel<3>(p);
+      break;
+    default:
+      ukernel<4>(p);
+      break;
   }
 }
 

@@ -49,8 +49,7 @@ void quantize_any(const float* src, uint8_t* dst, std::size_t n, const QConst& k
     // packs work per 128-bit lane; the permute restores element order.
     const __m256i w01 = _mm256_packs_epi32(q0, q1), w23 = _mm256_packs_epi32(q2, q3);
     const __m256i b = kSigned ? _mm256_packs_epi16(w01, w23) : _mm256_packus_epi16(w01, w23);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i),
-                        _mm256_permutevar8x32_epi32(b, order));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), _mm256_permutevar8x32_epi32(b, order));
   }
   for (; i + 8 <= n; i += 8) {
     _mm_storel_epi64(reinterpret_cast<__m128i*>(dst + i),
@@ -60,7 +59,8 @@ void quantize_any(const float* src, uint8_t* dst, std::size_t n, const QConst& k
     float in[8] = {};
     alignas(16) uint8_t out[16];
     std::memcpy(in, src + i, (n - i) * sizeof(float));
-    _mm_store_si128(reinterpret_cast<__m128i*>(out), narrow8<kSigned>(quantize8(_mm256_loadu_ps(in), k)));
+    _mm_store_si128(reinterpret_cast<__m128i*>(out),
+                    narrow8<kSigned>(quantize8(_mm256_loadu_ps(in), k)));
     std::memcpy(dst + i, out, n - i);
   }
 }
@@ -160,8 +160,7 @@ void quantize_tensor(const QuantizeTensorArgs& a) {
 
 template <bool kSigned>
 void dequantize_tensor(const DequantizeTensorArgs& a) {
-  dequantize_any<kSigned>(static_cast<const uint8_t*>(a.src), a.dst, a.n, a.scale,
-                          a.zero_point);
+  dequantize_any<kSigned>(static_cast<const uint8_t*>(a.src), a.dst, a.n, a.scale, a.zero_point);
 }
 
 template <bool kSigned>
@@ -189,12 +188,8 @@ void dequantize_channel(const DequantizeChannelArgs& a) {
 void quantize_s8__avx2(const QuantizeTensorArgs& a) noexcept { quantize_tensor<true>(a); }
 void quantize_u8__avx2(const QuantizeTensorArgs& a) noexcept { quantize_tensor<false>(a); }
 void dequantize_s8__avx2(const DequantizeTensorArgs& a) noexcept { dequantize_tensor<true>(a); }
-void dequantize_u8__avx2(const DequantizeTensorArgs& a) noexcept {
-  dequantize_tensor<false>(a);
-}
-void quantize_channel_s8__avx2(const QuantizeChannelArgs& a) noexcept {
-  quantize_channel<true>(a);
-}
+void dequantize_u8__avx2(const DequantizeTensorArgs& a) noexcept { dequantize_tensor<false>(a); }
+void quantize_channel_s8__avx2(const QuantizeChannelArgs& a) noexcept { quantize_channel<true>(a); }
 void quantize_channel_u8__avx2(const QuantizeChannelArgs& a) noexcept {
   quantize_channel<false>(a);
 }

@@ -31,10 +31,12 @@ void ukernel(const SpgemmUkernelParams& p) noexcept {
   }
   // Index byte of channel c into the low byte of its 4 words: lane 0 holds
   // channels 0-1 (lo) / 4-5 (hi), lane 1 channels 2-3 / 6-7.
-  const __m256i rep_lo = _mm256_setr_epi8(0, -1, 0, -1, 0, -1, 0, -1, 1, -1, 1, -1, 1, -1, 1, -1,  //
-                                          2, -1, 2, -1, 2, -1, 2, -1, 3, -1, 3, -1, 3, -1, 3, -1);
-  const __m256i rep_hi = _mm256_add_epi8(rep_lo, _mm256_setr_epi8(4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0,
-                                                                  4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0));
+  const __m256i rep_lo =
+      _mm256_setr_epi8(0, -1, 0, -1, 0, -1, 0, -1, 1, -1, 1, -1, 1, -1, 1, -1,  //
+                       2, -1, 2, -1, 2, -1, 2, -1, 3, -1, 3, -1, 3, -1, 3, -1);
+  const __m256i rep_hi =
+      _mm256_add_epi8(rep_lo, _mm256_setr_epi8(4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0,
+                                               4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0));
   const __m256i mul = _mm256_setr_epi16(64, 16, 4, 1, 64, 16, 4, 1, 64, 16, 4, 1, 64, 16, 4, 1);
   const __m256i three = _mm256_set1_epi16(3);
   const __m256i high = _mm256_setr_epi16(
@@ -92,10 +94,18 @@ void ukernel(const SpgemmUkernelParams& p) noexcept {
 
 void spgemm_u8s8s32_ukernel_4x8c8__avx2(const SpgemmUkernelParams& p) noexcept {
   switch (p.mr) {
-    case 1: ukernel<1>(p); break;
-    case 2: ukernel<2>(p); break;
-    case 3: ukernel<3>(p); break;
-    default: ukernel<4>(p); break;
+    case 1:
+      ukernel<1>(p);
+      break;
+    case 2:
+      ukernel<2>(p);
+      break;
+    case 3:
+      ukernel<3>(p);
+      break;
+    default:
+      ukernel<4>(p);
+      break;
   }
 }
 

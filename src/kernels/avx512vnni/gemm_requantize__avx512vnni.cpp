@@ -35,18 +35,17 @@ inline __m512i mul_by_quantized_multiplier(__m512i x, __m512i m, __m512i shift) 
   // round((v * m) / 2^31) half away from zero == floor((v * m + 2^30) / 2^31).
   const __m512i nudge = _mm512_set1_epi64(int64_t{1} << 30);
   const __m512i even = _mm512_add_epi64(_mm512_mul_epi32(v, m), nudge);
-  const __m512i odd = _mm512_add_epi64(
-      _mm512_mul_epi32(_mm512_srli_epi64(v, 32), _mm512_srli_epi64(m, 32)), nudge);
+  const __m512i odd =
+      _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(v, 32), _mm512_srli_epi64(m, 32)), nudge);
   const __m512i r = _mm512_mask_blend_epi32(__mmask16(0xAAAA), _mm512_srli_epi64(even, 31),
                                             _mm512_slli_epi64(odd, 1));
   // Rounding divide by 2^right, ties away from zero.
-  const __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(_mm512_set1_epi32(1), right),
-                                        _mm512_set1_epi32(1));
+  const __m512i mask =
+      _mm512_sub_epi32(_mm512_sllv_epi32(_mm512_set1_epi32(1), right), _mm512_set1_epi32(1));
   const __m512i rem = _mm512_and_si512(r, mask);
   const __m512i threshold = _mm512_sub_epi32(_mm512_srli_epi32(mask, 1), _mm512_srai_epi32(r, 31));
   const __m512i q = _mm512_srav_epi32(r, right);
-  return _mm512_mask_add_epi32(q, _mm512_cmpgt_epi32_mask(rem, threshold), q,
-                               _mm512_set1_epi32(1));
+  return _mm512_mask_add_epi32(q, _mm512_cmpgt_epi32_mask(rem, threshold), q, _mm512_set1_epi32(1));
 }
 
 template <class T>
@@ -60,8 +59,8 @@ void requantize_tile(const GemmRequantizeParams& p) noexcept {
     const __mmask16 mask = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u);
     const __m512i m = _mm512_maskz_loadu_epi32(mask, p.multiplier + j);
     const __m512i s = _mm512_maskz_loadu_epi32(mask, p.shift + j);
-    const __m512i b = p.bias != nullptr ? _mm512_maskz_loadu_epi32(mask, p.bias + j)
-                                        : _mm512_setzero_si512();
+    const __m512i b =
+        p.bias != nullptr ? _mm512_maskz_loadu_epi32(mask, p.bias + j) : _mm512_setzero_si512();
     for (int i = 0; i < p.rows; ++i) {
       __m512i x = _mm512_maskz_loadu_epi32(mask, p.acc + i * p.ld_acc + j);
       if (p.bias != nullptr) x = add_sat(x, b);

@@ -52,13 +52,13 @@ void ukernel(const GemmUkernelParams& p) noexcept {
   // when this one ends (panels are contiguous), so L3/DRAM latency is hidden
   // for the bandwidth-bound small-M shapes.
   constexpr int64_t kPrefetch = 16 * 256;
-#define SPARQ_ROW(i)                                   \
-  if constexpr (MR > i) {                              \
-    const __m512i ai = broadcast4(a + 4 * i);          \
-    c##i##0 = _mm512_dpbusd_epi32(c##i##0, ai, w0);    \
-    c##i##1 = _mm512_dpbusd_epi32(c##i##1, ai, w1);    \
-    c##i##2 = _mm512_dpbusd_epi32(c##i##2, ai, w2);    \
-    c##i##3 = _mm512_dpbusd_epi32(c##i##3, ai, w3);    \
+#define SPARQ_ROW(i)                                \
+  if constexpr (MR > i) {                           \
+    const __m512i ai = broadcast4(a + 4 * i);       \
+    c##i##0 = _mm512_dpbusd_epi32(c##i##0, ai, w0); \
+    c##i##1 = _mm512_dpbusd_epi32(c##i##1, ai, w1); \
+    c##i##2 = _mm512_dpbusd_epi32(c##i##2, ai, w2); \
+    c##i##3 = _mm512_dpbusd_epi32(c##i##3, ai, w3); \
   }
   // Share of the next panel to pull into L2: `per_group` lines per k-group.
   const char* pf = reinterpret_cast<const char*>(p.w_prefetch);
@@ -89,8 +89,8 @@ void ukernel(const GemmUkernelParams& p) noexcept {
   __mmask16 mask[4];
   for (int j = 0; j < 4; ++j) {
     const int left = p.nr - 16 * j;
-    mask[j] = left >= 16 ? __mmask16(0xFFFF)
-                         : (left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1u));
+    mask[j] =
+        left >= 16 ? __mmask16(0xFFFF) : (left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1u));
   }
   store_row(p, 0, mask, c00, c01, c02, c03);
   if constexpr (MR > 1) store_row(p, 1, mask, c10, c11, c12, c13);
@@ -104,12 +104,24 @@ void ukernel(const GemmUkernelParams& p) noexcept {
 
 void gemm_u8s8s32_ukernel_6x64c4__avx512vnni(const GemmUkernelParams& p) noexcept {
   switch (p.mr) {
-    case 1: ukernel<1>(p); break;
-    case 2: ukernel<2>(p); break;
-    case 3: ukernel<3>(p); break;
-    case 4: ukernel<4>(p); break;
-    case 5: ukernel<5>(p); break;
-    default: ukernel<6>(p); break;
+    case 1:
+      ukernel<1>(p);
+      break;
+    case 2:
+      ukernel<2>(p);
+      break;
+    case 3:
+      ukernel<3>(p);
+      break;
+    case 4:
+      ukernel<4>(p);
+      break;
+    case 5:
+      ukernel<5>(p);
+      break;
+    default:
+      ukernel<6>(p);
+      break;
   }
 }
 

@@ -104,9 +104,8 @@ void observe_histogram_f32__avx512(const HistogramArgs& args, MinMaxAccum* acc) 
   // or constant data) then hit different addresses, so an increment does
   // not wait for the previous one's store to be forwarded.
   const int32_t s = static_cast<int32_t>(args.stride);
-  const __m512i lane_offset =
-      _mm512_setr_epi32(0, s, 2 * s, 3 * s, 0, s, 2 * s, 3 * s, 0, s, 2 * s, 3 * s, 0, s, 2 * s,
-                        3 * s);
+  const __m512i lane_offset = _mm512_setr_epi32(0, s, 2 * s, 3 * s, 0, s, 2 * s, 3 * s, 0, s, 2 * s,
+                                                3 * s, 0, s, 2 * s, 3 * s);
   uint32_t* counts = args.counts;
   __m512 mn = _mm512_set1_ps(INFINITY), mx = _mm512_set1_ps(-INFINITY);
   alignas(64) int32_t idx[32];

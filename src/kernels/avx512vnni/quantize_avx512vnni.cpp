@@ -130,8 +130,7 @@ void quantize_tensor(const QuantizeTensorArgs& a) {
 
 template <bool kSigned>
 void dequantize_tensor(const DequantizeTensorArgs& a) {
-  dequantize_any<kSigned>(static_cast<const uint8_t*>(a.src), a.dst, a.n, a.scale,
-                          a.zero_point);
+  dequantize_any<kSigned>(static_cast<const uint8_t*>(a.src), a.dst, a.n, a.scale, a.zero_point);
 }
 
 void quantize_channel(const QuantizeChannelArgs& a) {
@@ -163,12 +162,8 @@ void dequantize_s8__avx512vnni(const DequantizeTensorArgs& a) noexcept {
 void dequantize_u8__avx512vnni(const DequantizeTensorArgs& a) noexcept {
   dequantize_tensor<false>(a);
 }
-void quantize_channel_s8__avx512vnni(const QuantizeChannelArgs& a) noexcept {
-  quantize_channel(a);
-}
-void quantize_channel_u8__avx512vnni(const QuantizeChannelArgs& a) noexcept {
-  quantize_channel(a);
-}
+void quantize_channel_s8__avx512vnni(const QuantizeChannelArgs& a) noexcept { quantize_channel(a); }
+void quantize_channel_u8__avx512vnni(const QuantizeChannelArgs& a) noexcept { quantize_channel(a); }
 void dequantize_channel_s8__avx512vnni(const DequantizeChannelArgs& a) noexcept {
   dequantize_channel<true>(a);
 }

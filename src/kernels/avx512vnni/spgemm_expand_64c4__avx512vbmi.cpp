@@ -72,14 +72,14 @@ void spgemm_expand_64c4__avx512vbmi(const SpgemmExpandParams& p) noexcept {
   int8_t* d = p.dst;
   for (int64_t s = 0; s < p.steps; ++s) {
     for (int b = 0; b < 4; ++b) {
-      const __m512i meta = _mm512_cvtepu8_epi32(
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 256 + 16 * b)));
+      const __m512i meta =
+          _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 256 + 16 * b)));
       const __m512i vals = _mm512_loadu_si512(w + 64 * b);
       // (m << 2) keeps nibble 0 in bits 2..5; bits 0..1 come from the zeros.
       const __m512i i0 = _mm512_or_si512(_mm512_multishift_epi64_epi8(sh0, meta), pos);
       // (m >> 2): nibble 1 in bits 2..5, index bits of group 0 in 0..1.
-      const __m512i i1 = _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(sh1, meta), nib,
-                                                   pos, 0xEA);
+      const __m512i i1 =
+          _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(sh1, meta), nib, pos, 0xEA);
       const __m512i c0 = _mm512_or_si512(_mm512_permutexvar_epi8(i0, t0), lane_off);
       const __m512i c1 = _mm512_or_si512(_mm512_permutexvar_epi8(i1, t1), lane_off);
       _mm512_storeu_si512(d + 64 * b, _mm512_shuffle_epi8(vals, c0));

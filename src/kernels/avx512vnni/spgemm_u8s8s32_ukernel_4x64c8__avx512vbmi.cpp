@@ -30,8 +30,7 @@ struct VbmiIndex {
     const __m512i group = _mm512_set1_epi32(0x04040000);
     const __m512i meta =
         _mm512_cvtepu16_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(meta16)));
-    return _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(shifts, meta), low2, group,
-                                     0xEA);
+    return _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(shifts, meta), low2, group, 0xEA);
   }
 };
 

@@ -11,10 +11,10 @@ struct BwIndex {
   __m512i make(const int8_t* meta16) const noexcept {
     // Control of the byte copy below: dword c of lane L takes byte 4L + c
     // of the 16 index bytes broadcast to every lane.
-    const __m512i copy = _mm512_set_epi32(0x0F0F0F0F, 0x0E0E0E0E, 0x0D0D0D0D, 0x0C0C0C0C,
-                                          0x0B0B0B0B, 0x0A0A0A0A, 0x09090909, 0x08080808,
-                                          0x07070707, 0x06060606, 0x05050505, 0x04040404,
-                                          0x03030303, 0x02020202, 0x01010101, 0x00000000);
+    const __m512i copy =
+        _mm512_set_epi32(0x0F0F0F0F, 0x0E0E0E0E, 0x0D0D0D0D, 0x0C0C0C0C, 0x0B0B0B0B, 0x0A0A0A0A,
+                         0x09090909, 0x08080808, 0x07070707, 0x06060606, 0x05050505, 0x04040404,
+                         0x03030303, 0x02020202, 0x01010101, 0x00000000);
     // Word shifts: bytes 0/2 of a dword need m >> 0 / m >> 4 (words 0/1 by
     // 0 and 4), bytes 1/3 need m >> 2 / m >> 6 (words by 2 and 6).
     const __m512i even_shift = _mm512_set1_epi32(0x00040000);

@@ -39,8 +39,7 @@ void ukernel(const GemmUkernelParams& p) noexcept {
     if (p.col_sums != nullptr) {
       const __m256i zp = _mm256_set1_epi32(p.a_zero_point[i]);
       for (int j = 0; j < 2; ++j) {
-        const __m256i cs =
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.col_sums + 8 * j));
+        const __m256i cs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.col_sums + 8 * j));
         acc[i][j] = _mm256_sub_epi32(acc[i][j], _mm256_mullo_epi32(zp, cs));
       }
     }
@@ -61,12 +60,24 @@ void ukernel(const GemmUkernelParams& p) noexcept {
 
 void gemm_u8s8s32_ukernel_6x16c4__avxvnni(const GemmUkernelParams& p) noexcept {
   switch (p.mr) {
-    case 1: ukernel<1>(p); break;
-    case 2: ukernel<2>(p); break;
-    case 3: ukernel<3>(p); break;
-    case 4: ukernel<4>(p); break;
-    case 5: ukernel<5>(p); break;
-    default: ukernel<6>(p); break;
+    case 1:
+      ukernel<1>(p);
+      break;
+    case 2:
+      ukernel<2>(p);
+      break;
+    case 3:
+      ukernel<3>(p);
+      break;
+    case 4:
+      ukernel<4>(p);
+      break;
+    case 5:
+      ukernel<5>(p);
+      break;
+    default:
+      ukernel<6>(p);
+      break;
   }
 }
 

@@ -60,10 +60,14 @@ void ukernel(const GemmUkernelParams& p) noexcept {
 
 void gemm_u8s8s32_ukernel_4x4c8__neon(const GemmUkernelParams& p) noexcept {
   switch (p.mr) {
-    case 1: return ukernel<1>(p);
-    case 2: return ukernel<2>(p);
-    case 3: return ukernel<3>(p);
-    default: return ukernel<4>(p);
+    case 1:
+      return ukernel<1>(p);
+    case 2:
+      return ukernel<2>(p);
+    case 3:
+      return ukernel<3>(p);
+    default:
+      return ukernel<4>(p);
   }
 }
 

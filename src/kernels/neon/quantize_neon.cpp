@@ -87,7 +87,8 @@ template <bool kSigned>
 inline void dequantize16(const uint8_t* src, float* dst, float32x4_t s, int32x4_t z) {
   int32x4_t q[4];
   widen16<kSigned>(vld1q_u8(src), q);
-  for (int r = 0; r < 4; ++r) vst1q_f32(dst + 4 * r, vmulq_f32(vcvtq_f32_s32(vsubq_s32(q[r], z)), s));
+  for (int r = 0; r < 4; ++r)
+    vst1q_f32(dst + 4 * r, vmulq_f32(vcvtq_f32_s32(vsubq_s32(q[r], z)), s));
 }
 
 template <bool kSigned>
@@ -174,8 +175,7 @@ void quantize_tensor(const QuantizeTensorArgs& a) {
 
 template <bool kSigned>
 void dequantize_tensor(const DequantizeTensorArgs& a) {
-  dequantize_any<kSigned>(static_cast<const uint8_t*>(a.src), a.dst, a.n, a.scale,
-                          a.zero_point);
+  dequantize_any<kSigned>(static_cast<const uint8_t*>(a.src), a.dst, a.n, a.scale, a.zero_point);
 }
 
 void quantize_channel(const QuantizeChannelArgs& a) {

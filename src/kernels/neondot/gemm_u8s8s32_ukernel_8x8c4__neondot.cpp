@@ -60,7 +60,8 @@ void ukernel(const GemmUkernelParams& p) noexcept {
       ((acc[I][0] = vdotq_laneq_s32(acc[I][0], w0, av[I / 4], I % 4),
         acc[I][1] = vdotq_laneq_s32(acc[I][1], w1, av[I / 4], I % 4)),
        ...);
-    }(std::make_integer_sequence<int, MR>{});
+    }
+    (std::make_integer_sequence<int, MR>{});
     a += MR * kKr;
     w += kNr * kKr;
   }
@@ -91,14 +92,22 @@ void dispatch_col_sums(const GemmUkernelParams& p) noexcept {
 
 void gemm_u8s8s32_ukernel_8x8c4__neondot(const GemmUkernelParams& p) noexcept {
   switch (p.mr) {
-    case 1: return dispatch_col_sums<1>(p);
-    case 2: return dispatch_col_sums<2>(p);
-    case 3: return dispatch_col_sums<3>(p);
-    case 4: return dispatch_col_sums<4>(p);
-    case 5: return dispatch_col_sums<5>(p);
-    case 6: return dispatch_col_sums<6>(p);
-    case 7: return dispatch_col_sums<7>(p);
-    default: return dispatch_col_sums<8>(p);
+    case 1:
+      return dispatch_col_sums<1>(p);
+    case 2:
+      return dispatch_col_sums<2>(p);
+    case 3:
+      return dispatch_col_sums<3>(p);
+    case 4:
+      return dispatch_col_sums<4>(p);
+    case 5:
+      return dispatch_col_sums<5>(p);
+    case 6:
+      return dispatch_col_sums<6>(p);
+    case 7:
+      return dispatch_col_sums<7>(p);
+    default:
+      return dispatch_col_sums<8>(p);
   }
 }
 

@@ -45,12 +45,12 @@ void ukernel(const SpgemmUkernelParams& p) noexcept {
       own_cs[0] = vdotq_s32(own_cs[0], v0, ones);
       own_cs[1] = vdotq_s32(own_cs[1], v1, ones);
     }
-    const uint8x16_t meta = vcombine_u8(vld1_u8(reinterpret_cast<const uint8_t*>(w + 32)),
-                                        vdup_n_u8(0));
-    const uint8x16_t i0 = vorrq_u8(
-        vandq_u8(vshlq_u8(vqtbl1q_u8(meta, rep0), shifts), three), vreinterpretq_u8_u32(group));
-    const uint8x16_t i1 = vorrq_u8(
-        vandq_u8(vshlq_u8(vqtbl1q_u8(meta, rep1), shifts), three), vreinterpretq_u8_u32(group));
+    const uint8x16_t meta =
+        vcombine_u8(vld1_u8(reinterpret_cast<const uint8_t*>(w + 32)), vdup_n_u8(0));
+    const uint8x16_t i0 = vorrq_u8(vandq_u8(vshlq_u8(vqtbl1q_u8(meta, rep0), shifts), three),
+                                   vreinterpretq_u8_u32(group));
+    const uint8x16_t i1 = vorrq_u8(vandq_u8(vshlq_u8(vqtbl1q_u8(meta, rep1), shifts), three),
+                                   vreinterpretq_u8_u32(group));
     for (int i = 0; i < MR; ++i) {
       const uint8x8_t a8 = veor_u8(vld1_u8(a + 8 * i), flip);
       const int8x16_t a16 = vreinterpretq_s8_u8(vcombine_u8(a8, a8));
@@ -82,10 +82,18 @@ void ukernel(const SpgemmUkernelParams& p) noexcept {
 template <bool kOwnColSums>
 void dispatch_rows(const SpgemmUkernelParams& p) noexcept {
   switch (p.mr) {
-    case 1: ukernel<1, kOwnColSums>(p); break;
-    case 2: ukernel<2, kOwnColSums>(p); break;
-    case 3: ukernel<3, kOwnColSums>(p); break;
-    default: ukernel<4, kOwnColSums>(p); break;
+    case 1:
+      ukernel<1, kOwnColSums>(p);
+      break;
+    case 2:
+      ukernel<2, kOwnColSums>(p);
+      break;
+    case 3:
+      ukernel<3, kOwnColSums>(p);
+      break;
+    default:
+      ukernel<4, kOwnColSums>(p);
+      break;
   }
 }
 

@@ -55,11 +55,10 @@ void ukernel(const GemmUkernelParams& p) noexcept {
   auto s64 = [](int32x4_t v) { return vreinterpretq_s64_s32(v); };
   auto s32 = [](int64x2_t v) { return vreinterpretq_s32_s64(v); };
   for (int r = 0; r < kPairs; ++r) {
-    int32x4_t rows[2][2] = {
-        {s32(vzip1q_s64(s64(acc[r][0]), s64(acc[r][1]))),
-         s32(vzip1q_s64(s64(acc[r][2]), s64(acc[r][3])))},
-        {s32(vzip2q_s64(s64(acc[r][0]), s64(acc[r][1]))),
-         s32(vzip2q_s64(s64(acc[r][2]), s64(acc[r][3])))}};
+    int32x4_t rows[2][2] = {{s32(vzip1q_s64(s64(acc[r][0]), s64(acc[r][1]))),
+                             s32(vzip1q_s64(s64(acc[r][2]), s64(acc[r][3])))},
+                            {s32(vzip2q_s64(s64(acc[r][0]), s64(acc[r][1]))),
+                             s32(vzip2q_s64(s64(acc[r][2]), s64(acc[r][3])))}};
     for (int h = 0; h < 2; ++h) {
       const int i = 2 * r + h;
       if (i >= MR) break;
@@ -77,14 +76,22 @@ void ukernel(const GemmUkernelParams& p) noexcept {
 
 void gemm_u8s8s32_ukernel_8x8c8__neoni8mm(const GemmUkernelParams& p) noexcept {
   switch (p.mr) {
-    case 1: return ukernel<1>(p);
-    case 2: return ukernel<2>(p);
-    case 3: return ukernel<3>(p);
-    case 4: return ukernel<4>(p);
-    case 5: return ukernel<5>(p);
-    case 6: return ukernel<6>(p);
-    case 7: return ukernel<7>(p);
-    default: return ukernel<8>(p);
+    case 1:
+      return ukernel<1>(p);
+    case 2:
+      return ukernel<2>(p);
+    case 3:
+      return ukernel<3>(p);
+    case 4:
+      return ukernel<4>(p);
+    case 5:
+      return ukernel<5>(p);
+    case 6:
+      return ukernel<6>(p);
+    case 7:
+      return ukernel<7>(p);
+    default:
+      return ukernel<8>(p);
   }
 }
 

@@ -45,8 +45,8 @@ void observe_minmax_f32__reference(const float* x, std::size_t n, MinMaxAccum* a
   acc->max = mx + 0.0f;
 }
 
-void observe_minmax_columns_f32__reference(const float* x, std::size_t n, float* mins,
-                                           float* maxs, MinMaxAccum* acc) noexcept {
+void observe_minmax_columns_f32__reference(const float* x, std::size_t n, float* mins, float* maxs,
+                                           MinMaxAccum* acc) noexcept {
   for (std::size_t i = 0; i < n; ++i) {
     const float v = x[i];
     const uint32_t a = abs_bits(v);

@@ -37,8 +37,8 @@ template <class T>
 void quantize_channel(const QuantizeChannelArgs& a) noexcept {
   auto* dst = static_cast<T*>(a.dst);
   for (std::size_t c = 0; c < a.channels; ++c) {
-    quantize_run(a.src + c * a.inner, dst + c * a.inner, a.inner, a.inv_scales[c],
-                 a.zero_points[c], a.qmin, a.qmax);
+    quantize_run(a.src + c * a.inner, dst + c * a.inner, a.inner, a.inv_scales[c], a.zero_points[c],
+                 a.qmin, a.qmax);
   }
 }
 
@@ -46,8 +46,7 @@ template <class T>
 void dequantize_channel(const DequantizeChannelArgs& a) noexcept {
   const auto* src = static_cast<const T*>(a.src);
   for (std::size_t c = 0; c < a.channels; ++c) {
-    dequantize_run(src + c * a.inner, a.dst + c * a.inner, a.inner, a.scales[c],
-                   a.zero_points[c]);
+    dequantize_run(src + c * a.inner, a.dst + c * a.inner, a.inner, a.scales[c], a.zero_points[c]);
   }
 }
 
