@@ -5,15 +5,33 @@
 //   SPARQ_INSTANTIATE_FOR_ALL_ISAS(MyKernelTest);
 //
 // The fixture installs a ScopedIsa for the parameter, so every dispatched
-// call inside the body runs that ISA's kernels.
+// call inside the body runs that ISA's kernels. Failure messages name the
+// parameter ("GetParam() ... Which is: avx2") through sparq::PrintTo below.
 #pragma once
 
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <ostream>
 #include <string>
+#include <string_view>
 
 #include "sparq/isa.hpp"
+
+namespace sparq {
+
+// GoogleTest prints a value of a type without operator<< as its raw bytes
+// ("4-byte object <01-00 00-00>"), which says nothing about which ISA failed.
+// It looks PrintTo up by argument-dependent lookup, so this overload must
+// live in Isa's namespace. An out-of-range value (a corrupted Isa) prints
+// its number too, since its name would only be "unknown".
+inline void PrintTo(Isa isa, std::ostream* os) {
+  const std::string_view name = isa_name(isa);
+  *os << name;
+  if (name == "unknown") *os << '(' << static_cast<int>(isa) << ')';
+}
+
+}  // namespace sparq
 
 namespace sparq::testing {
 
