@@ -372,22 +372,42 @@ Act run_conv(const QConv2d& c, Act in) {
   if (c.depthwise()) {
     depthwise(c, in, oh, ow, out);
   } else {
-    std::vector<uint8_t> cols(static_cast<std::size_t>(m * patch));
+    // The patch matrix is built and multiplied a block of rows at a time
+    // (see im2col_block_rows), in a buffer kept across calls: no per-call
+    // allocation, and the block is still in cache when the GEMM packs it.
+    // Every output row depends only on its own patch row, so blocking does
+    // not change a single bit of the result.
+    thread_local std::vector<uint8_t> cols;
+    const int64_t block = detail::im2col_block_rows<uint8_t>(patch, m);
+    if (cols.size() < static_cast<std::size_t>(block * patch)) {
+      cols.resize(static_cast<std::size_t>(block * patch));
+    }
+    DequantizeStage dq;
+    dq.activation_scale = in.qp.scale;
     for (int64_t g = 0; g < c.groups; ++g) {
-      detail::im2col(in.q.data(), b, h, w, c.in_channels, c, g * cg, cg, oh, ow,
-                     static_cast<uint8_t>(in.qp.zero_point), cols.data());
-      const ActivationsU8 a{cols.data(), m, patch, patch, in.qp.zero_point};
-      if (c.mode == QuantMode::static_) {
-        c.weights[g]->gemm(a, c.stages[g], out.q.data() + g * og, c.out_channels);
-      } else {
-        DequantizeStage s;
-        s.activation_scale = in.qp.scale;
-        if (!c.bias.empty()) s.bias.assign(c.bias.begin() + g * og, c.bias.begin() + (g + 1) * og);
-        c.weights[g]->gemm(a, s, out.f.data() + g * og, c.out_channels);
+      if (c.mode == QuantMode::dynamic && !c.bias.empty()) {
+        dq.bias.assign(c.bias.begin() + g * og, c.bias.begin() + (g + 1) * og);
+      }
+      for (int64_t r0 = 0; r0 < m; r0 += block) {
+        const int64_t r1 = std::min(m, r0 + block);
+        detail::im2col(in.q.data(), h, w, c.in_channels, c, g * cg, cg, oh, ow,
+                       static_cast<uint8_t>(in.qp.zero_point), r0, r1, cols.data());
+        const ActivationsU8 a{cols.data(), r1 - r0, patch, patch, in.qp.zero_point};
+        if (c.mode == QuantMode::static_) {
+          c.weights[g]->gemm(a, c.stages[g], out.q.data() + r0 * c.out_channels + g * og,
+                             c.out_channels);
+        } else {
+          float* y = out.f.data() + r0 * c.out_channels;
+          c.weights[g]->gemm(a, dq, y + g * og, c.out_channels);
+          if (g + 1 == c.groups) {
+            // Every group of these rows is done: the activation while they are in cache.
+            detail::apply_activation(y, (r1 - r0) * c.out_channels, c.activation);
+          }
+        }
       }
     }
   }
-  if (c.mode == QuantMode::dynamic) {
+  if (c.mode == QuantMode::dynamic && c.depthwise()) {
     detail::apply_activation(out.f.data(), static_cast<int64_t>(out.f.size()), c.activation);
   }
   return out;
