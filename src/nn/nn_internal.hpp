@@ -65,53 +65,113 @@ int64_t im2col_block_rows(int64_t patch, int64_t m) {
   return std::min(m, rows / 96 * 96);
 }
 
+/// count copies of one n-element run: run i goes from src + i * sstep to
+/// dst + i * dstep. The common run sizes are compile-time constants, so each
+/// copy is a few inlined moves, with no call and no size dispatch per run.
+template <std::size_t Bytes>
+void copy_runs_fixed(unsigned char* d, int64_t dstep, const unsigned char* s, int64_t sstep,
+                     int64_t count) {
+  for (int64_t i = 0; i < count; ++i) std::memcpy(d + i * dstep, s + i * sstep, Bytes);
+}
+
+template <class T>
+void copy_runs(T* dst, int64_t dstep, const T* src, int64_t sstep, int64_t count, int64_t n) {
+  auto* d = reinterpret_cast<unsigned char*>(dst);
+  const auto* s = reinterpret_cast<const unsigned char*>(src);
+  constexpr auto size = static_cast<int64_t>(sizeof(T));
+  const int64_t db = dstep * size, sb = sstep * size;
+  switch (n * size) {
+#define SPARQ_NN_RUN(bytes)                                 \
+  case bytes:                                               \
+    return copy_runs_fixed<bytes>(d, db, s, sb, count);
+    SPARQ_NN_RUN(1)
+    SPARQ_NN_RUN(2)
+    SPARQ_NN_RUN(3)
+    SPARQ_NN_RUN(4)
+    SPARQ_NN_RUN(6)
+    SPARQ_NN_RUN(8)
+    SPARQ_NN_RUN(9)
+    SPARQ_NN_RUN(12)
+    SPARQ_NN_RUN(16)
+    SPARQ_NN_RUN(24)
+    SPARQ_NN_RUN(32)
+    SPARQ_NN_RUN(36)
+    SPARQ_NN_RUN(48)
+    SPARQ_NN_RUN(64)
+    SPARQ_NN_RUN(96)
+    SPARQ_NN_RUN(128)
+    SPARQ_NN_RUN(192)
+    SPARQ_NN_RUN(256)
+#undef SPARQ_NN_RUN
+    default:
+      for (int64_t i = 0; i < count; ++i) copy_run(dst + i * dstep, src + i * sstep, n);
+  }
+}
+
 /// im2col for one group of an NHWC convolution, rows [r0, r1) of the patch
 /// matrix: row r = (b, oy, ox) of the output goes to out + (r - r0) * patch
 /// (patch = kernel_h * kernel_w * cg) and holds the (kh, kw, c) patch of
 /// channels [c0, c0 + cg); positions in the padding get `pad` (the quantized
 /// zero for u8).
+///
+/// Works one output row (b, oy) and one kernel row ky at a time: the output
+/// columns whose taps all lie inside the image copy one run each (kernel_w x
+/// channels, contiguous when the group spans every channel and the columns
+/// are not dilated) with the size dispatched once per kernel row; only the
+/// columns at the image edges check each tap.
 template <class T>
 void im2col(const T* x, int64_t h, int64_t w, int64_t c, const Conv2dGeometry& g, int64_t c0,
             int64_t cg, int64_t oh, int64_t ow, T pad, int64_t r0, int64_t r1, T* out) {
-  const int64_t kw = g.kernel_w;
+  const int64_t kw = g.kernel_w, sw = g.stride_w, dw = g.dilation_w;
   const int64_t patch = g.kernel_h * kw * cg;
-  // One group spanning every channel with undilated columns: the kernel_w
-  // taps of a kernel row are one contiguous run of the input row.
-  const bool runs = cg == c && g.dilation_w == 1;
-  int64_t ox = r0 % ow, oy = (r0 / ow) % oh, b = r0 / (ow * oh);
-  for (int64_t r = r0; r < r1; ++r) {
-    T* row = out + (r - r0) * patch;
-    const int64_t ix0 = ox * g.stride_w - g.pad_w;
+  const bool runs = cg == c && dw == 1;
+  // Output columns [in_lo, in_hi) have every tap inside the image width.
+  const int64_t span = dw * (kw - 1) + 1;
+  const int64_t in_lo = std::min(ow, (g.pad_w + sw - 1) / sw);
+  const int64_t in_hi =
+      std::max(in_lo, std::min(ow, w + g.pad_w - span >= 0 ? (w + g.pad_w - span) / sw + 1 : 0));
+  // One edge column of one kernel row: each tap checked.
+  auto edge = [&](T* dst, const T* src_row, int64_t ox) {
+    const int64_t ix0 = ox * sw - g.pad_w;
+    for (int64_t kx = 0; kx < kw; ++kx) {
+      const int64_t ix = ix0 + kx * dw;
+      if (ix < 0 || ix >= w) {
+        std::fill(dst + kx * cg, dst + (kx + 1) * cg, pad);
+      } else {
+        copy_run(dst + kx * cg, src_row + ix * c, cg);
+      }
+    }
+  };
+  for (int64_t r = r0; r < r1;) {
+    const int64_t ox_a = r % ow, oy = (r / ow) % oh, b = r / (ow * oh);
+    const int64_t ox_b = std::min(ow, ox_a + (r1 - r));  // this output row's columns in range
+    T* row_a = out + (r - r0) * patch;                    // column ox_a
     for (int64_t ky = 0; ky < g.kernel_h; ++ky) {
       const int64_t iy = oy * g.stride_h - g.pad_h + ky * g.dilation_h;
-      T* dst = row + ky * kw * cg;
+      T* seg = row_a + ky * kw * cg;  // column ox is at seg + (ox - ox_a) * patch
       if (iy < 0 || iy >= h) {
-        std::fill(dst, dst + kw * cg, pad);
+        for (int64_t i = 0; i < ox_b - ox_a; ++i) {
+          std::fill(seg + i * patch, seg + i * patch + kw * cg, pad);
+        }
         continue;
       }
-      const T* src = x + ((b * h + iy) * w) * c + c0;
-      if (runs) {
-        // Taps [lo, hi) are inside the image; the rest are padding.
-        const int64_t lo = std::clamp<int64_t>(-ix0, 0, kw);
-        const int64_t hi = std::clamp<int64_t>(w - ix0, lo, kw);
-        std::fill(dst, dst + lo * c, pad);
-        copy_run(dst + lo * c, src + (ix0 + lo) * c, (hi - lo) * c);
-        std::fill(dst + hi * c, dst + kw * c, pad);
-        continue;
-      }
-      for (int64_t kx = 0; kx < kw; ++kx) {
-        const int64_t ix = ix0 + kx * g.dilation_w;
-        if (ix < 0 || ix >= w) {
-          std::fill(dst + kx * cg, dst + (kx + 1) * cg, pad);
+      const T* src_row = x + (b * h + iy) * w * c + c0;
+      const int64_t lo = std::clamp(in_lo, ox_a, ox_b), hi = std::clamp(in_hi, lo, ox_b);
+      for (int64_t ox = ox_a; ox < lo; ++ox) edge(seg + (ox - ox_a) * patch, src_row, ox);
+      if (hi > lo) {
+        T* dst = seg + (lo - ox_a) * patch;
+        const T* src = src_row + (lo * sw - g.pad_w) * c;  // inside the row: lo >= in_lo
+        if (runs) {
+          copy_runs(dst, patch, src, sw * c, hi - lo, kw * c);
         } else {
-          copy_run(dst + kx * cg, src + ix * c, cg);
+          for (int64_t kx = 0; kx < kw; ++kx) {
+            copy_runs(dst + kx * cg, patch, src + kx * dw * c, sw * c, hi - lo, cg);
+          }
         }
       }
+      for (int64_t ox = hi; ox < ox_b; ++ox) edge(seg + (ox - ox_a) * patch, src_row, ox);
     }
-    if (++ox == ow) {
-      ox = 0;
-      if (++oy == oh) oy = 0, ++b;
-    }
+    r += ox_b - ox_a;
   }
 }
 
