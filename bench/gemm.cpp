@@ -1,5 +1,5 @@
 // INT8 GEMM per ISA and shape (Google Benchmark), with oneDNN on the same
-// shape in the same binary when it is installed.
+// shape in the same binary when it is installed, and Eigen's FP32 GEMM.
 //
 //   bench_gemm [--benchmark_filter=avx512vnni] [--benchmark_repetitions=5
 //               --benchmark_report_aggregates_only=true]
@@ -7,8 +7,10 @@
 // Benchmarks: gemm/<isa>/<act>/M/N/K (sparq, pre-packed weights, int32 out,
 // act = u8 or s8 activations), dynamic/<isa>/M/N/K (linear_dynamic, fp32 in
 // and out), onednn/<act>/M/N/K (oneDNN matmul -> s32 with weights reordered
-// once to format_tag::any). Counter GOPS = 2*M*N*K per second, one thread,
-// wall clock. Shapes: M in {1, 4, 16, 64, 256} x N = K = 4096, and 1024^3.
+// once to format_tag::any), fp32/M/N/K (Eigen float GEMM built for AVX2 + FMA
+// on x86, tools/commands/fp32_peer.hpp; not registered on a CPU without
+// them). Counter GOPS = 2*M*N*K per second, one thread, wall clock.
+// Shapes: M in {1, 4, 16, 64, 256} x N = K = 4096, and 1024^3.
 // `sparq bench gemm` prints the same comparison with the peak and bandwidth
 // bounds; this program is for per-kernel profiling.
 #include <benchmark/benchmark.h>
@@ -89,6 +91,12 @@ void bm_onednn(benchmark::State& state, bool s8, Shape s) {
 }
 #endif
 
+void bm_fp32(benchmark::State& state, Shape s) {
+  sparq::tool::gemm_bench::Fp32Gemm fp32(s.m, s.n, s.k, 1);
+  for (auto _ : state) fp32.run();
+  set_gops(state, s);
+}
+
 std::string shape_name(const Shape& s) {
   return std::to_string(s.m) + "/" + std::to_string(s.n) + "/" + std::to_string(s.k);
 }
@@ -109,6 +117,11 @@ const bool registered = [] {
           ->Unit(benchmark::kMillisecond);
       benchmark::RegisterBenchmark(("dynamic/" + isa_s + "/" + shape_name(s)).c_str(), bm_dynamic,
                                    isa, s)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+    }
+    if (!sparq::tool::gemm_bench::Fp32Gemm::unavailable()) {
+      benchmark::RegisterBenchmark(("fp32/" + shape_name(s)).c_str(), bm_fp32, s)
           ->UseRealTime()
           ->Unit(benchmark::kMillisecond);
     }

@@ -14,7 +14,8 @@
 //   dynamic_gops  linear_dynamic(): fp32 in, per-tensor quantization, fp32 out
 //   onednn_gops   oneDNN matmul u8 x s8 -> s32 with weights reordered once to
 //                 format_tag::any (and onednn_s8_gops with s8 activations)
-//   fp32_gops     Eigen float GEMM of the same shape
+//   fp32_gops     Eigen float GEMM of the same shape (built for AVX2 + FMA on
+//                 x86, see fp32_peer.hpp; "-" / null on a CPU without them)
 // and reports % of peak and bound_gops = min(peak, bandwidth * ops / bytes),
 // bytes = packed weights + activations + int32 output. Default shapes:
 // M in {1, 4, 16, 64, 256} with N = K = 4096, plus M = N = K = 1024.
@@ -170,8 +171,8 @@ ShapeRecord measure(const Options& o, int64_t m, int64_t n, int64_t k,
   if (peak1) r.peak_gops = *peak1 * o.threads;
   r.bandwidth_gbs = bandwidth / 1e9;
   r.bound_gops = bound_gops(r, packed.packed_bytes(), bandwidth);
-  {
-    EigenGemm fp32(m, n, k, o.threads);
+  if (!Fp32Gemm::unavailable()) {  // else fp32_gops stays null: the peer needs AVX2+FMA
+    Fp32Gemm fp32(m, n, k, o.threads);
     r.fp32_gops = gops(m, n, k, median_seconds([&] { fp32.run(); }, std::max(1, o.repeat / 2)));
   }
   return r;
@@ -217,6 +218,7 @@ int run_gemm_bench(const Options& o) {
 #if !defined(SPARQ_HAVE_ONEDNN)
     fmt::print("oneDNN: not built in (install libdnnl-dev and reconfigure)\n");
 #endif
+    if (const auto why = Fp32Gemm::unavailable()) fmt::print("fp32 (Eigen): not run, {}\n", *why);
     fmt::print("{:>6} {:>6} {:>6} {:>8} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}{}\n",
                "M", "N", "K", "GOPS", "%peak", "bound", "s8", "dynamic", "oneDNN", "oDNN-s8",
                "fp32", "GB/s", "x oDNN", o.sparse ? "   sparse  path    x dense" : "");

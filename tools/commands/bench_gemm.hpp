@@ -1,6 +1,7 @@
 // Shared pieces of `sparq bench gemm` (tools/commands/bench.cpp) and
-// bench/gemm.cpp: the compute-peak and read-bandwidth probes, the oneDNN and
-// Eigen peers, the per-shape record and its JSON line.
+// bench/gemm.cpp: the compute-peak and read-bandwidth probes, the oneDNN
+// peer, the per-shape record and its JSON line. The FP32 (Eigen) peer is in
+// fp32_peer.hpp: it needs its own translation unit and compile flags.
 //
 // Header-only on purpose: both programs include it (bench/gemm.cpp as
 // "../tools/commands/bench_gemm.hpp"); neither is part of the library.
@@ -8,7 +9,6 @@
 
 #include <fmt/format.h>
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -20,6 +20,7 @@
 
 #include <time.h>
 
+#include "fp32_peer.hpp"
 #include "sparq/detail/packed_weights_data.hpp"
 #include "sparq/isa.hpp"
 
@@ -230,7 +231,7 @@ struct ShapeRecord {
   std::optional<double> bandwidth_gbs;
   std::optional<double> onednn_gops;       ///< oneDNN matmul u8 x s8 -> s32, pre-packed
   std::optional<double> onednn_s8_gops;    ///< oneDNN with s8 activations
-  std::optional<double> fp32_gops;         ///< Eigen float GEMM
+  std::optional<double> fp32_gops;         ///< Eigen float GEMM (fp32_peer.hpp)
   std::optional<double> sparse_gops;       ///< --sparse: 2:4 sparse GEMM on the same shape
   std::optional<std::string> sparse_path;  ///< --sparse: "direct" or "expand"
   double pack_ms = 0;                      ///< pack_weights time for this N x K
@@ -269,22 +270,6 @@ inline double gops(int64_t m, int64_t n, int64_t k, double seconds) {
   return 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) / seconds /
          1e9;
 }
-
-/// Eigen float GEMM C = A * B (row-major A: m x k, B: k x n), as the FP32
-/// reference point. Eigen is built with the program's compile flags.
-class EigenGemm {
- public:
-  EigenGemm(int64_t m, int64_t n, int64_t k, int threads) : a_(m, k), b_(k, n), c_(m, n) {
-    a_.setRandom();
-    b_.setRandom();
-    Eigen::setNbThreads(threads);
-  }
-  void run() { c_.noalias() = a_ * b_; }
-
- private:
-  using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  Mat a_, b_, c_;
-};
 
 #if defined(SPARQ_HAVE_ONEDNN)
 /// oneDNN matmul src (m x k, u8 or s8) x weights (k x n, s8) -> s32, with the
