@@ -169,7 +169,7 @@ Tensor Conv2d::forward(const Tensor& x) const {
   // second conv of the Fashion-MNIST CNN at batch 64) no longer streams
   // through memory twice, and the bias is added while the rows are in cache.
   thread_local std::vector<float> cols;
-  const int64_t block = detail::im2col_block_rows<float>(patch, m);
+  const int64_t block = detail::im2col_block_rows((patch + out_channels) * 4, m);
   if (cols.size() < static_cast<std::size_t>(block * patch)) {
     cols.resize(static_cast<std::size_t>(block * patch));
   }

@@ -52,16 +52,16 @@ inline void copy_run(T* dst, const T* src, int64_t n) {
   }
 }
 
-/// Rows per im2col block of a convolution with `patch` columns of T: the
-/// block (and the GEMM's own packed copy of it) stays in L2 instead of
-/// streaming a whole batch's patch matrix (7 MB of floats for the second
-/// conv of the Fashion-MNIST CNN at batch 64) through memory. A multiple of
-/// 96 rows, so that no microkernel row tile (MR = 4, 6, 8, 12, 16, ...) is
-/// split at a block edge, unless one block holds every row.
-template <class T>
-int64_t im2col_block_rows(int64_t patch, int64_t m) {
+/// Rows per im2col block of a convolution whose rows take `row_bytes`
+/// (patch columns plus output channels): the block, the GEMM's packed copy
+/// of it and its outputs stay in L2 instead of streaming a whole batch's
+/// patch matrix (7 MB of floats for the second conv of the Fashion-MNIST CNN
+/// at batch 64) through memory. A multiple of 96 rows, so that no
+/// microkernel row tile (MR = 4, 6, 8, 12, 16, ...) is split at a block
+/// edge, unless one block holds every row.
+inline int64_t im2col_block_rows(int64_t row_bytes, int64_t m) {
   constexpr int64_t bytes = int64_t{192} << 10;
-  const int64_t rows = std::max<int64_t>(96, bytes / (patch * static_cast<int64_t>(sizeof(T))));
+  const int64_t rows = std::max<int64_t>(96, bytes / row_bytes);
   return std::min(m, rows / 96 * 96);
 }
 

@@ -5,8 +5,10 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/gemm_kernels.hpp"
 #include "nn/nn_internal.hpp"
 #include "sparq/error.hpp"
+#include "sparq/isa.hpp"
 #include "sparq/nn/sequential.hpp"
 #include "sparq/quant/quantize.hpp"
 #include "sparq/quant/requantize.hpp"
@@ -231,11 +233,14 @@ struct Act {
 };
 
 QParams dynamic_qparams(const std::vector<float>& x) {
+  // The GEMM's dispatched range kernel (SIMD; min and max are exact, so the
+  // result is the scalar loop's); the slow loop only names a bad value.
   float lo = 0.0f, hi = 0.0f;
-  for (float v : x) {
-    if (!std::isfinite(v)) fail("dynamic quantization: input value {} must be finite", v);
-    lo = std::min(lo, v);
-    hi = std::max(hi, v);
+  const auto& kern = sparq::detail::gemm_kernels(active_isa());
+  if (!kern.range(x.data(), static_cast<int64_t>(x.size()), &lo, &hi)) {
+    for (float v : x) {
+      if (!std::isfinite(v)) fail("dynamic quantization: input value {} must be finite", v);
+    }
   }
   QuantSpec spec;
   spec.dtype = DType::u8;
@@ -378,7 +383,8 @@ Act run_conv(const QConv2d& c, Act in) {
     // Every output row depends only on its own patch row, so blocking does
     // not change a single bit of the result.
     thread_local std::vector<uint8_t> cols;
-    const int64_t block = detail::im2col_block_rows<uint8_t>(patch, m);
+    const int64_t block = detail::im2col_block_rows(
+        patch + c.out_channels * (c.mode == QuantMode::static_ ? 1 : 4), m);
     if (cols.size() < static_cast<std::size_t>(block * patch)) {
       cols.resize(static_cast<std::size_t>(block * patch));
     }
