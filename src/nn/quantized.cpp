@@ -4,6 +4,9 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
+#include <new>
+#include <utility>
 
 #include "kernels/gemm_kernels.hpp"
 #include "nn/nn_internal.hpp"
@@ -223,16 +226,40 @@ void QConv2d::prepare() {
 // ------------------------------------------------------------ execution
 namespace {
 
+/// Leaves the elements of resize() uninitialized: every buffer below is
+/// written in full by the kernel that fills it, and zeroing it first cost a
+/// memory pass per layer (a few % of the CNN forward).
+template <class T>
+struct UninitAllocator : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = UninitAllocator<U>;
+  };
+  UninitAllocator() = default;
+  template <class U>
+  UninitAllocator(const UninitAllocator<U>&) noexcept {}
+  template <class U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... A>
+  void construct(U* p, A&&... a) {
+    ::new (static_cast<void*>(p)) U(std::forward<A>(a)...);
+  }
+};
+template <class T>
+using Buffer = std::vector<T, UninitAllocator<T>>;
+
 /// An activation between units: FP32, or u8 with its qparams.
 struct Act {
   std::vector<int64_t> shape;
   bool quantized = false;
-  std::vector<float> f;
-  std::vector<uint8_t> q;
+  Buffer<float> f;
+  Buffer<uint8_t> q;
   QParams qp;
 };
 
-QParams dynamic_qparams(const std::vector<float>& x) {
+QParams dynamic_qparams(const Buffer<float>& x) {
   // The GEMM's dispatched range kernel (SIMD; min and max are exact, so the
   // result is the scalar loop's); the slow loop only names a bad value.
   float lo = 0.0f, hi = 0.0f;
@@ -248,9 +275,9 @@ QParams dynamic_qparams(const std::vector<float>& x) {
   return compute_qparams(lo, hi, spec);
 }
 
-std::vector<uint8_t> quantize_u8(const std::vector<float>& x, const QParams& qp) {
+Buffer<uint8_t> quantize_u8(const Buffer<float>& x, const QParams& qp) {
   // The quantize helper's dispatched SIMD loop: clamp(nearbyint(x / scale) + zp), NaN -> zp.
-  std::vector<uint8_t> q(x.size());
+  Buffer<uint8_t> q(x.size());
   sparq::detail::quantize_tensor(DType::u8, x.data(), q.data(), x.size(), 1.0f / qp.scale,
                                  qp.zero_point, 0, 255);
   return q;
@@ -457,11 +484,11 @@ Act run_unit_act(const QuantizedUnit& u, Act in) {
           return in;
         } else {
           to_float(in);
-          Tensor t(in.shape, std::move(in.f));
+          Tensor t(in.shape, std::vector<float>(in.f.begin(), in.f.end()));
           for (const Layer& l : op.layers) t = forward(l, t);
           Act out;
           out.shape = t.shape;
-          out.f = std::move(t.data);
+          out.f.assign(t.data.begin(), t.data.end());
           return out;
         }
       },
@@ -471,7 +498,7 @@ Act run_unit_act(const QuantizedUnit& u, Act in) {
 Act from_tensor(const Tensor& x) {
   Act a;
   a.shape = x.shape;
-  a.f = x.data;
+  a.f.assign(x.data.begin(), x.data.end());
   if (checked_numel(a.shape, "QuantizedModel input") != static_cast<int64_t>(a.f.size())) {
     fail("QuantizedModel: input has {} values but shape {}", a.f.size(), shape_to_string(a.shape));
   }
@@ -480,7 +507,7 @@ Act from_tensor(const Tensor& x) {
 
 Tensor to_tensor(Act a) {
   to_float(a);
-  return Tensor(std::move(a.shape), std::move(a.f));
+  return Tensor(std::move(a.shape), std::vector<float>(a.f.begin(), a.f.end()));
 }
 
 Act run_checked(const std::vector<QuantizedUnit>& units, std::size_t i, Act in) {
