@@ -2,12 +2,6 @@
 // optional ReLU, exactly as the scalar stage.
 #include <immintrin.h>
 
-// GCC 12 reports the _mm512_undefined_* value inside its own intrinsics as
-// "may be used uninitialized" (GCC bug 105593, fixed in GCC 13).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-
 #include "kernels/gemm_kernels.hpp"
 
 namespace sparq::detail {

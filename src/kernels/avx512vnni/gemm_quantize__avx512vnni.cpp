@@ -5,13 +5,6 @@
 
 #include "kernels/gemm_kernels.hpp"
 
-// GCC 12 reports the _mm512_undefined_* value inside its own intrinsics as
-// "may be used uninitialized" (GCC bug 105593, fixed in GCC 13).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-
 namespace sparq::detail {
 
 bool gemm_range__avx512vnni(const float* x, int64_t n, float* min, float* max) noexcept {

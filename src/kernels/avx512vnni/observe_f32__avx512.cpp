@@ -2,18 +2,7 @@
 // to the scalar reference: min/max are exact, non-finite lanes are masked
 // out, and the bin index uses the same exact steps. Tails (< one vector
 // block) run the reference kernel, which is bit-identical by definition.
-// GCC 12 warns "__Y is used uninitialized" inside its own AVX-512 intrinsics
-// (_mm512_undefined_* as a pass-through operand, GCC bug 105593, fixed in
-// GCC 13). The warnings point into the header, so silence them there only.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 #include <immintrin.h>
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 
 #include <cmath>
 #include <cstdint>

@@ -2,12 +2,6 @@
 // src/kernels/reference/quantize_reference.cpp (semantics in
 // src/kernels/quantize_kernels.hpp). Tails use masked loads/stores, so no
 // element is touched outside [0, n).
-// GCC 12's avx512fintrin.h trips -Wmaybe-uninitialized on its own
-// _mm512_undefined_ps() self-initialisation once inlined (GCC bug 105593,
-// fixed in GCC 13); the warning is about the header, not this code.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 #include <immintrin.h>
 
 #include "kernels/quantize_kernels.hpp"
