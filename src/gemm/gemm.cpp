@@ -18,79 +18,24 @@
 #include "sparq/gemm/gemm.hpp"
 
 #include <algorithm>
-#include <atomic>
-#include <cmath>
 #include <cstring>
-#include <limits>
 #include <memory>
 
+#include "gemm/gemm_driver.hpp"
 #include "kernels/gemm_kernels.hpp"
 #include "sparq/detail/packed_weights_data.hpp"
 #include "sparq/error.hpp"
 #include "sparq/quant/qparams.hpp"
-#include "sparq/threads.hpp"
-
-#if defined(SPARQ_WITH_OPENMP)
-#include <omp.h>
-#endif
 
 namespace sparq {
 namespace detail {
 namespace {
 
-enum class OutKind { s32, u8, s8, f32 };
-
-struct ActSpec {
-  const uint8_t* data = nullptr;  // s8 data passed as bytes
-  int64_t m = 0;
-  int64_t k = 0;
-  int64_t ld = 0;
-  bool is_signed = false;
-  const int32_t* zero_points = nullptr;  // m values, in the activations' own domain
-};
-
-struct OutSpec {
-  OutKind kind = OutKind::s32;
-  void* c = nullptr;
-  int64_t ldc = 0;
-  // requantize (n values each; bias may be null)
-  const int32_t* multiplier = nullptr;
-  const int32_t* shift = nullptr;
-  const int32_t* bias = nullptr;
-  int32_t zero_point = 0;
-  int32_t qmin = 0;
-  int32_t qmax = 0;
-  // dequantize
-  const float* row_scale = nullptr;  // m values
-  const float* col_scale = nullptr;  // n values
-  const float* fbias = nullptr;      // n values or null
-  bool relu = false;
-};
-
-// Packed-A rows per block: about 384 KiB, half of a 1 MiB L2, leaving room
-// for the weight panel the block is multiplied with.
-constexpr int64_t kABlockBytes = 384 * 1024;
-
-int resolve_threads(int requested) {
-#if defined(SPARQ_WITH_OPENMP)
-  const int t = requested > 0 ? requested : num_threads();
-  return std::max(1, t);
-#else
-  (void)requested;
-  return 1;
-#endif
-}
-
-int32_t saturate32(int64_t v) {
-  return static_cast<int32_t>(std::clamp<int64_t>(v, std::numeric_limits<int32_t>::min(),
-                                                  std::numeric_limits<int32_t>::max()));
-}
-
 class Driver {
  public:
   Driver(const ActSpec& a, const PackedWeightsData& w, const OutSpec& out, const GemmKernels& kern,
          uint8_t* a_packed, const int32_t* zp_eff)
-      : a_(a), w_(w), out_(out), kern_(kern), a_packed_(a_packed), zp_eff_(zp_eff) {
+      : a_(a), w_(w), stage_(out, kern), kern_(kern), a_packed_(a_packed), zp_eff_(zp_eff) {
     tiles_ = (a.m + kern.mr - 1) / kern.mr;
   }
 
@@ -138,10 +83,7 @@ class Driver {
     }
   }
 
-  bool overflowed() const { return overflow_.load(); }
-  int64_t overflow_row() const { return overflow_row_; }
-  int64_t overflow_col() const { return overflow_col_; }
-  int64_t overflow_value() const { return overflow_value_; }
+  const OutputStage& stage() const { return stage_; }
 
  private:
   void tile(int64_t t, int64_t p, int32_t* scratch, int64_t* wide, const int8_t* prefetch,
@@ -163,16 +105,17 @@ class Driver {
       u.col_sums = w_.col_sums.data() + j0;
       u.w_prefetch = prefetch;
       u.prefetch_lines = prefetch_lines;
-      if (out_.kind == OutKind::s32) {
-        u.c = static_cast<int32_t*>(out_.c) + i0 * out_.ldc + j0;
-        u.ldc = out_.ldc;
+      const OutSpec& out = stage_.spec();
+      if (out.kind == OutKind::s32) {
+        u.c = static_cast<int32_t*>(out.c) + i0 * out.ldc + j0;
+        u.ldc = out.ldc;
         kern_.ukernel(u);
         return;
       }
       u.c = scratch;
       u.ldc = w_.nr;
       kern_.ukernel(u);
-      stage32(scratch, w_.nr, i0, j0, mr, nr, out_.bias);
+      stage_.stage32(scratch, w_.nr, i0, j0, mr, nr, out.bias);
       return;
     }
     // K beyond the int32 bound: exact int32 partial sums per chunk (no
@@ -185,119 +128,20 @@ class Driver {
       u.w = wp + k0 * w_.nr;
       u.kp = std::min(kMaxKChunk, w_.kp - k0);
       kern_.ukernel(u);
-      for (int i = 0; i < mr; ++i) {
-        for (int j = 0; j < nr; ++j) wide[i * w_.nr + j] += scratch[i * w_.nr + j];
-      }
+      OutputStage::add_chunk(wide, scratch, w_.nr, mr, nr);
     }
-    for (int i = 0; i < mr; ++i) {
-      for (int j = 0; j < nr; ++j) {
-        wide[i * w_.nr + j] -= int64_t{zp_eff_[i0 + i]} * w_.col_sums[j0 + j];
-      }
-    }
-    stage64(wide, scratch, i0, j0, mr, nr);
-  }
-
-  void stage32(const int32_t* acc, int64_t ld, int64_t i0, int64_t j0, int mr, int nr,
-               const int32_t* bias) noexcept {
-    if (out_.kind == OutKind::f32) {
-      GemmDequantizeParams d;
-      d.acc = acc;
-      d.ld_acc = ld;
-      d.rows = mr;
-      d.cols = nr;
-      d.row_scale = out_.row_scale + i0;
-      d.col_scale = out_.col_scale + j0;
-      d.bias = out_.fbias != nullptr ? out_.fbias + j0 : nullptr;
-      d.relu = out_.relu;
-      d.out = static_cast<float*>(out_.c) + i0 * out_.ldc + j0;
-      d.ld_out = out_.ldc;
-      kern_.dequantize(d);
-      return;
-    }
-    GemmRequantizeParams r;
-    r.acc = acc;
-    r.ld_acc = ld;
-    r.rows = mr;
-    r.cols = nr;
-    r.multiplier = out_.multiplier + j0;
-    r.shift = out_.shift + j0;
-    r.bias = bias != nullptr ? bias + j0 : nullptr;
-    r.zero_point = out_.zero_point;
-    r.qmin = out_.qmin;
-    r.qmax = out_.qmax;
-    r.ld_out = out_.ldc;
-    if (out_.kind == OutKind::u8) {
-      r.out = static_cast<uint8_t*>(out_.c) + i0 * out_.ldc + j0;
-      kern_.requantize_u8(r);
-    } else {
-      r.out = static_cast<int8_t*>(out_.c) + i0 * out_.ldc + j0;
-      kern_.requantize_s8(r);
-    }
-  }
-
-  void stage64(int64_t* acc, int32_t* scratch, int64_t i0, int64_t j0, int mr, int nr) noexcept {
-    const int64_t ld = w_.nr;
-    switch (out_.kind) {
-      case OutKind::s32: {
-        auto* c = static_cast<int32_t*>(out_.c);
-        for (int i = 0; i < mr; ++i) {
-          for (int j = 0; j < nr; ++j) {
-            const int64_t v = acc[i * ld + j];
-            if (v != saturate32(v) && !overflow_.exchange(true)) {
-              overflow_row_ = i0 + i;
-              overflow_col_ = j0 + j;
-              overflow_value_ = v;
-            }
-            c[(i0 + i) * out_.ldc + j0 + j] = saturate32(v);
-          }
-        }
-        return;
-      }
-      case OutKind::f32: {
-        auto* c = static_cast<float*>(out_.c);
-        for (int i = 0; i < mr; ++i) {
-          for (int j = 0; j < nr; ++j) {
-            const float scale = out_.row_scale[i0 + i] * out_.col_scale[j0 + j];
-            const float bias = out_.fbias != nullptr ? out_.fbias[j0 + j] : 0.0f;
-            float y = std::fma(static_cast<float>(acc[i * ld + j]), scale, bias);
-            if (out_.relu) y = y > 0.0f ? y : 0.0f;
-            c[(i0 + i) * out_.ldc + j0 + j] = y;
-          }
-        }
-        return;
-      }
-      default: {
-        // saturate_int32(acc + bias), then the same requantizing stage with
-        // the bias already applied.
-        for (int i = 0; i < mr; ++i) {
-          for (int j = 0; j < nr; ++j) {
-            const int64_t b = out_.bias != nullptr ? out_.bias[j0 + j] : 0;
-            scratch[i * ld + j] = saturate32(acc[i * ld + j] + b);
-          }
-        }
-        stage32(scratch, ld, i0, j0, mr, nr, nullptr);
-        return;
-      }
-    }
+    OutputStage::compensate(wide, w_.nr, zp_eff_ + i0, w_.col_sums.data() + j0, mr, nr);
+    stage_.stage64(wide, w_.nr, scratch, i0, j0, mr, nr);
   }
 
   const ActSpec& a_;
   const PackedWeightsData& w_;
-  const OutSpec out_;
+  OutputStage stage_;
   const GemmKernels& kern_;
   uint8_t* a_packed_;
   const int32_t* zp_eff_;
   int64_t tiles_ = 0;
-  std::atomic<bool> overflow_{false};
-  int64_t overflow_row_ = 0;
-  int64_t overflow_col_ = 0;
-  int64_t overflow_value_ = 0;
 };
-
-// Splits [0, count) into `parts` near-equal ranges; returns range `index`.
-std::pair<int64_t, int64_t> share(int64_t count, int parts, int index) {
-  return {count * index / parts, count * (index + 1) / parts};
-}
 
 void run_gemm(const ActSpec& a, const PackedWeights& weights, const OutSpec& out, int threads,
               const char* who) {
@@ -321,125 +165,21 @@ void run_gemm(const ActSpec& a, const PackedWeights& weights, const OutSpec& out
   Driver driver(a, *w, out, kern, a_buffer.data(), zp_buffer.data());
   const int64_t tiles = driver.tiles();
   const int64_t panels = w->n_panels;
-  // Fewer threads for small problems: waking a team costs microseconds, so
-  // each thread should get at least ~4 M multiply-adds (~10 us) and one unit
-  // of work. Safe for determinism: results do not depend on the count.
-  const int64_t macs = a.m * w->n * w->kp;
-  const int64_t units = std::max(panels, tiles);
-  const int t_req = static_cast<int>(
-      std::clamp<int64_t>(std::min<int64_t>(macs >> 22, units), 1, resolve_threads(threads)));
-  auto work = [&](int tid, int nt) {
-    if (panels >= nt || panels >= tiles) {
-      const auto [p0, p1] = share(panels, nt, tid);
-      driver.run(p0, p1, 0, tiles);
-    } else {
-      const auto [t0, t1] = share(tiles, nt, tid);
-      driver.run(0, panels, t0, t1);
-    }
-  };
-#if defined(SPARQ_WITH_OPENMP)
-  if (t_req > 1) {
-#pragma omp parallel num_threads(t_req)
-    {
-#pragma omp for schedule(static)
-      for (int64_t t = 0; t < tiles; ++t) driver.pack_tile(t);
-      work(omp_get_thread_num(), omp_get_num_threads());
-    }
-  } else
-#endif
-  {
-    (void)t_req;
-    for (int64_t t = 0; t < tiles; ++t) driver.pack_tile(t);
-    work(0, 1);
-  }
-  if (driver.overflowed()) {
-    fail(
-        "{}: the int32 output C[{}][{}] = {} does not fit in int32 (K = {}); use the "
-        "requantizing or dequantizing output stage, which take the exact int64 sum",
-        who, driver.overflow_row(), driver.overflow_col(), driver.overflow_value(), a.k);
-  }
+  run_on_threads(driver, tiles, panels,
+                 threads_for(threads, a.m * w->n * w->kp, std::max(panels, tiles)));
+  driver.stage().fail_if_overflowed(who, a.k);
 }
 
+// The dense GEMM's checks: the shared ones with this API's names.
 template <class T>
 ActSpec check_activations(const Activations<T>& a, const PackedWeights& w, const char* who,
                           std::vector<int32_t>& zps) {
-  if (w.empty()) fail("{}: weights are empty; expected the result of pack_weights", who);
-  if (a.m < 0) fail("{}: a.m ({}) must be >= 0", who, a.m);
-  if (a.k != w.k()) fail("{}: a.k ({}) must equal the weights' k ({})", who, a.k, w.k());
-  const int64_t ld = a.ld == 0 ? a.k : a.ld;
-  if (ld < a.k) fail("{}: a.ld ({}) must be >= a.k ({}) or 0", who, a.ld, a.k);
-  if (a.m > 0 && a.data == nullptr) fail("{}: a.data is null with a.m = {}", who, a.m);
-  constexpr bool is_signed = std::is_same_v<T, int8_t>;
-  const int32_t lo = is_signed ? -128 : 0;
-  const int32_t hi = is_signed ? 127 : 255;
-  if (a.zero_point < lo || a.zero_point > hi) {
-    fail("{}: a.zero_point ({}) must be in [{}, {}] for {} activations", who, a.zero_point, lo, hi,
-         is_signed ? "s8" : "u8");
-  }
-  zps.assign(static_cast<std::size_t>(a.m), a.zero_point);
-  ActSpec s;
-  s.data = reinterpret_cast<const uint8_t*>(a.data);
-  s.m = a.m;
-  s.k = a.k;
-  s.ld = ld;
-  s.is_signed = is_signed;
-  s.zero_points = zps.data();
-  return s;
+  return detail::check_activations(a, w.empty(), w.k(), who, "pack_weights", zps);
 }
 
 int64_t check_output(const void* c, int64_t m, int64_t ldc, const PackedWeights& w,
                      const char* who) {
-  if (ldc == 0) ldc = w.n();
-  if (ldc < w.n()) fail("{}: ldc ({}) must be >= n ({}) or 0", who, ldc, w.n());
-  if (m > 0 && c == nullptr) fail("{}: the output pointer is null", who);
-  return ldc;
-}
-
-struct RequantArrays {
-  std::vector<int32_t> multiplier, shift;
-};
-
-template <class Out>
-RequantArrays check_requantize(const RequantizeStage& s, const PackedWeights& w, const char* who,
-                               OutSpec& out) {
-  const auto n = static_cast<std::size_t>(w.n());
-  if (!(s.multipliers.size() == 1 || s.multipliers.size() == n)) {
-    fail("{}: stage.multipliers has {} values; expected 1 or n ({})", who, s.multipliers.size(), n);
-  }
-  if (!(s.bias.empty() || s.bias.size() == n)) {
-    fail("{}: stage.bias has {} values; expected 0 or n ({})", who, s.bias.size(), n);
-  }
-  constexpr int32_t lo = std::is_same_v<Out, int8_t> ? -128 : 0;
-  constexpr int32_t hi = std::is_same_v<Out, int8_t> ? 127 : 255;
-  if (s.output_zero_point < lo || s.output_zero_point > hi) {
-    fail("{}: stage.output_zero_point ({}) must be in [{}, {}]", who, s.output_zero_point, lo, hi);
-  }
-  if (s.clamp_min < lo || s.clamp_max > hi || s.clamp_min > s.clamp_max) {
-    fail("{}: stage clamp [{}, {}] must satisfy {} <= clamp_min <= clamp_max <= {}", who,
-         s.clamp_min, s.clamp_max, lo, hi);
-  }
-  RequantArrays arr;
-  arr.multiplier.resize(n);
-  arr.shift.resize(n);
-  for (std::size_t j = 0; j < n; ++j) {
-    const QuantizedMultiplier& m = s.multipliers.size() == 1 ? s.multipliers[0] : s.multipliers[j];
-    if (m.multiplier < 0 || m.shift < -31 || m.shift > 30) {
-      fail(
-          "{}: stage.multipliers[{}] = ({}, shift {}) must have multiplier >= 0 and shift in "
-          "[-31, 30]",
-          who, s.multipliers.size() == 1 ? 0 : j, m.multiplier, m.shift);
-    }
-    arr.multiplier[j] = m.multiplier;
-    arr.shift[j] = m.shift;
-  }
-  out.kind = std::is_same_v<Out, int8_t> ? OutKind::s8 : OutKind::u8;
-  out.multiplier = arr.multiplier.data();
-  out.shift = arr.shift.data();
-  out.bias = s.bias.empty() ? nullptr : s.bias.data();
-  out.zero_point = s.output_zero_point;
-  out.qmin = s.clamp_min;
-  out.qmax = s.clamp_max;
-  return arr;
+  return detail::check_output(c, m, ldc, w.n(), who);
 }
 
 template <class T>
@@ -462,7 +202,7 @@ void gemm_requant(const Activations<T>& a, const PackedWeights& w, const Requant
   std::vector<int32_t> zps;
   const ActSpec as = check_activations(a, w, who, zps);
   OutSpec out;
-  const RequantArrays arrays = check_requantize<Out>(s, w, who, out);
+  const RequantArrays arrays = check_requantize<Out>(s, w.n(), who, out);
   out.c = c;
   out.ldc = check_output(c, a.m, ldc, w, who);
   run_gemm(as, w, out, o.threads, who);
@@ -474,21 +214,11 @@ void gemm_dequant(const Activations<T>& a, const PackedWeights& w, const Dequant
   const char* who = "gemm (dequantized output)";
   std::vector<int32_t> zps;
   const ActSpec as = check_activations(a, w, who, zps);
-  if (!std::isfinite(s.activation_scale)) {
-    fail("{}: stage.activation_scale ({}) must be finite", who, s.activation_scale);
-  }
-  if (!(s.bias.empty() || static_cast<int64_t>(s.bias.size()) == w.n())) {
-    fail("{}: stage.bias has {} values; expected 0 or n ({})", who, s.bias.size(), w.n());
-  }
-  const std::vector<float> row_scale(static_cast<std::size_t>(a.m), s.activation_scale);
+  std::vector<float> row_scale;
   OutSpec out;
-  out.kind = OutKind::f32;
+  check_dequantize(s, a.m, w.n(), w.scales(), who, row_scale, out);
   out.c = c;
   out.ldc = check_output(c, a.m, ldc, w, who);
-  out.row_scale = row_scale.data();
-  out.col_scale = w.scales().data();
-  out.fbias = s.bias.empty() ? nullptr : s.bias.data();
-  out.relu = s.relu;
   run_gemm(as, w, out, o.threads, who);
 }
 
@@ -541,7 +271,7 @@ void linear_dynamic(const float* x, int64_t m, int64_t ldx, const PackedWeights&
   if (!(bias.empty() || static_cast<int64_t>(bias.size()) == w.n())) {
     detail::fail("{}: bias has {} values; expected 0 or n ({})", who, bias.size(), w.n());
   }
-  ldy = detail::check_output(y, m, ldy, w, who);
+  ldy = detail::check_output(y, m, ldy, w.n(), who);
   if (m == 0) return;
 
   thread_local std::vector<uint8_t> q;

@@ -3,8 +3,9 @@
 // include/sparq/detail/packed_sparse_weights_data.hpp.
 //
 // Direct microkernel contract (SpgemmUkernelFn): activations are packed by
-// the dense table's pack_a with kr = 8, i.e. a tile [steps][mr][8] of u8
-// (s8 already shifted by +128). For i < mr, j < nr:
+// the portable byte packer gemm_pack_a__scalar with the table's a_kr (8 or
+// 64), i.e. a tile [kp_a / a_kr][mr][a_kr] of u8 (s8 already shifted by
+// +128), kp_a = round_up(kp, a_kr), zero-padded. For i < mr, j < nr:
 //   c[i * ldc + j] = sum_{s < steps} sum_{t < 4}
 //                      a(i, 8s + pos(j, s, t)) * value(j, s, t)
 //                    - a_zero_point[i] * col_sums[j]
@@ -25,7 +26,7 @@
 namespace sparq::detail {
 
 struct SpgemmUkernelParams {
-  const uint8_t* a = nullptr;  ///< packed A tile [steps][mr][8]
+  const uint8_t* a = nullptr;  ///< packed A tile [kp_a / a_kr][mr][a_kr]
   const int8_t* w = nullptr;   ///< sparse panel at its first step
   int64_t steps = 0;           ///< > 0
   int panel_nr = 0;            ///< the panel width the layout was packed with
@@ -51,8 +52,9 @@ struct SparseGemmKernels {
   Isa isa = Isa::scalar;
   const char* ukernel_name = "";
   const char* expand_name = "";
-  int mr = 0;  ///< rows of the direct microkernel
-  int nr = 0;  ///< panel width: the dense table's nr of the same ISA
+  int mr = 0;    ///< rows of the direct microkernel
+  int nr = 0;    ///< panel width: the dense table's nr of the same ISA
+  int a_kr = 8;  ///< activation bytes per row and group of the direct kernel's A tile
   /// Largest M for which `automatic` picks the direct path (measured).
   int64_t direct_max_m = 0;
   SpgemmUkernelFn ukernel = nullptr;
@@ -75,10 +77,11 @@ void spgemm_expand_Nc4__scalar(const SpgemmExpandParams& p) noexcept;
 
 void spgemm_u8s8s32_ukernel_4x8c8__avx2(const SpgemmUkernelParams& p) noexcept;
 
-// AVX-512 VNNI without VBMI (AVX-512BW index expansion) ...
+// AVX-512 VNNI without VBMI (AVX-512BW index expansion, vpshufb, a_kr 8) ...
 void spgemm_u8s8s32_ukernel_4x64c8__avx512vnni(const SpgemmUkernelParams& p) noexcept;
-// ... and with VBMI (vpmultishiftqb, vpermb): used when the CPU reports it.
-void spgemm_u8s8s32_ukernel_4x64c8__avx512vbmi(const SpgemmUkernelParams& p) noexcept;
+// ... and with VBMI (vpmultishiftqb, vpermb over 64-input windows, a_kr 64):
+// used when the CPU reports it.
+void spgemm_u8s8s32_ukernel_16x64c64__avx512vbmi(const SpgemmUkernelParams& p) noexcept;
 void spgemm_expand_64c4__avx512vbmi(const SpgemmExpandParams& p) noexcept;
 
 void spgemm_u8s8s32_ukernel_4x8c8__neondot(const SpgemmUkernelParams& p) noexcept;

@@ -60,12 +60,14 @@ struct Shape {
 
 TEST_P(SparseGemm, Int32MatchesDenseAndReferenceOnBothPaths) {
   std::mt19937 rng(7);
-  // Tails in every dimension: M around the tile heights (4 direct, 4/6
-  // dense), N around the panel widths (8, 16, 64), K around the step (8),
-  // the k-group (4) and the prefetch distance.
+  // Tails in every dimension: M around the tile heights (4 or 8 direct, 4/6
+  // dense), N around the panel widths (8, 16, 64) and the 32-column passes
+  // of the 8-row AVX-512 kernel, K around the step (8), the k-group (4), the
+  // 64-input activation window and the prefetch distance.
   const Shape shapes[] = {{1, 1, 1},    {1, 8, 8},     {2, 7, 3},      {3, 9, 5},
                           {4, 63, 17},  {5, 64, 16},   {6, 65, 9},     {7, 130, 100},
-                          {9, 17, 257}, {13, 129, 64}, {1, 200, 1030}, {20, 70, 36}};
+                          {9, 17, 257}, {13, 129, 64}, {1, 200, 1030}, {20, 70, 36},
+                          {8, 32, 520}, {6, 20, 64},   {8, 96, 1088},  {16, 40, 136}};
   for (const Shape& s : shapes) {
     const std::vector<int8_t> w = random_pruned(s.n, s.k, rng);
     const PackedSparseWeights sw = pack_sparse_weights(compress24(w, s.n, s.k));

@@ -1,11 +1,99 @@
 // AVX-512 VNNI direct 2:4 sparse microkernel for CPUs without VBMI
-// (Cascade Lake): the index bytes become vpshufb controls with AVX-512BW
-// word shifts (5 ops per 16 channels instead of VBMI's 3). Body:
-// spgemm_ukernel_4x64c8_avx512.inc.
-#include "spgemm_ukernel_4x64c8_avx512.inc"
+// (Cascade Lake): up to 4 rows x 64 columns, activations packed with kr = 8
+// (tile [K/8][mr][8]). CPUs with VBMI use
+// spgemm_u8s8s32_ukernel_16x64c64__avx512vbmi.cpp instead (vpermb over a
+// 64-input window, 8 rows).
+//
+// Per step and 16-channel block the kernel reads 64 bytes of kept values
+// (one zmm: a dword of 4 values per channel) and 16 index bytes, turns the
+// index bytes into the vpshufb control [i0, i1, 4 + i2, 4 + i3] per channel
+// (Index::make; independent of the row, so shared by the mr rows), and per
+// row gathers each channel's 4 activation bytes out of the step's 8 bytes
+// (broadcast to every qword) with one vpshufb, then one vpdpbusd against the
+// values. The win over dense is bytes: 80 bytes per 16 channels x 8 inputs
+// instead of 128, which is what bounds M = 1..8 when the weights come from
+// L3/DRAM.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "kernels/sparse_gemm_kernels.hpp"
 
 namespace sparq::detail {
 namespace {
+
+// Index: a policy with `__m512i make(const int8_t* meta16)` returning the
+// vpshufb control [i0, i1, 4 + i2, 4 + i3] of 16 channels.
+template <int MR, class Index>
+void ukernel(const SpgemmUkernelParams& p) noexcept {
+  __m512i acc[MR][4];
+  for (int i = 0; i < MR; ++i) {
+    for (int b = 0; b < 4; ++b) acc[i][b] = _mm512_setzero_si512();
+  }
+  const Index index;
+  const uint8_t* a = p.a;
+  const int8_t* w = p.w;
+  // 16 steps (5 KiB) ahead: covers L3/DRAM latency at the rate one core
+  // consumes the stream; the panels are contiguous, so near the end of one
+  // panel this prefetches the next.
+  constexpr int64_t kPrefetch = 16 * 320;
+  for (int64_t s = 0; s < p.steps; ++s) {
+    for (int l = 0; l < 5; ++l) {
+      _mm_prefetch(reinterpret_cast<const char*>(w + kPrefetch + 64 * l), _MM_HINT_T0);
+    }
+    __m512i act[MR];
+    for (int i = 0; i < MR; ++i) {
+      int64_t v;
+      std::memcpy(&v, a + 8 * i, 8);
+      act[i] = _mm512_set1_epi64(v);
+    }
+    for (int b = 0; b < 4; ++b) {
+      const __m512i idx = index.make(w + 256 + 16 * b);
+      const __m512i vals = _mm512_loadu_si512(w + 64 * b);
+      for (int i = 0; i < MR; ++i) {
+        acc[i][b] = _mm512_dpbusd_epi32(acc[i][b], _mm512_shuffle_epi8(act[i], idx), vals);
+      }
+    }
+    a += MR * 8;
+    w += 320;
+  }
+  const int nr = p.nr;
+  __mmask16 mask[4];
+  for (int b = 0; b < 4; ++b) {
+    const int left = nr - 16 * b;
+    mask[b] =
+        left >= 16 ? __mmask16(0xFFFF) : (left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1u));
+  }
+  for (int i = 0; i < MR; ++i) {
+    int32_t* c = p.c + i * p.ldc;
+    if (p.col_sums != nullptr) {
+      const __m512i zp = _mm512_set1_epi32(p.a_zero_point[i]);
+      for (int b = 0; b < 4; ++b) {
+        const __m512i cs = _mm512_loadu_si512(p.col_sums + 16 * b);
+        acc[i][b] = _mm512_sub_epi32(acc[i][b], _mm512_mullo_epi32(zp, cs));
+      }
+    }
+    for (int b = 0; b < 4; ++b) _mm512_mask_storeu_epi32(c + 16 * b, mask[b], acc[i][b]);
+  }
+}
+
+template <class Index>
+void dispatch_rows(const SpgemmUkernelParams& p) noexcept {
+  switch (p.mr) {
+    case 1:
+      ukernel<1, Index>(p);
+      break;
+    case 2:
+      ukernel<2, Index>(p);
+      break;
+    case 3:
+      ukernel<3, Index>(p);
+      break;
+    default:
+      ukernel<4, Index>(p);
+      break;
+  }
+}
 
 struct BwIndex {
   __m512i make(const int8_t* meta16) const noexcept {

@@ -1,0 +1,367 @@
+// Pieces shared by the dense driver (gemm.cpp) and the 2:4 sparse driver
+// (sparse_gemm.cpp): argument checks, the output stages and the thread
+// split. Both drivers must apply the output stages with the very same code,
+// or the sparse GEMM stops being bit-identical to the dense one on the same
+// pruned weights (tests/kernels/sparse_gemm_test.cpp checks that it is).
+// Internal: included by src/gemm/*.cpp only.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "kernels/gemm_kernels.hpp"
+#include "sparq/error.hpp"
+#include "sparq/gemm/gemm.hpp"
+#include "sparq/threads.hpp"
+
+#if defined(SPARQ_WITH_OPENMP)
+#include <omp.h>
+#endif
+
+namespace sparq::detail {
+
+enum class OutKind { s32, u8, s8, f32 };
+
+struct ActSpec {
+  const uint8_t* data = nullptr;  // s8 data passed as bytes
+  int64_t m = 0;
+  int64_t k = 0;
+  int64_t ld = 0;
+  bool is_signed = false;
+  const int32_t* zero_points = nullptr;  // m values, in the activations' own domain
+};
+
+struct OutSpec {
+  OutKind kind = OutKind::s32;
+  void* c = nullptr;
+  int64_t ldc = 0;
+  // requantize (n values each; bias may be null)
+  const int32_t* multiplier = nullptr;
+  const int32_t* shift = nullptr;
+  const int32_t* bias = nullptr;
+  int32_t zero_point = 0;
+  int32_t qmin = 0;
+  int32_t qmax = 0;
+  // dequantize
+  const float* row_scale = nullptr;  // m values
+  const float* col_scale = nullptr;  // n values
+  const float* fbias = nullptr;      // n values or null
+  bool relu = false;
+};
+
+// Packed-A rows per block: about 384 KiB, half of a 1 MiB L2, leaving room
+// for the weight panel the block is multiplied with.
+inline constexpr int64_t kABlockBytes = 384 * 1024;
+
+inline int resolve_threads(int requested) {
+#if defined(SPARQ_WITH_OPENMP)
+  const int t = requested > 0 ? requested : num_threads();
+  return std::max(1, t);
+#else
+  (void)requested;
+  return 1;
+#endif
+}
+
+/// Threads for a call of `macs` multiply-adds split into `units` panels or
+/// row tiles: fewer than requested for small problems, since waking a team
+/// costs microseconds, so each thread should get at least ~4 M
+/// multiply-adds (~10 us) and one unit of work. Safe for determinism:
+/// results do not depend on the count.
+inline int threads_for(int requested, int64_t macs, int64_t units) {
+  return static_cast<int>(
+      std::clamp<int64_t>(std::min<int64_t>(macs >> 22, units), 1, resolve_threads(requested)));
+}
+
+inline int32_t saturate32(int64_t v) {
+  return static_cast<int32_t>(std::clamp<int64_t>(v, std::numeric_limits<int32_t>::min(),
+                                                  std::numeric_limits<int32_t>::max()));
+}
+
+// Splits [0, count) into `parts` near-equal ranges; returns range `index`.
+inline std::pair<int64_t, int64_t> share(int64_t count, int parts, int index) {
+  return {count * index / parts, count * (index + 1) / parts};
+}
+
+/// The output stages on one mr x nr tile of exact accumulators (int32, or
+/// int64 for K beyond kMaxKChunk), with the int32-overflow record of the
+/// int32 output.
+class OutputStage {
+ public:
+  OutputStage(const OutSpec& out, const GemmKernels& kern) : out_(out), kern_(kern) {}
+
+  const OutSpec& spec() const noexcept { return out_; }
+
+  // acc: int32 sums (compensated); bias: the int32 bias, or null when it is
+  // already applied.
+  void stage32(const int32_t* acc, int64_t ld, int64_t i0, int64_t j0, int mr, int nr,
+               const int32_t* bias) noexcept {
+    if (out_.kind == OutKind::f32) {
+      GemmDequantizeParams d;
+      d.acc = acc;
+      d.ld_acc = ld;
+      d.rows = mr;
+      d.cols = nr;
+      d.row_scale = out_.row_scale + i0;
+      d.col_scale = out_.col_scale + j0;
+      d.bias = out_.fbias != nullptr ? out_.fbias + j0 : nullptr;
+      d.relu = out_.relu;
+      d.out = static_cast<float*>(out_.c) + i0 * out_.ldc + j0;
+      d.ld_out = out_.ldc;
+      kern_.dequantize(d);
+      return;
+    }
+    GemmRequantizeParams r;
+    r.acc = acc;
+    r.ld_acc = ld;
+    r.rows = mr;
+    r.cols = nr;
+    r.multiplier = out_.multiplier + j0;
+    r.shift = out_.shift + j0;
+    r.bias = bias != nullptr ? bias + j0 : nullptr;
+    r.zero_point = out_.zero_point;
+    r.qmin = out_.qmin;
+    r.qmax = out_.qmax;
+    r.ld_out = out_.ldc;
+    if (out_.kind == OutKind::u8) {
+      r.out = static_cast<uint8_t*>(out_.c) + i0 * out_.ldc + j0;
+      kern_.requantize_u8(r);
+    } else {
+      r.out = static_cast<int8_t*>(out_.c) + i0 * out_.ldc + j0;
+      kern_.requantize_s8(r);
+    }
+  }
+
+  // K beyond the int32 bound: the driver adds exact int32 partial sums per
+  // K chunk (uncompensated) into int64 ...
+  static void add_chunk(int64_t* wide, const int32_t* part, int64_t ld, int mr, int nr) noexcept {
+    for (int i = 0; i < mr; ++i) {
+      for (int j = 0; j < nr; ++j) wide[i * ld + j] += part[i * ld + j];
+    }
+  }
+
+  // ... then compensates once (zp_eff: mr effective activation zero points,
+  // col_sums: the tile's nr column sums) and calls stage64.
+  static void compensate(int64_t* wide, int64_t ld, const int32_t* zp_eff, const int32_t* col_sums,
+                         int mr, int nr) noexcept {
+    for (int i = 0; i < mr; ++i) {
+      for (int j = 0; j < nr; ++j) wide[i * ld + j] -= int64_t{zp_eff[i]} * col_sums[j];
+    }
+  }
+
+  // acc: exact int64 sums; scratch: mr x ld int32 for the requantizing stage.
+  void stage64(const int64_t* acc, int64_t ld, int32_t* scratch, int64_t i0, int64_t j0, int mr,
+               int nr) noexcept {
+    switch (out_.kind) {
+      case OutKind::s32: {
+        auto* c = static_cast<int32_t*>(out_.c);
+        for (int i = 0; i < mr; ++i) {
+          for (int j = 0; j < nr; ++j) {
+            const int64_t v = acc[i * ld + j];
+            if (v != saturate32(v) && !overflow_.exchange(true)) {
+              overflow_row_ = i0 + i;
+              overflow_col_ = j0 + j;
+              overflow_value_ = v;
+            }
+            c[(i0 + i) * out_.ldc + j0 + j] = saturate32(v);
+          }
+        }
+        return;
+      }
+      case OutKind::f32: {
+        auto* c = static_cast<float*>(out_.c);
+        for (int i = 0; i < mr; ++i) {
+          for (int j = 0; j < nr; ++j) {
+            const float scale = out_.row_scale[i0 + i] * out_.col_scale[j0 + j];
+            const float bias = out_.fbias != nullptr ? out_.fbias[j0 + j] : 0.0f;
+            float y = std::fma(static_cast<float>(acc[i * ld + j]), scale, bias);
+            if (out_.relu) y = y > 0.0f ? y : 0.0f;
+            c[(i0 + i) * out_.ldc + j0 + j] = y;
+          }
+        }
+        return;
+      }
+      default: {
+        // saturate_int32(acc + bias), then the same requantizing stage with
+        // the bias already applied.
+        for (int i = 0; i < mr; ++i) {
+          for (int j = 0; j < nr; ++j) {
+            const int64_t b = out_.bias != nullptr ? out_.bias[j0 + j] : 0;
+            scratch[i * ld + j] = saturate32(acc[i * ld + j] + b);
+          }
+        }
+        stage32(scratch, ld, i0, j0, mr, nr, nullptr);
+        return;
+      }
+    }
+  }
+
+  /// Throws when an int32 output did not fit (after the whole call, so the
+  /// threads are done).
+  void fail_if_overflowed(const char* who, int64_t k) const {
+    if (!overflow_.load()) return;
+    fail(
+        "{}: the int32 output C[{}][{}] = {} does not fit in int32 (K = {}); use the "
+        "requantizing or dequantizing output stage, which take the exact int64 sum",
+        who, overflow_row_, overflow_col_, overflow_value_, k);
+  }
+
+ private:
+  const OutSpec out_;
+  const GemmKernels& kern_;
+  std::atomic<bool> overflow_{false};
+  int64_t overflow_row_ = 0;
+  int64_t overflow_col_ = 0;
+  int64_t overflow_value_ = 0;
+};
+
+/// Packs A (driver.pack_tile(t) for every row tile) and then runs
+/// driver.run(p0, p1, t0, t1) on `threads` threads: each thread takes its
+/// own panels, or its own row tiles when there are fewer panels than
+/// threads. Every output element is computed by the same instructions in
+/// the same order whatever the thread count, so results are identical.
+template <class Driver>
+void run_on_threads(Driver& driver, int64_t tiles, int64_t panels, int threads) {
+  auto work = [&](int tid, int nt) {
+    if (panels >= nt || panels >= tiles) {
+      const auto [p0, p1] = share(panels, nt, tid);
+      driver.run(p0, p1, 0, tiles);
+    } else {
+      const auto [t0, t1] = share(tiles, nt, tid);
+      driver.run(0, panels, t0, t1);
+    }
+  };
+#if defined(SPARQ_WITH_OPENMP)
+  if (threads > 1) {
+#pragma omp parallel num_threads(threads)
+    {
+#pragma omp for schedule(static)
+      for (int64_t t = 0; t < tiles; ++t) driver.pack_tile(t);
+      work(omp_get_thread_num(), omp_get_num_threads());
+    }
+    return;
+  }
+#endif
+  (void)threads;
+  for (int64_t t = 0; t < tiles; ++t) driver.pack_tile(t);
+  work(0, 1);
+}
+
+// --- argument checks (messages name the argument, its value and what was
+// expected) --------------------------------------------------------------
+
+/// Validates `a` against weights of k inputs (`empty`: the weights object
+/// holds nothing; `pack_fn`: the function that makes weights) and fills
+/// `zps` with a's zero point per row.
+template <class T>
+ActSpec check_activations(const Activations<T>& a, bool empty, int64_t k, const char* who,
+                          const char* pack_fn, std::vector<int32_t>& zps) {
+  if (empty) fail("{}: weights are empty; expected the result of {}", who, pack_fn);
+  if (a.m < 0) fail("{}: a.m ({}) must be >= 0", who, a.m);
+  if (a.k != k) fail("{}: a.k ({}) must equal the weights' k ({})", who, a.k, k);
+  const int64_t ld = a.ld == 0 ? a.k : a.ld;
+  if (ld < a.k) fail("{}: a.ld ({}) must be >= a.k ({}) or 0", who, a.ld, a.k);
+  if (a.m > 0 && a.data == nullptr) fail("{}: a.data is null with a.m = {}", who, a.m);
+  constexpr bool is_signed = std::is_same_v<T, int8_t>;
+  const int32_t lo = is_signed ? -128 : 0;
+  const int32_t hi = is_signed ? 127 : 255;
+  if (a.zero_point < lo || a.zero_point > hi) {
+    fail("{}: a.zero_point ({}) must be in [{}, {}] for {} activations", who, a.zero_point, lo, hi,
+         is_signed ? "s8" : "u8");
+  }
+  zps.assign(static_cast<std::size_t>(a.m), a.zero_point);
+  ActSpec s;
+  s.data = reinterpret_cast<const uint8_t*>(a.data);
+  s.m = a.m;
+  s.k = a.k;
+  s.ld = ld;
+  s.is_signed = is_signed;
+  s.zero_points = zps.data();
+  return s;
+}
+
+/// Returns the effective ldc (0 means n).
+inline int64_t check_output(const void* c, int64_t m, int64_t ldc, int64_t n, const char* who) {
+  if (ldc == 0) ldc = n;
+  if (ldc < n) fail("{}: ldc ({}) must be >= n ({}) or 0", who, ldc, n);
+  if (m > 0 && c == nullptr) fail("{}: the output pointer is null", who);
+  return ldc;
+}
+
+/// Per-channel multipliers and shifts that `out` points into.
+struct RequantArrays {
+  std::vector<int32_t> multiplier, shift;
+};
+
+/// Validates the requantizing stage for n channels and fills `out`'s
+/// requantize fields (pointing into the returned arrays).
+template <class Out>
+RequantArrays check_requantize(const RequantizeStage& s, int64_t n_channels, const char* who,
+                               OutSpec& out) {
+  const auto n = static_cast<std::size_t>(n_channels);
+  if (!(s.multipliers.size() == 1 || s.multipliers.size() == n)) {
+    fail("{}: stage.multipliers has {} values; expected 1 or n ({})", who, s.multipliers.size(), n);
+  }
+  if (!(s.bias.empty() || s.bias.size() == n)) {
+    fail("{}: stage.bias has {} values; expected 0 or n ({})", who, s.bias.size(), n);
+  }
+  constexpr int32_t lo = std::is_same_v<Out, int8_t> ? -128 : 0;
+  constexpr int32_t hi = std::is_same_v<Out, int8_t> ? 127 : 255;
+  if (s.output_zero_point < lo || s.output_zero_point > hi) {
+    fail("{}: stage.output_zero_point ({}) must be in [{}, {}]", who, s.output_zero_point, lo, hi);
+  }
+  if (s.clamp_min < lo || s.clamp_max > hi || s.clamp_min > s.clamp_max) {
+    fail("{}: stage clamp [{}, {}] must satisfy {} <= clamp_min <= clamp_max <= {}", who,
+         s.clamp_min, s.clamp_max, lo, hi);
+  }
+  RequantArrays arr;
+  arr.multiplier.resize(n);
+  arr.shift.resize(n);
+  for (std::size_t j = 0; j < n; ++j) {
+    const QuantizedMultiplier& m = s.multipliers.size() == 1 ? s.multipliers[0] : s.multipliers[j];
+    if (m.multiplier < 0 || m.shift < -31 || m.shift > 30) {
+      fail(
+          "{}: stage.multipliers[{}] = ({}, shift {}) must have multiplier >= 0 and shift in "
+          "[-31, 30]",
+          who, s.multipliers.size() == 1 ? 0 : j, m.multiplier, m.shift);
+    }
+    arr.multiplier[j] = m.multiplier;
+    arr.shift[j] = m.shift;
+  }
+  out.kind = std::is_same_v<Out, int8_t> ? OutKind::s8 : OutKind::u8;
+  out.multiplier = arr.multiplier.data();
+  out.shift = arr.shift.data();
+  out.bias = s.bias.empty() ? nullptr : s.bias.data();
+  out.zero_point = s.output_zero_point;
+  out.qmin = s.clamp_min;
+  out.qmax = s.clamp_max;
+  return arr;
+}
+
+/// Validates the dequantizing stage for n channels and m rows; fills `out`
+/// (row scales point into `row_scale`, column scales are the weights').
+inline void check_dequantize(const DequantizeStage& s, int64_t m, int64_t n,
+                             std::span<const float> col_scale, const char* who,
+                             std::vector<float>& row_scale, OutSpec& out) {
+  if (!std::isfinite(s.activation_scale)) {
+    fail("{}: stage.activation_scale ({}) must be finite", who, s.activation_scale);
+  }
+  if (!(s.bias.empty() || static_cast<int64_t>(s.bias.size()) == n)) {
+    fail("{}: stage.bias has {} values; expected 0 or n ({})", who, s.bias.size(), n);
+  }
+  row_scale.assign(static_cast<std::size_t>(m), s.activation_scale);
+  out.kind = OutKind::f32;
+  out.row_scale = row_scale.data();
+  out.col_scale = col_scale.data();
+  out.fbias = s.bias.empty() ? nullptr : s.bias.data();
+  out.relu = s.relu;
+}
+
+}  // namespace sparq::detail
