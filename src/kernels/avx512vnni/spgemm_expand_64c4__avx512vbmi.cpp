@@ -28,9 +28,6 @@
 #else
 #pragma GCC push_options
 #pragma GCC target("avx512vbmi")
-// GCC 12 bug 105593: intrinsics built on _mm512_undefined_epi32() warn
-// -Wmaybe-uninitialized once inlined under a target pragma.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
 namespace sparq::detail {
