@@ -377,23 +377,48 @@ void depthwise(const QConv2d& c, const Act& in, int64_t oh, int64_t ow, Act& out
       }
 }
 
-Act run_conv(const QConv2d& c, Act in) {
+/// True when `pool` can run fused after conv `c` on input shape `shape`:
+/// both units would succeed on their own (the unfused path reports the
+/// errors, under the right unit's name) and the conv goes through im2col.
+bool fusable(const QConv2d& c, const MaxPool2d& pool, const std::vector<int64_t>& shape) {
+  if (c.depthwise() || shape.size() != 4 || shape[3] != c.in_channels) return false;
+  try {
+    const int64_t oh = c.out_h(shape[1]), ow = c.out_w(shape[2]);
+    pool.validate();
+    return pool.out_h(oh) > 0 && pool.out_w(ow) > 0 && shape[0] > 0;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+/// A convolution unit, optionally followed by a max pooling unit (`pool`,
+/// which fusable() accepted). The patch matrix is built and multiplied a
+/// block of rows at a time (see im2col_block_rows) in a buffer kept across
+/// calls: no per-call allocation, and the block is still in cache when the
+/// GEMM packs it. With a pool, blocks are whole images and each block's
+/// conv output (in a second reused buffer) is pooled while it is in cache,
+/// so the full-resolution activation never goes to memory. Every output row
+/// depends only on its own patch row, and the pool sees exactly the values
+/// the conv unit would have produced, so neither changes a single bit.
+Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool = nullptr) {
   detail::check_nhwc(in.shape, c.in_channels, "QConv2d");
   const int64_t b = in.shape[0], h = in.shape[1], w = in.shape[2];
   const int64_t oh = c.out_h(h), ow = c.out_w(w);
   const int64_t m = b * oh * ow, cg = c.in_channels / c.groups, og = c.out_channels / c.groups;
-  const int64_t patch = c.patch_size();
-  if (c.mode == QuantMode::dynamic) {
+  const int64_t patch = c.patch_size(), oc = c.out_channels;
+  const bool is_static = c.mode == QuantMode::static_;
+  if (!is_static) {
     to_float(in);
     const QParams qp = dynamic_qparams(in.f);
     to_u8(in, qp);
   } else {
     to_u8(in, c.input_qparams);
   }
+  const int64_t ph = pool ? pool->out_h(oh) : oh, pw = pool ? pool->out_w(ow) : ow;
   Act out;
-  out.shape = {b, oh, ow, c.out_channels};
+  out.shape = {b, ph, pw, oc};
   const auto count = static_cast<std::size_t>(checked_numel(out.shape));
-  if (c.mode == QuantMode::static_) {
+  if (is_static) {
     out.quantized = true;
     out.qp = c.output_qparams;
     out.q.resize(count);
@@ -403,45 +428,52 @@ Act run_conv(const QConv2d& c, Act in) {
   if (m == 0) return out;
   if (c.depthwise()) {
     depthwise(c, in, oh, ow, out);
-  } else {
-    // The patch matrix is built and multiplied a block of rows at a time
-    // (see im2col_block_rows), in a buffer kept across calls: no per-call
-    // allocation, and the block is still in cache when the GEMM packs it.
-    // Every output row depends only on its own patch row, so blocking does
-    // not change a single bit of the result.
-    thread_local std::vector<uint8_t> cols;
-    const int64_t block = detail::im2col_block_rows(
-        patch + c.out_channels * (c.mode == QuantMode::static_ ? 1 : 4), m);
-    if (cols.size() < static_cast<std::size_t>(block * patch)) {
-      cols.resize(static_cast<std::size_t>(block * patch));
-    }
-    DequantizeStage dq;
-    dq.activation_scale = in.qp.scale;
-    for (int64_t g = 0; g < c.groups; ++g) {
-      if (c.mode == QuantMode::dynamic && !c.bias.empty()) {
-        dq.bias.assign(c.bias.begin() + g * og, c.bias.begin() + (g + 1) * og);
-      }
-      for (int64_t r0 = 0; r0 < m; r0 += block) {
-        const int64_t r1 = std::min(m, r0 + block);
-        detail::im2col(in.q.data(), h, w, c.in_channels, c, g * cg, cg, oh, ow,
-                       static_cast<uint8_t>(in.qp.zero_point), r0, r1, cols.data());
-        const ActivationsU8 a{cols.data(), r1 - r0, patch, patch, in.qp.zero_point};
-        if (c.mode == QuantMode::static_) {
-          c.weights[g]->gemm(a, c.stages[g], out.q.data() + r0 * c.out_channels + g * og,
-                             c.out_channels);
-        } else {
-          float* y = out.f.data() + r0 * c.out_channels;
-          c.weights[g]->gemm(a, dq, y + g * og, c.out_channels);
-          if (g + 1 == c.groups) {
-            // Every group of these rows is done: the activation while they are in cache.
-            detail::apply_activation(y, (r1 - r0) * c.out_channels, c.activation);
-          }
-        }
-      }
-    }
+    if (!is_static) detail::apply_activation(out.f.data(), static_cast<int64_t>(count), c.activation);
+    return out;
   }
-  if (c.mode == QuantMode::dynamic && c.depthwise()) {
-    detail::apply_activation(out.f.data(), static_cast<int64_t>(out.f.size()), c.activation);
+  const int64_t image = oh * ow;
+  int64_t block = detail::im2col_block_rows(patch + oc * (is_static ? 1 : 4), m);
+  if (pool) block = std::max<int64_t>(1, block / image) * image;
+  thread_local std::vector<uint8_t> cols;
+  thread_local Buffer<uint8_t> conv_q;  // the conv output of one block, when pooled
+  thread_local Buffer<float> conv_f;
+  if (cols.size() < static_cast<std::size_t>(block * patch)) {
+    cols.resize(static_cast<std::size_t>(block * patch));
+  }
+  if (pool && is_static && conv_q.size() < static_cast<std::size_t>(block * oc)) {
+    conv_q.resize(static_cast<std::size_t>(block * oc));
+  }
+  if (pool && !is_static && conv_f.size() < static_cast<std::size_t>(block * oc)) {
+    conv_f.resize(static_cast<std::size_t>(block * oc));
+  }
+  std::vector<DequantizeStage> dq(is_static ? 0 : static_cast<std::size_t>(c.groups));
+  for (int64_t g = 0; g < static_cast<int64_t>(dq.size()); ++g) {
+    dq[g].activation_scale = in.qp.scale;
+    if (!c.bias.empty()) dq[g].bias.assign(c.bias.begin() + g * og, c.bias.begin() + (g + 1) * og);
+  }
+  for (int64_t r0 = 0; r0 < m; r0 += block) {
+    const int64_t r1 = std::min(m, r0 + block);
+    uint8_t* yq = is_static ? (pool ? conv_q.data() : out.q.data() + r0 * oc) : nullptr;
+    float* yf = is_static ? nullptr : (pool ? conv_f.data() : out.f.data() + r0 * oc);
+    for (int64_t g = 0; g < c.groups; ++g) {
+      detail::im2col(in.q.data(), h, w, c.in_channels, c, g * cg, cg, oh, ow,
+                     static_cast<uint8_t>(in.qp.zero_point), r0, r1, cols.data());
+      const ActivationsU8 a{cols.data(), r1 - r0, patch, patch, in.qp.zero_point};
+      if (is_static) {
+        c.weights[g]->gemm(a, c.stages[g], yq + g * og, oc);
+      } else {
+        c.weights[g]->gemm(a, dq[g], yf + g * og, oc);
+      }
+    }
+    if (!is_static) detail::apply_activation(yf, (r1 - r0) * oc, c.activation);
+    if (pool) {
+      const int64_t n0 = r0 / image, n = (r1 - r0) / image;
+      if (is_static) {
+        detail::max_pool(yq, n, oh, ow, oc, *pool, ph, pw, out.q.data() + n0 * ph * pw * oc);
+      } else {
+        detail::max_pool(yf, n, oh, ow, oc, *pool, ph, pw, out.f.data() + n0 * ph * pw * oc);
+      }
+    }
   }
   return out;
 }
@@ -510,12 +542,18 @@ Tensor to_tensor(Act a) {
   return Tensor(std::move(a.shape), std::vector<float>(a.f.begin(), a.f.end()));
 }
 
-Act run_checked(const std::vector<QuantizedUnit>& units, std::size_t i, Act in) {
+/// f() with its errors prefixed by the unit's name and description.
+template <class F>
+Act checked(const QuantizedUnit& u, F&& f) {
   try {
-    return run_unit_act(units[i], std::move(in));
+    return f();
   } catch (const Error& e) {
-    fail("QuantizedModel unit '{}' ({}): {}", units[i].name, units[i].describe(), e.what());
+    fail("QuantizedModel unit '{}' ({}): {}", u.name, u.describe(), e.what());
   }
+}
+
+Act run_checked(const std::vector<QuantizedUnit>& units, std::size_t i, Act in) {
+  return checked(units[i], [&] { return run_unit_act(units[i], std::move(in)); });
 }
 
 }  // namespace
@@ -564,7 +602,18 @@ QuantizedModel::QuantizedModel(std::vector<QuantizedUnit> units) : units_(std::m
 
 Tensor QuantizedModel::forward(const Tensor& x) const {
   Act a = from_tensor(x);
-  for (std::size_t i = 0; i < units_.size(); ++i) a = run_checked(units_, i, std::move(a));
+  for (std::size_t i = 0; i < units_.size(); ++i) {
+    // A conv followed by a max pool runs as one pass (see run_conv); only
+    // here, where the conv's own output is not returned.
+    const auto* conv = std::get_if<QConv2d>(&units_[i].op);
+    const auto* pool = i + 1 < units_.size() ? std::get_if<MaxPool2d>(&units_[i + 1].op) : nullptr;
+    if (conv && pool && fusable(*conv, *pool, a.shape)) {
+      a = checked(units_[i], [&] { return run_conv(*conv, std::move(a), pool); });
+      ++i;
+      continue;
+    }
+    a = run_checked(units_, i, std::move(a));
+  }
   return to_tensor(std::move(a));
 }
 
