@@ -12,10 +12,10 @@
 // row's 64-input window (8 steps of input, read from the L1-resident tile) and one
 // vpdpbusd multiplies them with the 4 kept values: 2 vector ops per 16
 // channels x 8 inputs where the dense kernel spends 2 vpdpbusd. On Zen 4
-// vpermb and vpdpbusd share only one of their pipes (a measured pair costs
-// ~1.5 cycles against 2 for two vpdpbusd), which is where the direct path
-// beats dense at compute-bound sizes; at small M it wins by reading 0.625x
-// the bytes (docs/sparse-gemm.md has the numbers).
+// vpermb and vpdpbusd share a pipe: a pair costs ~1.7 vpdpbusd slots
+// (bench_instruction_mix), so with the index ops shared by 16 rows the
+// kernel ties with dense where multiplies are the limit, and wins by
+// reading 0.625x the bytes where memory is (docs/sparse-gemm.md).
 //
 // Compiled with the avx512vnni flags plus VBMI (pragma below); the table
 // uses it only when the CPU reports VBMI.
