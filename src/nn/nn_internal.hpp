@@ -81,8 +81,8 @@ void copy_runs(T* dst, int64_t dstep, const T* src, int64_t sstep, int64_t count
   constexpr auto size = static_cast<int64_t>(sizeof(T));
   const int64_t db = dstep * size, sb = sstep * size;
   switch (n * size) {
-#define SPARQ_NN_RUN(bytes)                                 \
-  case bytes:                                               \
+#define SPARQ_NN_RUN(bytes) \
+  case bytes:               \
     return copy_runs_fixed<bytes>(d, db, s, sb, count);
     SPARQ_NN_RUN(1)
     SPARQ_NN_RUN(2)
@@ -145,7 +145,7 @@ void im2col(const T* x, int64_t h, int64_t w, int64_t c, const Conv2dGeometry& g
   for (int64_t r = r0; r < r1;) {
     const int64_t ox_a = r % ow, oy = (r / ow) % oh, b = r / (ow * oh);
     const int64_t ox_b = std::min(ow, ox_a + (r1 - r));  // this output row's columns in range
-    T* row_a = out + (r - r0) * patch;                    // column ox_a
+    T* row_a = out + (r - r0) * patch;                   // column ox_a
     for (int64_t ky = 0; ky < g.kernel_h; ++ky) {
       const int64_t iy = oy * g.stride_h - g.pad_h + ky * g.dilation_h;
       T* seg = row_a + ky * kw * cg;  // column ox is at seg + (ox - ox_a) * patch
@@ -175,10 +175,51 @@ void im2col(const T* x, int64_t h, int64_t w, int64_t c, const Conv2dGeometry& g
   }
 }
 
-/// NHWC max pooling; positions in the padding are skipped.
+/// max_pool for C channels, C known at compile time. Taps are visited in (ky, kx) order from the
+/// identity (-inf for float, the lowest value otherwise) with std::max's rule (keep the current
+/// value unless the tap is greater), so NaN handling is that of a plain loop.
+/// The channel loops stay loops (`unroll 1`: fully unrolled, g++ turns the
+/// 16-byte one into scalar byte compares) over non-overlapping pointers
+/// (`__restrict`: no runtime overlap checks), which the vectorizer turns
+/// into a few whole-vector max instructions: 3.6x faster than the generic
+/// loop for 16 u8 channels, 1.5x for 16 floats (2x2 pool on 28x28).
+template <class T, int64_t C>
+void max_pool_c(const T* x, int64_t batch, int64_t h, int64_t w, const MaxPool2d& p, int64_t oh,
+                int64_t ow, T* out) {
+  constexpr int64_t c = C;
+  constexpr T identity = std::numeric_limits<T>::has_infinity ? -std::numeric_limits<T>::infinity()
+                                                              : std::numeric_limits<T>::lowest();
+  const int64_t kh = p.kernel_h, kw = p.kernel_w, sh = p.stride_h, sw = p.stride_w;
+  const int64_t ph = p.pad_h, pw = p.pad_w;
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t oy = 0; oy < oh; ++oy) {
+      // Taps [ky0, ky1) x [kx0, kx1) of the window lie inside the image.
+      const int64_t iy = oy * sh - ph;
+      const int64_t ky0 = std::max<int64_t>(0, -iy), ky1 = std::min(kh, h - iy);
+      for (int64_t ox = 0; ox < ow; ++ox) {
+        const int64_t ix = ox * sw - pw;
+        const int64_t kx0 = std::max<int64_t>(0, -ix), kx1 = std::min(kw, w - ix);
+        T* __restrict dst = out + ((b * oh + oy) * ow + ox) * c;
+        std::fill(dst, dst + c, identity);
+        for (int64_t ky = ky0; ky < ky1; ++ky) {
+          const T* __restrict src = x + ((b * h + iy + ky) * w + ix + kx0) * c;
+          for (int64_t kx = 0; kx < kx1 - kx0; ++kx) {
+#pragma GCC unroll 1
+            for (int64_t ch = 0; ch < c; ++ch) {
+              const T d = dst[ch], v = src[kx * c + ch];
+              dst[ch] = d < v ? v : d;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/// max_pool for any channel count.
 template <class T>
-void max_pool(const T* x, int64_t batch, int64_t h, int64_t w, int64_t c, const MaxPool2d& p,
-              int64_t oh, int64_t ow, T* out) {
+void max_pool_any(const T* x, int64_t batch, int64_t h, int64_t w, int64_t c, const MaxPool2d& p,
+                  int64_t oh, int64_t ow, T* out) {
   for (int64_t b = 0; b < batch; ++b) {
     for (int64_t oy = 0; oy < oh; ++oy) {
       for (int64_t ox = 0; ox < ow; ++ox) {
@@ -199,6 +240,24 @@ void max_pool(const T* x, int64_t batch, int64_t h, int64_t w, int64_t c, const 
         }
       }
     }
+  }
+}
+
+/// NHWC max pooling; positions in the padding are skipped.
+template <class T>
+void max_pool(const T* x, int64_t batch, int64_t h, int64_t w, int64_t c, const MaxPool2d& p,
+              int64_t oh, int64_t ow, T* out) {
+  switch (c) {
+    case 8:
+      return max_pool_c<T, 8>(x, batch, h, w, p, oh, ow, out);
+    case 16:
+      return max_pool_c<T, 16>(x, batch, h, w, p, oh, ow, out);
+    case 32:
+      return max_pool_c<T, 32>(x, batch, h, w, p, oh, ow, out);
+    case 64:
+      return max_pool_c<T, 64>(x, batch, h, w, p, oh, ow, out);
+    default:
+      return max_pool_any(x, batch, h, w, c, p, oh, ow, out);
   }
 }
 

@@ -428,7 +428,8 @@ Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool = nullptr) {
   if (m == 0) return out;
   if (c.depthwise()) {
     depthwise(c, in, oh, ow, out);
-    if (!is_static) detail::apply_activation(out.f.data(), static_cast<int64_t>(count), c.activation);
+    if (!is_static)
+      detail::apply_activation(out.f.data(), static_cast<int64_t>(count), c.activation);
     return out;
   }
   const int64_t image = oh * ow;
