@@ -40,6 +40,17 @@ function(sparq_add_isa_kernels target)
         list(APPEND options -Wno-maybe-uninitialized -Wno-uninitialized)
       endif()
       set_source_files_properties(${sources} PROPERTIES COMPILE_OPTIONS "${options}")
+      # Files named *__avx512vbmi.cpp in the AVX-512 folder also use VBMI
+      # (vpermb, vpmultishiftqb): the kernel tables call them only when the
+      # CPU reports it (Ice Lake, Zen 4 and later; not Cascade Lake).
+      if(isa STREQUAL "avx512vnni")
+        foreach(source ${sources})
+          if(source MATCHES "__avx512vbmi\\.cpp$")
+            set_source_files_properties(${source} PROPERTIES COMPILE_OPTIONS
+                                                             "${options};-mavx512vbmi")
+          endif()
+        endforeach()
+      endif()
       target_sources(${target} PRIVATE ${sources})
     endif()
     string(TOUPPER ${isa} ISA)

@@ -15,20 +15,15 @@
 // About 5 vector ops per 64 dense bytes: against the 6x64 microkernel's 24
 // vpdpbusd per 256 dense bytes and row tile, expansion costs
 // ~2.5 / tiles of the multiply time (see docs/sparse-gemm.md).
+//
+// Compiled with -mavx512vbmi on top of the avx512vnni flags (file name, see
+// cmake/SparqIsa.cmake); the table uses it only when the CPU reports VBMI.
 #include <immintrin.h>
 
 #include <cstdint>
 
 #include "kernels/sparse_gemm_kernels.hpp"
 
-// VBMI on top of the avx512vnni flags; the table uses this file only when
-// the CPU reports VBMI.
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512vbmi"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512vbmi")
-#endif
 
 namespace sparq::detail {
 namespace {
@@ -88,9 +83,3 @@ void spgemm_expand_64c4__avx512vbmi(const SpgemmExpandParams& p) noexcept {
 }
 
 }  // namespace sparq::detail
-
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif

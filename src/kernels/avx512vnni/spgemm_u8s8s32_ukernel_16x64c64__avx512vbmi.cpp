@@ -17,14 +17,8 @@
 // kernel ties with dense where multiplies are the limit, and wins by
 // reading 0.625x the bytes where memory is (docs/sparse-gemm.md).
 //
-// Compiled with the avx512vnni flags plus VBMI (pragma below); the table
-// uses it only when the CPU reports VBMI.
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512vbmi"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512vbmi")
-#endif
+// Compiled with -mavx512vbmi on top of the avx512vnni flags (file name, see
+// cmake/SparqIsa.cmake); the table uses it only when the CPU reports VBMI.
 
 #include <immintrin.h>
 
@@ -49,8 +43,7 @@ constexpr int64_t kPrefetch = kChunkSteps * kStepBytes;
 
 // The vpermb control of 16 channels at step j of the window: byte t of
 // channel c = 8j + (t < 2 ? 0 : 4) + position t of c (2 bits each in the
-// index byte). Constants are built here (the compiler hoists them): member
-// or namespace-scope initializers would compile without the VBMI target.
+// index byte). The constants are hoisted out of the loops by the compiler.
 inline __m512i gather_control(const int8_t* meta16, int j) noexcept {
   const __m512i shifts = _mm512_set1_epi64(0x0E0C0A0806040200LL);
   const __m512i low2 = _mm512_set1_epi32(0x03030303);
@@ -165,9 +158,3 @@ void spgemm_u8s8s32_ukernel_16x64c64__avx512vbmi(const SpgemmUkernelParams& p) n
 }
 
 }  // namespace sparq::detail
-
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
