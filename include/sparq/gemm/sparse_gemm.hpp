@@ -7,11 +7,12 @@
 //
 // WHY: a 2:4 layer stores half of its values plus 2 bits of index per kept
 // value, 0.625x the bytes of dense int8. Batch-1..8 inference reads every
-// weight once per call and is bound by memory bandwidth, so reading 0.625x
-// the bytes makes it up to 1.6x faster. At large M the GEMM is bound by
-// multiply throughput instead, and skipping zeros costs more shuffles than it
-// saves multiplies: there the sparse weights are expanded, block by block,
-// into the dense kernel layout and the dense microkernel runs on them.
+// weight once per call and is bound by memory bandwidth when the weights
+// come from DRAM, so reading 0.625x the bytes makes it up to 1.6x faster.
+// Where multiplies are the limit (larger M, or weights resident in cache)
+// the sparse kernels at best tie with dense: each dot product of 4 kept
+// values needs one gather (a byte shuffle) next to the multiply, and on
+// current x86 cores the two share an execution pipe (docs/sparse-gemm.md).
 //
 // RESULTS are bit-identical to sparq::gemm() on the same pruned weights
 // packed densely (pack_weights(decompress(cw), ...)), for every ISA, both
@@ -24,19 +25,21 @@
 //   direct: a sparse microkernel reads the compressed weights as they are.
 //           Per 8 inputs and 16 output channels (AVX-512) it loads 64 bytes
 //           of kept values and 16 bytes of indices, turns the indices into a
-//           byte shuffle that picks each channel's 4 activation bytes out of
-//           a broadcast 8-byte window, and issues one vpdpbusd. Best when
-//           reading the weights is the limit (small M, weights beyond L2).
+//           byte-gather control shared by all rows of the tile, and per row
+//           issues one gather (vpermb over a 64-input window with VBMI,
+//           vpshufb over 8 inputs without) and one vpdpbusd.
 //   expand: each panel of output channels is expanded once per call into
 //           the dense packed layout in a cache-resident buffer and the dense
 //           microkernel runs every row over it; expansion is paid once per
-//           panel, not once per row. Best when multiplies are the limit.
-//           Needs a dense kernel with k-groups of 4 and the sparse panel
-//           width (x86, scalar, neondot); on neon and neoni8mm a request for
-//           expand runs direct.
-//   automatic (default): direct when M is at most
-//           sparse_direct_max_rows(isa) and the sparse weights do not fit
-//           in L2 (see choose_sparse_path), expand otherwise.
+//           panel, not once per row. Needs a dense kernel with k-groups of 4
+//           and the sparse panel width (x86, scalar, neondot); on neon and
+//           neoni8mm a request for expand runs direct.
+//   automatic (default): direct when M <= sparse_direct_max_rows(isa)
+//           (halved when the sparse weights fit in a 1 MiB L2), expand
+//           otherwise (choose_sparse_path). The limit is measured per kernel
+//           table: unlimited (always direct) for AVX-512 with VBMI, AVX2 and
+//           scalar, where the direct kernel was never slower than expand;
+//           48 for AVX-512 without VBMI and neondot.
 //
 // Packed sparse weights take about 0.63x the bytes of dense packed weights
 // (packed_bytes(): values K/2 + indices K/8 per channel + the int32 column
@@ -117,7 +120,8 @@ PackedSparseWeights pack_sparse_weights(const CompressedNM<int8_t>& weights,
 std::vector<int8_t> unpack_sparse_weights(const PackedSparseWeights& weights);
 
 /// Largest M for which the automatic choice runs the direct kernel on `isa`
-/// (measured crossover, see docs/sparse-gemm.md).
+/// (measured crossover, see docs/sparse-gemm.md); INT64_MAX where the direct
+/// kernel is always chosen.
 int64_t sparse_direct_max_rows(Isa isa) noexcept;
 
 /// The path gemm() takes for M rows with these weights under the active ISA
