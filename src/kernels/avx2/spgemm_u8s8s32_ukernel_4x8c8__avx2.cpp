@@ -16,6 +16,7 @@
 
 #include <cstring>
 
+#include "kernels/avx2/ukernel_4x8_avx2.hpp"
 #include "kernels/sparse_gemm_kernels.hpp"
 
 namespace sparq::detail {
@@ -70,43 +71,13 @@ void ukernel(const SpgemmUkernelParams& p) noexcept {
     a += MR * 8;
     w += 40;
   }
-  const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
-  const __m256i cs = p.col_sums != nullptr
-                         ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.col_sums))
-                         : _mm256_setzero_si256();
-  for (int i = 0; i < MR; ++i) {
-    __m256i sum = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(lo[i], hi[i]), order);
-    if (p.col_sums != nullptr) {
-      sum = _mm256_sub_epi32(sum, _mm256_mullo_epi32(_mm256_set1_epi32(p.a_zero_point[i]), cs));
-    }
-    int32_t* c = p.c + i * p.ldc;
-    if (p.nr == 8) {
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(c), sum);
-    } else {
-      alignas(32) int32_t tmp[8];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), sum);
-      std::memcpy(c, tmp, sizeof(int32_t) * p.nr);
-    }
-  }
+  store_rows_4x8<MR>(lo, hi, p.nr, p.c, p.ldc, p.col_sums, p.a_zero_point);
 }
 
 }  // namespace
 
 void spgemm_u8s8s32_ukernel_4x8c8__avx2(const SpgemmUkernelParams& p) noexcept {
-  switch (p.mr) {
-    case 1:
-      ukernel<1>(p);
-      break;
-    case 2:
-      ukernel<2>(p);
-      break;
-    case 3:
-      ukernel<3>(p);
-      break;
-    default:
-      ukernel<4>(p);
-      break;
-  }
+  dispatch_rows_4(p.mr, [&](auto rows) { ukernel<decltype(rows)::value>(p); });
 }
 
 }  // namespace sparq::detail
