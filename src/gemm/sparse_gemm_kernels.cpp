@@ -61,11 +61,13 @@ constexpr SparseGemmKernels kAvxVnni{
 // the vectorised expand; AVX-512 VNNI CPUs without it (Cascade Lake) get the
 // 4-row AVX-512BW direct kernel and the scalar expand.
 //
-// With VBMI the direct kernel measured at least as fast as expand + dense at
-// every M on Zen 4 (bench_sparse_gemm, N = K = 4096 and 8192, M up to 256:
-// direct 0.96-1.00x dense at M >= 16, expand 0.85-0.96x), because one
-// vpermb + vpdpbusd pair does the work of two dense vpdpbusd in ~2 cycles
-// while expansion adds work: automatic always picks direct there.
+// With VBMI the 16-row direct kernel measured at least as fast as expand +
+// dense up to M = 128 on Zen 4 (bench_sparse_gemm, one thread): at N = K =
+// 4096 and 8192 direct ran 0.96-1.02x dense at M = 16..256 and expand
+// 0.85-0.96x; with the weights in L2 (N = K = 1024) direct still led up to
+// M = 32, tied at 64 and lost at 256 (0.85x against expand's 0.97x), where
+// the expansion is spread over many row tiles. Hence 128, halved when the
+// weights fit in L2.
 constexpr SparseGemmKernels kAvx512Vbmi{
     .isa = Isa::avx512vnni,
     .ukernel_name = "spgemm_u8s8s32_ukernel_16x64c64__avx512vbmi",
@@ -73,7 +75,7 @@ constexpr SparseGemmKernels kAvx512Vbmi{
     .mr = 16,
     .nr = 64,
     .a_kr = 64,
-    .direct_max_m = kAlwaysDirect,
+    .direct_max_m = 128,
     .ukernel = spgemm_u8s8s32_ukernel_16x64c64__avx512vbmi,
     .expand = spgemm_expand_64c4__avx512vbmi,
 };

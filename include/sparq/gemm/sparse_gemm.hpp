@@ -37,9 +37,9 @@
 //   automatic (default): direct when M <= sparse_direct_max_rows(isa)
 //           (halved when the sparse weights fit in a 1 MiB L2), expand
 //           otherwise (choose_sparse_path). The limit is measured per kernel
-//           table: unlimited (always direct) for AVX-512 with VBMI, AVX2 and
-//           scalar, where the direct kernel was never slower than expand;
-//           48 for AVX-512 without VBMI and neondot.
+//           table: 128 for AVX-512 with VBMI; unlimited (always direct) for
+//           AVX2 and scalar, where the direct kernel was never slower than
+//           expand; 48 for AVX-512 without VBMI and neondot.
 //
 // Packed sparse weights take about 0.63x the bytes of dense packed weights
 // (packed_bytes(): values K/2 + indices K/8 per channel + the int32 column
