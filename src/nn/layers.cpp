@@ -166,7 +166,7 @@ Tensor Conv2d::forward(const Tensor& x) const {
   if (m == 0) return y;
   // The patch matrix is built and multiplied a block of rows at a time, in a
   // buffer kept across calls: a batch's whole patch matrix (7 MB for the
-  // second conv of the Fashion-MNIST CNN at batch 64) no longer streams
+  // second conv of the benchmark CNN at batch 64) no longer streams
   // through memory twice, and the bias is added while the rows are in cache.
   thread_local std::vector<float> cols;
   const int64_t block = detail::im2col_block_rows((patch + out_channels) * 4, m);

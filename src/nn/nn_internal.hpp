@@ -55,7 +55,7 @@ inline void copy_run(T* dst, const T* src, int64_t n) {
 /// Rows per im2col block of a convolution whose rows take `row_bytes`
 /// (patch columns plus output channels): the block, the GEMM's packed copy
 /// of it and its outputs stay in L2 instead of streaming a whole batch's
-/// patch matrix (7 MB of floats for the second conv of the Fashion-MNIST CNN
+/// patch matrix (7 MB of floats for the second conv of the benchmark CNN
 /// at batch 64) through memory. A multiple of 96 rows, so that no
 /// microkernel row tile (MR = 4, 6, 8, 12, 16, ...) is split at a block
 /// edge, unless one block holds every row.
