@@ -46,9 +46,9 @@ SparsePath choose(const PackedSparseWeightsData& w, int64_t m, SparsePath reques
   if (requested != SparsePath::automatic) return requested;
   // Direct pays off while reading the weights is the limit: few rows and
   // weights that come from beyond L2. Weights resident in L2 are read fast
-  // enough that dense multiply throughput wins sooner: halve the crossover.
+  // enough that the expansion, spread over many rows, wins sooner.
   const int64_t bytes = w.n_panels * w.panel_bytes();
-  const int64_t limit = bytes > kL2Bytes ? sp.direct_max_m : sp.direct_max_m / 2;
+  const int64_t limit = bytes > kL2Bytes ? sp.direct_max_m : sp.direct_max_m_in_l2;
   return m <= std::max<int64_t>(limit, 1) ? SparsePath::direct : SparsePath::expand;
 }
 

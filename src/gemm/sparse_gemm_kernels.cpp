@@ -1,6 +1,7 @@
 // The per-ISA sparse GEMM tables (DESIGN.md rule 2): looked up once per call.
 // `nr` must equal the dense table's nr of the same ISA (the expand path runs
-// the dense microkernel on expanded sparse panels); `direct_max_m` is the
+// the dense microkernel on expanded sparse panels); `direct_max_m` (and
+// `direct_max_m_in_l2`, for weights that fit in L2) is the
 // largest M for which the direct kernel measured faster than expand+dense
 // (docs/sparse-gemm.md).
 #include "kernels/sparse_gemm_kernels.hpp"
@@ -23,6 +24,7 @@ constexpr SparseGemmKernels kScalar{
     .mr = 4,
     .nr = 8,
     .direct_max_m = kAlwaysDirect,
+    .direct_max_m_in_l2 = kAlwaysDirect,
     .ukernel = spgemm_u8s8s32_ukernel_4xNc8__scalar,
     .expand = spgemm_expand_Nc4__scalar,
 };
@@ -35,6 +37,7 @@ constexpr SparseGemmKernels kAvx2{
     .mr = 4,
     .nr = 8,
     .direct_max_m = kAlwaysDirect,
+    .direct_max_m_in_l2 = kAlwaysDirect,
     .ukernel = spgemm_u8s8s32_ukernel_4x8c8__avx2,
     .expand = spgemm_expand_Nc4__scalar,
 };
@@ -51,6 +54,7 @@ constexpr SparseGemmKernels kAvxVnni{
     .mr = 4,
     .nr = 16,
     .direct_max_m = 0,
+    .direct_max_m_in_l2 = 0,
     .ukernel = spgemm_u8s8s32_ukernel_4xNc8__scalar,
     .expand = spgemm_expand_Nc4__scalar,
 };
@@ -62,12 +66,12 @@ constexpr SparseGemmKernels kAvxVnni{
 // 4-row AVX-512BW direct kernel and the scalar expand.
 //
 // With VBMI the 16-row direct kernel measured at least as fast as expand +
-// dense up to M = 128 on Zen 4 (bench_sparse_gemm, one thread): at N = K =
-// 4096 and 8192 direct ran 0.96-1.02x dense at M = 16..256 and expand
-// 0.85-0.96x; with the weights in L2 (N = K = 1024) direct still led up to
-// M = 32, tied at 64 and lost at 256 (0.85x against expand's 0.97x), where
-// the expansion is spread over many row tiles. Hence 128, halved when the
-// weights fit in L2.
+// dense at every M when the weights come from beyond L2 (bench_sparse_gemm
+// and `sparq bench gemm --sparse`, one thread, N = K = 4096 and 8192, M up to
+// 256: direct 0.96-1.02x dense, expand 0.85-0.96x). With the weights in L2
+// (N = K = 1024) direct led up to M = 32, tied at 64 and lost at 256 (0.85x
+// against expand's 0.97x: 16 row tiles x 4 passes over a short K), hence 64
+// there.
 constexpr SparseGemmKernels kAvx512Vbmi{
     .isa = Isa::avx512vnni,
     .ukernel_name = "spgemm_u8s8s32_ukernel_16x64c64__avx512vbmi",
@@ -75,7 +79,8 @@ constexpr SparseGemmKernels kAvx512Vbmi{
     .mr = 16,
     .nr = 64,
     .a_kr = 64,
-    .direct_max_m = 128,
+    .direct_max_m = kAlwaysDirect,
+    .direct_max_m_in_l2 = 64,
     .ukernel = spgemm_u8s8s32_ukernel_16x64c64__avx512vbmi,
     .expand = spgemm_expand_64c4__avx512vbmi,
 };
@@ -86,6 +91,7 @@ constexpr SparseGemmKernels kAvx512Vnni{
     .mr = 4,
     .nr = 64,
     .direct_max_m = 48,
+    .direct_max_m_in_l2 = 24,
     .ukernel = spgemm_u8s8s32_ukernel_4x64c8__avx512vnni,
     .expand = spgemm_expand_Nc4__scalar,
 };
@@ -113,6 +119,7 @@ constexpr SparseGemmKernels kNeonDot{
     .mr = 4,
     .nr = 8,
     .direct_max_m = 48,
+    .direct_max_m_in_l2 = 24,
     .ukernel = spgemm_u8s8s32_ukernel_4x8c8__neondot,
     .expand = spgemm_expand_Nc4__scalar,
 };
@@ -123,6 +130,7 @@ constexpr SparseGemmKernels kNeonI8mm{
     .mr = 4,
     .nr = 8,
     .direct_max_m = kAlwaysDirect,
+    .direct_max_m_in_l2 = kAlwaysDirect,
     .ukernel = spgemm_u8s8s32_ukernel_4x8c8__neondot,
     .expand = spgemm_expand_Nc4__scalar,
 };

@@ -55,8 +55,11 @@ struct SparseGemmKernels {
   int mr = 0;    ///< rows of the direct microkernel
   int nr = 0;    ///< panel width: the dense table's nr of the same ISA
   int a_kr = 8;  ///< activation bytes per row and group of the direct kernel's A tile
-  /// Largest M for which `automatic` picks the direct path (measured).
+  /// Largest M for which `automatic` picks the direct path (measured), for
+  /// weights beyond L2 and for weights that fit in L2 (where nothing is
+  /// bandwidth-bound and expansion, spread over many rows, wins sooner).
   int64_t direct_max_m = 0;
+  int64_t direct_max_m_in_l2 = 0;
   SpgemmUkernelFn ukernel = nullptr;
   SpgemmExpandFn expand = nullptr;
 };

@@ -35,11 +35,11 @@
 //           and the sparse panel width (x86, scalar, neondot); on neon and
 //           neoni8mm a request for expand runs direct.
 //   automatic (default): direct when M <= sparse_direct_max_rows(isa)
-//           (halved when the sparse weights fit in a 1 MiB L2), expand
-//           otherwise (choose_sparse_path). The limit is measured per kernel
-//           table: 128 for AVX-512 with VBMI; unlimited (always direct) for
-//           AVX2 and scalar, where the direct kernel was never slower than
-//           expand; 48 for AVX-512 without VBMI and neondot.
+//           (a smaller limit when the sparse weights fit in a 1 MiB L2),
+//           expand otherwise (choose_sparse_path). The limits are measured
+//           per kernel table: AVX-512 with VBMI always direct (64 rows with
+//           weights in L2); AVX2 and scalar always direct; AVX-512 without
+//           VBMI and neondot 48 (24 in L2).
 //
 // Packed sparse weights take about 0.63x the bytes of dense packed weights
 // (packed_bytes(): values K/2 + indices K/8 per channel + the int32 column
