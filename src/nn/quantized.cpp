@@ -63,6 +63,10 @@ class DenseWeights final : public QuantizedWeights {
                       int64_t ldy, const DynamicOptions& options) const override {
     sparq::linear_dynamic(x, m, ldx, packed_, bias, y, ldy, options);
   }
+  /// The exact int32 sums (for the conv + pool path of run_conv).
+  void gemm_s32(const ActivationsU8& a, int32_t* c, int64_t ldc) const {
+    sparq::gemm(a, packed_, c, ldc);
+  }
 
  private:
   std::vector<int8_t> values_;
@@ -433,25 +437,53 @@ Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool = nullptr) {
     return out;
   }
   const int64_t image = oh * ow;
-  int64_t block = detail::im2col_block_rows(patch + oc * (is_static ? 1 : 4), m);
+  // Static conv + pool with dense weights: pool the exact int32 sums, then
+  // requantize only the pooled values (a quarter of them for a 2x2 pool).
+  // Requantization (saturating bias add, fixed-point multiply by a
+  // multiplier >= 0, rounding shift, clamp) is non-decreasing in the sum,
+  // so max and requantize commute: the same bits as requantizing first.
+  // Every window has a real tap (MaxPool2d::validate), so the int32
+  // identity never reaches the output. Limited to K whose sums always fit
+  // in int32 (|a - zp| * |w| <= 255 * 128), where the GEMM's requantizing
+  // stage sees the same sums.
+  std::vector<const DenseWeights*> dense;
+  if (pool && is_static && patch <= (int64_t{1} << 31) / (255 * 128) - 1) {
+    for (const auto& wg : c.weights) dense.push_back(dynamic_cast<const DenseWeights*>(wg.get()));
+    if (std::find(dense.begin(), dense.end(), nullptr) != dense.end()) dense.clear();
+  }
+  const bool pool_sums = !dense.empty();
+  int64_t block = detail::im2col_block_rows(patch + oc * (is_static && !pool_sums ? 1 : 4), m);
   if (pool) block = std::max<int64_t>(1, block / image) * image;
   thread_local std::vector<uint8_t> cols;
   thread_local Buffer<uint8_t> conv_q;  // the conv output of one block, when pooled
   thread_local Buffer<float> conv_f;
-  if (cols.size() < static_cast<std::size_t>(block * patch)) {
-    cols.resize(static_cast<std::size_t>(block * patch));
-  }
-  if (pool && is_static && conv_q.size() < static_cast<std::size_t>(block * oc)) {
-    conv_q.resize(static_cast<std::size_t>(block * oc));
-  }
-  if (pool && !is_static && conv_f.size() < static_cast<std::size_t>(block * oc)) {
-    conv_f.resize(static_cast<std::size_t>(block * oc));
+  thread_local Buffer<int32_t> conv_s, pooled_s;  // sums of one block and their pool
+  auto reserve = [](auto& buf, int64_t n) {
+    if (buf.size() < static_cast<std::size_t>(n)) buf.resize(static_cast<std::size_t>(n));
+  };
+  reserve(cols, block * patch);
+  if (pool_sums) {
+    reserve(conv_s, block * oc);
+    reserve(pooled_s, block / image * ph * pw * oc);
+  } else if (pool) {
+    is_static ? reserve(conv_q, block * oc) : reserve(conv_f, block * oc);
   }
   std::vector<DequantizeStage> dq(is_static ? 0 : static_cast<std::size_t>(c.groups));
   for (int64_t g = 0; g < static_cast<int64_t>(dq.size()); ++g) {
     dq[g].activation_scale = in.qp.scale;
     if (!c.bias.empty()) dq[g].bias.assign(c.bias.begin() + g * og, c.bias.begin() + (g + 1) * og);
   }
+  // The requantize kernel's per-channel arrays, per group.
+  std::vector<std::vector<int32_t>> mult(dense.size()), shift(dense.size());
+  for (std::size_t g = 0; g < dense.size(); ++g) {
+    for (int64_t j = 0; j < og; ++j) {
+      const auto& qm = c.stages[g].multipliers;
+      const QuantizedMultiplier& q = qm.size() == 1 ? qm[0] : qm[static_cast<std::size_t>(j)];
+      mult[g].push_back(q.multiplier);
+      shift[g].push_back(q.shift);
+    }
+  }
+  const auto& kern = sparq::detail::gemm_kernels(active_isa());
   for (int64_t r0 = 0; r0 < m; r0 += block) {
     const int64_t r1 = std::min(m, r0 + block);
     uint8_t* yq = is_static ? (pool ? conv_q.data() : out.q.data() + r0 * oc) : nullptr;
@@ -460,20 +492,43 @@ Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool = nullptr) {
       detail::im2col(in.q.data(), h, w, c.in_channels, c, g * cg, cg, oh, ow,
                      static_cast<uint8_t>(in.qp.zero_point), r0, r1, cols.data());
       const ActivationsU8 a{cols.data(), r1 - r0, patch, patch, in.qp.zero_point};
-      if (is_static) {
+      if (pool_sums) {
+        dense[g]->gemm_s32(a, conv_s.data() + g * og, oc);
+      } else if (is_static) {
         c.weights[g]->gemm(a, c.stages[g], yq + g * og, oc);
       } else {
         c.weights[g]->gemm(a, dq[g], yf + g * og, oc);
       }
     }
     if (!is_static) detail::apply_activation(yf, (r1 - r0) * oc, c.activation);
-    if (pool) {
-      const int64_t n0 = r0 / image, n = (r1 - r0) / image;
-      if (is_static) {
-        detail::max_pool(yq, n, oh, ow, oc, *pool, ph, pw, out.q.data() + n0 * ph * pw * oc);
-      } else {
-        detail::max_pool(yf, n, oh, ow, oc, *pool, ph, pw, out.f.data() + n0 * ph * pw * oc);
+    if (!pool) continue;
+    const int64_t n0 = r0 / image, n = (r1 - r0) / image;
+    uint8_t* pooled_q = is_static ? out.q.data() + n0 * ph * pw * oc : nullptr;
+    if (pool_sums) {
+      detail::max_pool(conv_s.data(), n, oh, ow, oc, *pool, ph, pw, pooled_s.data());
+      constexpr int64_t chunk = int64_t{1} << 20;  // rows per call (the kernel counts in int)
+      for (int64_t g = 0; g < c.groups; ++g) {
+        for (int64_t i0 = 0; i0 < n * ph * pw; i0 += chunk) {
+          sparq::detail::GemmRequantizeParams rq;
+          rq.acc = pooled_s.data() + i0 * oc + g * og;
+          rq.ld_acc = oc;
+          rq.rows = static_cast<int>(std::min(chunk, n * ph * pw - i0));
+          rq.cols = static_cast<int>(og);
+          rq.multiplier = mult[g].data();
+          rq.shift = shift[g].data();
+          rq.bias = c.stages[g].bias.empty() ? nullptr : c.stages[g].bias.data();
+          rq.zero_point = c.stages[g].output_zero_point;
+          rq.qmin = c.stages[g].clamp_min;
+          rq.qmax = c.stages[g].clamp_max;
+          rq.out = pooled_q + i0 * oc + g * og;
+          rq.ld_out = oc;
+          kern.requantize_u8(rq);
+        }
       }
+    } else if (is_static) {
+      detail::max_pool(yq, n, oh, ow, oc, *pool, ph, pw, pooled_q);
+    } else {
+      detail::max_pool(yf, n, oh, ow, oc, *pool, ph, pw, out.f.data() + n0 * ph * pw * oc);
     }
   }
   return out;
