@@ -67,6 +67,8 @@ class DenseWeights final : public QuantizedWeights {
   void gemm_s32(const ActivationsU8& a, int32_t* c, int64_t ldc) const {
     sparq::gemm(a, packed_, c, ldc);
   }
+  /// The per-channel scales the dequantizing GEMM multiplies by.
+  std::span<const float> packed_scales() const noexcept { return packed_.scales(); }
 
  private:
   std::vector<int8_t> values_;
@@ -437,17 +439,18 @@ Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool = nullptr) {
     return out;
   }
   const int64_t image = oh * ow;
-  // Static conv + pool with dense weights: pool the exact int32 sums, then
-  // requantize only the pooled values (a quarter of them for a 2x2 pool).
-  // Requantization (saturating bias add, fixed-point multiply by a
-  // multiplier >= 0, rounding shift, clamp) is non-decreasing in the sum,
-  // so max and requantize commute: the same bits as requantizing first.
-  // Every window has a real tap (MaxPool2d::validate), so the int32
-  // identity never reaches the output. Limited to K whose sums always fit
-  // in int32 (|a - zp| * |w| <= 255 * 128), where the GEMM's requantizing
-  // stage sees the same sums.
+  // Conv + pool with dense weights: pool the exact int32 sums, then
+  // requantize (static) or dequantize and activate (dynamic) only the pooled
+  // values (a quarter of them for a 2x2 pool). Requantization (saturating
+  // bias add, fixed-point multiply by a multiplier >= 0, rounding shift,
+  // clamp), dequantization (fma(float(sum), scale > 0, bias)) and ReLU/ReLU6
+  // are all non-decreasing in the sum, so max commutes with them: the same
+  // bits as the output stage first. Every window has a real tap
+  // (MaxPool2d::validate), so the int32 identity never reaches the output.
+  // Limited to K whose sums always fit in int32 (|a - zp| * |w| <= 255 *
+  // 128), where the GEMM's output stages see the same sums.
   std::vector<const DenseWeights*> dense;
-  if (pool && is_static && patch <= (int64_t{1} << 31) / (255 * 128) - 1) {
+  if (pool && patch <= (int64_t{1} << 31) / (255 * 128) - 1) {
     for (const auto& wg : c.weights) dense.push_back(dynamic_cast<const DenseWeights*>(wg.get()));
     if (std::find(dense.begin(), dense.end(), nullptr) != dense.end()) dense.clear();
   }
@@ -474,8 +477,8 @@ Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool = nullptr) {
     if (!c.bias.empty()) dq[g].bias.assign(c.bias.begin() + g * og, c.bias.begin() + (g + 1) * og);
   }
   // The requantize kernel's per-channel arrays, per group.
-  std::vector<std::vector<int32_t>> mult(dense.size()), shift(dense.size());
-  for (std::size_t g = 0; g < dense.size(); ++g) {
+  std::vector<std::vector<int32_t>> mult(is_static ? dense.size() : 0), shift(mult.size());
+  for (std::size_t g = 0; g < mult.size(); ++g) {
     for (int64_t j = 0; j < og; ++j) {
       const auto& qm = c.stages[g].multipliers;
       const QuantizedMultiplier& q = qm.size() == 1 ? qm[0] : qm[static_cast<std::size_t>(j)];
@@ -500,11 +503,34 @@ Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool = nullptr) {
         c.weights[g]->gemm(a, dq[g], yf + g * og, oc);
       }
     }
-    if (!is_static) detail::apply_activation(yf, (r1 - r0) * oc, c.activation);
+    if (!is_static && !pool_sums) detail::apply_activation(yf, (r1 - r0) * oc, c.activation);
     if (!pool) continue;
     const int64_t n0 = r0 / image, n = (r1 - r0) / image;
     uint8_t* pooled_q = is_static ? out.q.data() + n0 * ph * pw * oc : nullptr;
-    if (pool_sums) {
+    if (pool_sums && !is_static) {
+      detail::max_pool(conv_s.data(), n, oh, ow, oc, *pool, ph, pw, pooled_s.data());
+      float* pooled_f = out.f.data() + n0 * ph * pw * oc;
+      constexpr int64_t chunk = int64_t{1} << 16;  // rows per call (and per row_scale array)
+      thread_local std::vector<float> row_scale;
+      for (int64_t g = 0; g < c.groups; ++g) {
+        for (int64_t i0 = 0; i0 < n * ph * pw; i0 += chunk) {
+          const int64_t rows = std::min(chunk, n * ph * pw - i0);
+          row_scale.assign(static_cast<std::size_t>(rows), in.qp.scale);  // as the GEMM's
+          sparq::detail::GemmDequantizeParams d;
+          d.acc = pooled_s.data() + i0 * oc + g * og;
+          d.ld_acc = oc;
+          d.rows = static_cast<int>(rows);
+          d.cols = static_cast<int>(og);
+          d.row_scale = row_scale.data();
+          d.col_scale = dense[g]->packed_scales().data();
+          d.bias = dq[g].bias.empty() ? nullptr : dq[g].bias.data();
+          d.out = pooled_f + i0 * oc + g * og;
+          d.ld_out = oc;
+          kern.dequantize(d);
+        }
+      }
+      detail::apply_activation(pooled_f, n * ph * pw * oc, c.activation);
+    } else if (pool_sums) {
       detail::max_pool(conv_s.data(), n, oh, ow, oc, *pool, ph, pw, pooled_s.data());
       constexpr int64_t chunk = int64_t{1} << 20;  // rows per call (the kernel counts in int)
       for (int64_t g = 0; g < c.groups; ++g) {
