@@ -15,9 +15,9 @@
 //         the dense microkernel on the expanded buffer, over all of K; then
 //         the output stage on the tile.
 // The direct path streams the compressed weights from memory exactly once;
-// each panel (160 KiB at K = 4096) then serves the other row tiles from L2. Above kMaxKChunk, the
-// expand path expands each K chunk per row tile (rare shapes; the extra
-// expansion is small next to the chunk's multiplies).
+// each panel (160 KiB at K = 4096) then serves the other row tiles from L2.
+// Above kMaxKChunk, the expand path expands each K chunk per row tile (rare
+// shapes; the extra expansion is small next to the chunk's multiplies).
 #include "sparq/gemm/sparse_gemm.hpp"
 
 #include <algorithm>

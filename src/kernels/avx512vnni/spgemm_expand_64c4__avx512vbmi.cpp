@@ -24,7 +24,6 @@
 
 #include "kernels/sparse_gemm_kernels.hpp"
 
-
 namespace sparq::detail {
 namespace {
 
