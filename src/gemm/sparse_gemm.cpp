@@ -68,7 +68,13 @@ class Driver {
     pack_a_ = direct ? gemm_pack_a__scalar : dense.pack_a;
     elem_ = direct ? 1 : dense.a_elem_bytes;
     tiles_ = (a.m + mr_ - 1) / mr_;
-    a_packed_.resize(static_cast<std::size_t>(a.m * kp_a_ * elem_));
+    // Reused across calls, like the dense driver's: packing writes every
+    // byte (padding included), so the buffer needs no zeroing per call.
+    thread_local std::vector<uint8_t> buffer;
+    if (buffer.size() < static_cast<std::size_t>(a.m * kp_a_ * elem_)) {
+      buffer.resize(static_cast<std::size_t>(a.m * kp_a_ * elem_));
+    }
+    a_packed_ = buffer.data();
     const int32_t shift = a.is_signed ? (dense.a_shift_s8 == 128 ? 128 : 0) : dense.a_shift_u8;
     zp_eff_.resize(static_cast<std::size_t>(a.m));
     for (int64_t i = 0; i < a.m; ++i)
@@ -88,7 +94,7 @@ class Driver {
     p.mr = static_cast<int>(std::min<int64_t>(mr_, a_.m - i0));
     p.kr = kr_;
     p.shift = a_.is_signed ? dense_.a_shift_s8 : dense_.a_shift_u8;
-    p.dst = a_packed_.data() + i0 * kp_a_ * elem_;
+    p.dst = a_packed_ + i0 * kp_a_ * elem_;
     pack_a_(p);
   }
 
@@ -150,7 +156,7 @@ class Driver {
     const int64_t i0 = t * mr_;
     const int mr = static_cast<int>(std::min<int64_t>(mr_, a_.m - i0));
     const int nr = static_cast<int>(std::min<int64_t>(w_.nr, w_.n - p * w_.nr));
-    const uint8_t* at = a_packed_.data() + (i0 * kp_a_ + k0 * mr) * elem_;
+    const uint8_t* at = a_packed_ + (i0 * kp_a_ + k0 * mr) * elem_;
     const int32_t* sums = compensate ? w_.col_sums.data() + p * w_.nr : nullptr;
     const int32_t* zp = zp_eff_.data() + i0;
     if (path_ == SparsePath::direct) {
@@ -224,7 +230,7 @@ class Driver {
   GemmPackAFn pack_a_ = nullptr;
   int64_t elem_ = 1;  // bytes per packed activation element
   int64_t tiles_ = 0;
-  std::vector<uint8_t> a_packed_;
+  uint8_t* a_packed_ = nullptr;  // the calling thread's buffer (the team shares it)
   std::vector<int32_t> zp_eff_;  // per row, in packed-A units
 };
 
