@@ -4,10 +4,12 @@
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+# ocl-icd-opencl-dev: Debian's dnnl-config.cmake finds OpenCL (its GPU runtime) and
+# fails the configure without it; --no-install-recommends leaves it out.
 PACKAGES=(
   cmake ninja-build g++ clang libclang-rt-14-dev
   libeigen3-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev zlib1g-dev googletest
-  libdnnl-dev libopenblas-dev
+  libdnnl-dev ocl-icd-opencl-dev libopenblas-dev
   qemu-user g++-aarch64-linux-gnu
   dataset-fashion-mnist
 )
