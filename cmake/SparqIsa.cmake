@@ -11,6 +11,17 @@ if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
   set(SPARQ_ISA_FLAGS_avxvnni -mavx2 -mfma -mf16c -mbmi2 -mavxvnni)
   set(SPARQ_ISA_FLAGS_avx512vnni -mavx2 -mfma -mf16c -mbmi2 -mavx512f -mavx512bw -mavx512vl
                                  -mavx512dq -mavx512vnni)
+  # AMX kernels (src/kernels/amx/) run only where avx512vnni runs too (the
+  # amx table keeps its output stages and small-M kernel), so they get the
+  # same flags plus the tile instructions. GCC >= 11 and clang >= 12 know
+  # them; an older compiler builds without the amx level (its kernel source
+  # is still compiled and tested through the emulation in reference/).
+  include(CheckCXXCompilerFlag)
+  check_cxx_compiler_flag("-mamx-tile -mamx-int8" SPARQ_COMPILER_HAS_AMX)
+  if(SPARQ_COMPILER_HAS_AMX)
+    list(APPEND SPARQ_ISA_LIST amx)
+    set(SPARQ_ISA_FLAGS_amx ${SPARQ_ISA_FLAGS_avx512vnni} -mamx-tile -mamx-int8)
+  endif()
 elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64|ARM64)$")
   set(SPARQ_ARCH arm)
   set(SPARQ_ISA_LIST neon neondot neoni8mm)
@@ -32,10 +43,10 @@ function(sparq_add_isa_kernels target)
       # _mm512_undefined_*(), a self-initialised `__Y`, and once they are
       # inlined -Wall reports "'__Y' may be used uninitialized" (and, for some,
       # "is used uninitialized") hundreds of times, all pointing into the
-      # compiler's header. Silenced here, for the AVX-512 folder and GCC < 13
+      # compiler's header. Silenced here, for the AVX-512 folders and GCC < 13
       # only, instead of with a pragma in every file; clang and newer GCC
       # still check these files.
-      if(isa STREQUAL "avx512vnni" AND CMAKE_CXX_COMPILER_ID STREQUAL "GNU"
+      if(isa MATCHES "^(avx512vnni|amx)$" AND CMAKE_CXX_COMPILER_ID STREQUAL "GNU"
          AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
         list(APPEND options -Wno-maybe-uninitialized -Wno-uninitialized)
       endif()

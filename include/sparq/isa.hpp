@@ -28,6 +28,11 @@ enum class Isa {
   neon,        // ARMv8 Advanced SIMD
   neondot,     // ARMv8.2 dot product (SDOT/UDOT)
   neoni8mm,    // ARMv8.6 int8 matrix multiply (SMMLA/UMMLA/USMMLA)
+  // x86: avx512vnni plus AMX-TILE/AMX-INT8 (tdpbusd on 16x64-byte tiles),
+  // with the OS's permission to use tile data. Appended rather than placed
+  // after avx512vnni so no existing enumerator changes value; the order that
+  // ranks ISAs (best_isa) is supported_isas()'s, where it follows avx512vnni.
+  amx,
 };
 
 /// Lower-case name as accepted by SPARQ_ISA ("scalar", "avx2", ...).
@@ -72,6 +77,10 @@ struct CpuInfo {
   std::string architecture;           // "x86_64", "aarch64", ...
   std::vector<std::string> features;  // e.g. {"avx2", "fma", "avx512f", ...}
   bool emulated = false;              // true when running under qemu-user (timings mean nothing)
+  /// AMX state in words, since AMX needs the CPU, the OS (XCR0) and, on
+  /// Linux, a per-process permission: "absent", "usable", "present, not
+  /// enabled by the OS (XCR0)", "present, permission refused (<reason>)".
+  std::string amx = "absent";
 };
 const CpuInfo& cpu_info();
 

@@ -7,6 +7,12 @@
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <cpuid.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#endif
 #elif defined(__aarch64__)
 #include <sys/auxv.h>
 #endif
@@ -34,6 +40,37 @@ uint64_t xgetbv0() {
 
 bool bit(uint32_t value, int n) { return (value >> n) & 1u; }
 
+// AMX needs three things beyond the CPUID bits: XCR0 bits 17 (XTILECFG) and
+// 18 (XTILEDATA), and on Linux (5.16+) a per-process permission for the
+// 8 KiB of tile data, requested once here (arch_prctl ARCH_REQ_XCOMP_PERM
+// for XFEATURE_XTILEDATA). Without it the first tile instruction raises
+// SIGILL, so a refusal (old kernel, seccomp sandbox) leaves AMX unused and
+// says why.
+void detect_amx(CpuFeatures& f, uint64_t xcr0) {
+  if (!f.amx_tile && !f.amx_int8) return;  // "absent"
+  if (!(f.amx_tile && f.amx_int8)) {
+    f.amx_status = f.amx_tile ? "present without AMX-INT8" : "AMX-INT8 without AMX-TILE";
+    return;
+  }
+  constexpr uint64_t kXtile = (uint64_t{1} << 17) | (uint64_t{1} << 18);
+  if ((xcr0 & kXtile) != kXtile) {
+    f.amx_status = "present, not enabled by the OS (XCR0)";
+    return;
+  }
+#if defined(__linux__)
+  constexpr long kArchReqXcompPerm = 0x1023;
+  constexpr long kXfeatureXtiledata = 18;
+  if (syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) != 0) {
+    const int err = errno;
+    f.amx_status =
+        std::string("present, permission refused (arch_prctl: ") + std::strerror(err) + ")";
+    return;
+  }
+#endif
+  f.amx = true;
+  f.amx_status = "usable";
+}
+
 CpuFeatures detect() {
   CpuFeatures f;
   const uint32_t max_leaf = cpuid(0, 0).eax;
@@ -56,7 +93,12 @@ CpuFeatures detect() {
     f.avx512bw = f.avx512f && bit(l7.ebx, 30);
     f.avx512vl = f.avx512f && bit(l7.ebx, 31);
     f.avx512vnni = f.avx512f && bit(l7.ecx, 11);
+    f.avx512vbmi = f.avx512f && bit(l7.ecx, 1);
     if (l7.eax >= 1) f.avxvnni = avx && bit(cpuid(7, 1).eax, 4);
+    f.amx_bf16 = bit(l7.edx, 22);
+    f.amx_tile = bit(l7.edx, 24);
+    f.amx_int8 = bit(l7.edx, 25);
+    detect_amx(f, xcr0);
   }
   if (cpuid(0x80000000u, 0).eax >= 0x80000004u) {
     char brand[49] = {};

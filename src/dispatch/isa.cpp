@@ -11,8 +11,10 @@
 namespace sparq {
 namespace {
 
-constexpr std::array<Isa, 7> kAllIsas = {Isa::scalar, Isa::avx2,    Isa::avxvnni, Isa::avx512vnni,
-                                         Isa::neon,   Isa::neondot, Isa::neoni8mm};
+// Lowest first, per architecture: best_isa() is the last supported one, so
+// amx ranks above avx512vnni although its enumerator was appended.
+constexpr std::array<Isa, 8> kAllIsas = {Isa::scalar, Isa::avx2, Isa::avxvnni, Isa::avx512vnni,
+                                         Isa::amx,    Isa::neon, Isa::neondot, Isa::neoni8mm};
 
 // Whether this build compiled the ISA's kernel folder (see cmake/SparqIsa.cmake).
 bool built_with(Isa isa) {
@@ -29,6 +31,10 @@ bool built_with(Isa isa) {
 #endif
 #if defined(SPARQ_HAVE_AVX512VNNI)
     case Isa::avx512vnni:
+      return true;
+#endif
+#if defined(SPARQ_HAVE_AMX)
+    case Isa::amx:
       return true;
 #endif
 #if defined(SPARQ_HAVE_NEON)
@@ -60,6 +66,10 @@ bool cpu_runs(Isa isa) {
     case Isa::avx512vnni:
       return f.avx2 && f.fma && f.f16c && f.bmi2 && f.avx512f && f.avx512bw && f.avx512vl &&
              f.avx512dq && f.avx512vnni;
+    case Isa::amx:
+      // The AMX table runs the AVX-512 VNNI kernels for small M and its
+      // output stages: it needs everything avx512vnni needs.
+      return cpu_runs(Isa::avx512vnni) && f.amx;
     case Isa::neon:
       return f.neon;
     case Isa::neondot:
@@ -114,6 +124,8 @@ std::string_view isa_name(Isa isa) noexcept {
       return "neondot";
     case Isa::neoni8mm:
       return "neoni8mm";
+    case Isa::amx:
+      return "amx";
   }
   return "unknown";
 }
@@ -123,8 +135,8 @@ Isa parse_isa(std::string_view name) {
     if (isa_name(isa) == name) return isa;
   }
   detail::fail(
-      "ISA name '{}' is not known; expected one of: scalar, avx2, avxvnni, avx512vnni, neon, "
-      "neondot, neoni8mm",
+      "ISA name '{}' is not known; expected one of: scalar, avx2, avxvnni, avx512vnni, amx, "
+      "neon, neondot, neoni8mm",
       name);
 }
 
@@ -174,16 +186,28 @@ const CpuInfo& cpu_info() {
 #else
     out.architecture = "other";
 #endif
-    const std::pair<bool, const char*> flags[] = {
-        {f.avx2, "avx2"},         {f.fma, "fma"},           {f.f16c, "f16c"},
-        {f.bmi2, "bmi2"},         {f.avx512f, "avx512f"},   {f.avx512bw, "avx512bw"},
-        {f.avx512vl, "avx512vl"}, {f.avx512dq, "avx512dq"}, {f.avx512vnni, "avx512vnni"},
-        {f.avxvnni, "avxvnni"},   {f.neon, "neon"},         {f.dotprod, "dotprod"},
-        {f.i8mm, "i8mm"}};
+    const std::pair<bool, const char*> flags[] = {{f.avx2, "avx2"},
+                                                  {f.fma, "fma"},
+                                                  {f.f16c, "f16c"},
+                                                  {f.bmi2, "bmi2"},
+                                                  {f.avx512f, "avx512f"},
+                                                  {f.avx512bw, "avx512bw"},
+                                                  {f.avx512vl, "avx512vl"},
+                                                  {f.avx512dq, "avx512dq"},
+                                                  {f.avx512vnni, "avx512vnni"},
+                                                  {f.avxvnni, "avxvnni"},
+                                                  {f.avx512vbmi, "avx512vbmi"},
+                                                  {f.amx_tile, "amx-tile"},
+                                                  {f.amx_int8, "amx-int8"},
+                                                  {f.amx_bf16, "amx-bf16"},
+                                                  {f.neon, "neon"},
+                                                  {f.dotprod, "dotprod"},
+                                                  {f.i8mm, "i8mm"}};
     for (const auto& [present, name] : flags) {
       if (present) out.features.emplace_back(name);
     }
     out.emulated = f.emulated;
+    out.amx = f.amx_status;
     return out;
   }();
   return info;

@@ -146,11 +146,14 @@ class Driver {
 void run_gemm(const ActSpec& a, const PackedWeights& weights, const OutSpec& out, int threads,
               const char* who) {
   if (a.m == 0) return;
-  const GemmKernels& kern = gemm_kernels(active_isa());
+  // Per call, by M: e.g. amx runs a few rows on its avx512vnni kernel, from
+  // the same packed weights.
+  const GemmKernels& kern = gemm_kernels_for(active_isa(), a.m);
   std::shared_ptr<const PackedWeightsData> repacked;
   const PackedWeightsData* w = &weights.data();
-  if (w->isa != kern.isa || w->nr != kern.nr || w->kr != kern.kr) {
-    // The active ISA changed since packing: repack (slow, but never wrong).
+  if (!layout_compatible(kern, w->nr, w->kr)) {
+    // Packed for another layout (the active ISA changed since packing):
+    // repack (slow, but never wrong).
     repacked = repack_weights(*w, kern.isa);
     w = repacked.get();
   }

@@ -1,6 +1,8 @@
 // The per-ISA GEMM tables (DESIGN.md rule 2): looked up once per call.
 #include "kernels/gemm_kernels.hpp"
 
+#include <atomic>
+
 namespace sparq::detail {
 namespace {
 
@@ -77,6 +79,52 @@ constexpr GemmKernels kAvx512Vnni{
 };
 #endif
 
+#if defined(SPARQ_HAVE_AMX) && defined(SPARQ_HAVE_AVX512VNNI)
+// AMX: the avx512vnni weight layout, read by 16x64-byte tiles (32 rows x 64
+// columns per call), and the avx512vnni output stages. Below 16 rows, a
+// tile would be mostly padding: those calls run the avx512vnni kernel on
+// the same packed weights.
+constexpr GemmKernels kAmx{
+    .isa = Isa::amx,
+    .ukernel_name = "gemm_u8s8s32_ukernel_32x64c4__amx",
+    .mr = 32,
+    .nr = 64,
+    .kr = 4,
+    .a_shift_u8 = 0,
+    .a_shift_s8 = 128,
+    .ukernel = gemm_u8s8s32_ukernel_32x64c4__amx,
+    .pack_a = gemm_pack_a_k64__scalar,
+    .requantize_u8 = gemm_requantize_u8__avx512vnni,
+    .requantize_s8 = gemm_requantize_s8__avx512vnni,
+    .dequantize = gemm_dequantize__avx512vnni,
+    .range = gemm_range__avx512vnni,
+    .quantize = gemm_quantize__avx512vnni,
+    .small_m = &kAvx512Vnni,
+    .small_m_below = 16,
+};
+#endif
+
+// The same AMX kernel source built against the tile emulation: portable
+// (scalar output stages), every M on the tile kernel so tests cover it all.
+constexpr GemmKernels kAmxEmulated{
+    .isa = Isa::amx,
+    .ukernel_name = "gemm_u8s8s32_ukernel_32x64c4__amxemu",
+    .mr = 32,
+    .nr = 64,
+    .kr = 4,
+    .a_shift_u8 = 0,
+    .a_shift_s8 = 128,
+    .ukernel = gemm_u8s8s32_ukernel_32x64c4__amxemu,
+    .pack_a = gemm_pack_a_k64__scalar,
+    .requantize_u8 = gemm_requantize_u8__scalar,
+    .requantize_s8 = gemm_requantize_s8__scalar,
+    .dequantize = gemm_dequantize__scalar,
+    .range = gemm_range__scalar,
+    .quantize = gemm_quantize__scalar,
+};
+
+std::atomic<const GemmKernels*> g_override{nullptr};
+
 #if defined(SPARQ_ARCH_ARM) && defined(SPARQ_HAVE_NEON)
 // ARM: activations are packed as on x86 (u8 as is, s8 + 128) and every
 // kernel reads them as u8 (the dot-product kernel flips their top bit
@@ -107,6 +155,7 @@ constexpr GemmKernels kNeonI8mm =
 }  // namespace
 
 const GemmKernels& gemm_kernels(Isa isa) {
+  if (const GemmKernels* forced = g_override.load(std::memory_order_relaxed)) return *forced;
   switch (isa) {
 #if defined(SPARQ_ARCH_X86)
 #if defined(SPARQ_HAVE_AVX2)
@@ -120,6 +169,10 @@ const GemmKernels& gemm_kernels(Isa isa) {
 #if defined(SPARQ_HAVE_AVX512VNNI)
     case Isa::avx512vnni:
       return kAvx512Vnni;
+#endif
+#if defined(SPARQ_HAVE_AMX) && defined(SPARQ_HAVE_AVX512VNNI)
+    case Isa::amx:
+      return kAmx;
 #endif
 #endif
 #if defined(SPARQ_ARCH_ARM) && defined(SPARQ_HAVE_NEON)
@@ -138,5 +191,18 @@ const GemmKernels& gemm_kernels(Isa isa) {
       return kScalar;
   }
 }
+
+const GemmKernels& gemm_kernels_for(Isa isa, int64_t m) {
+  const GemmKernels& table = gemm_kernels(isa);
+  if (table.small_m != nullptr && m < table.small_m_below) return *table.small_m;
+  return table;
+}
+
+const GemmKernels& gemm_kernels_amx_emulated() { return kAmxEmulated; }
+
+ScopedGemmKernelsOverride::ScopedGemmKernelsOverride(const GemmKernels& table)
+    : previous_(g_override.exchange(&table)) {}
+
+ScopedGemmKernelsOverride::~ScopedGemmKernelsOverride() { g_override.store(previous_); }
 
 }  // namespace sparq::detail

@@ -6,6 +6,8 @@
 // (docs/sparse-gemm.md).
 #include "kernels/sparse_gemm_kernels.hpp"
 
+#include "dispatch/cpu_features.hpp"
+
 #include <cstdint>
 #include <limits>
 
@@ -97,10 +99,9 @@ constexpr SparseGemmKernels kAvx512Vnni{
 };
 
 bool cpu_has_vbmi() {
-  // The avx512vnni ISA is only active when the OS saves zmm state (checked
-  // by src/dispatch), so the CPUID bit is all that is left to check.
-  static const bool has = __builtin_cpu_supports("avx512vbmi");
-  return has;
+  // Detected once with every other CPU feature (src/dispatch: CPUID and the
+  // OS's zmm state).
+  return cpu_features().avx512vbmi;
 }
 #endif
 
@@ -159,6 +160,7 @@ const SparseGemmKernels& sparse_gemm_kernels(Isa isa) {
 #endif
 #if defined(SPARQ_HAVE_AVX512VNNI)
     case Isa::avx512vnni:
+    case Isa::amx:  // AMX CPUs (Sapphire Rapids and later) all have VBMI
       return cpu_has_vbmi() ? kAvx512Vbmi : kAvx512Vnni;
 #endif
 #endif

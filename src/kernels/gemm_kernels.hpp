@@ -23,6 +23,15 @@
 // zero-padded in k. x86 kernels read u8; the shift (see GemmKernels) turns
 // s8 activations into u8 exactly (a + 128), so the inner loop never shifts.
 //
+// The AMX table (gemm_u8s8s32_ukernel_32x64c4__amx, docs/gemm.md "AMX")
+// reads the avx512vnni weight layout above as it is (NR = 64, KR = 4), but
+// its pack_a (gemm_pack_a_k64__scalar) makes 64-byte k-groups, the row of an
+// A tile, with the last group only kp % 64 bytes wide when 64 does not
+// divide kp: [kp / 64][mr][64] then [mr][kp % 64]. That is still exactly
+// mr * kp bytes per tile, and the part from any k0 that is a multiple of 64
+// starts at byte k0 * mr, so the driver's offsets are the same as for every
+// other table.
+//
 // Microkernel contract (GemmUkernelFn): for i < mr, j < nr
 //   c[i * ldc + j] = sum_{k < kp} a(i, k) * w(j, k) - a_zero_point[i] * col_sums[j]
 // in wrapping (mod 2^32) int32 arithmetic; col_sums == nullptr means no
@@ -151,11 +160,48 @@ struct GemmKernels {
   GemmDequantizeFn dequantize = nullptr;
   GemmRangeFn range = nullptr;
   GemmQuantizeFn quantize = nullptr;
+  /// Per-call choice: calls with M < small_m_below run `*small_m` instead
+  /// (AMX: a tile holds 16 rows, so a few rows run faster on the AVX-512
+  /// VNNI kernel). Its weight layout must be this table's (same nr and kr),
+  /// so the choice never repacks.
+  const GemmKernels* small_m = nullptr;
+  int64_t small_m_below = 0;
 };
 
 /// The table for `isa`; falls back to the scalar table for an ISA without
 /// GEMM kernels in this build. Defined in src/gemm/gemm_kernels.cpp.
 const GemmKernels& gemm_kernels(Isa isa);
+
+/// The table that runs a GEMM call of m rows on `isa`: gemm_kernels(isa),
+/// or its small_m table below its threshold. `sparq bench` prints its name.
+const GemmKernels& gemm_kernels_for(Isa isa, int64_t m);
+
+/// Whether weights packed with panels of `nr` channels and k-groups of `kr`
+/// can be read by `kern` as they are (the ISA they were packed under does
+/// not matter: the avx512vnni and amx tables share one layout).
+inline bool layout_compatible(const GemmKernels& kern, int nr, int kr) noexcept {
+  return kern.nr == nr && kern.kr == kr;
+}
+
+/// The AMX table built against the tile-instruction emulation
+/// (src/kernels/reference/gemm_u8s8s32_ukernel_32x64c4__amxemu.cpp): the
+/// same kernel source as the real one, runnable on every host. For tests.
+const GemmKernels& gemm_kernels_amx_emulated();
+
+/// Tests only: while alive, gemm_kernels() and gemm_kernels_for() return
+/// `table` whatever the ISA asked for, so the whole GEMM (packing, driver,
+/// threads, output stages) runs on it. Not for concurrent use with other
+/// overrides (the override is global, like ScopedIsa).
+class ScopedGemmKernelsOverride {
+ public:
+  explicit ScopedGemmKernelsOverride(const GemmKernels& table);
+  ~ScopedGemmKernelsOverride();
+  ScopedGemmKernelsOverride(const ScopedGemmKernelsOverride&) = delete;
+  ScopedGemmKernelsOverride& operator=(const ScopedGemmKernelsOverride&) = delete;
+
+ private:
+  const GemmKernels* previous_;
+};
 
 // --- kernels, by ISA (defined in src/kernels/<isa>/<name>.cpp) -------------
 void gemm_pack_a__scalar(const GemmPackAParams& p) noexcept;
@@ -180,6 +226,13 @@ void gemm_requantize_s8__avx512vnni(const GemmRequantizeParams& p) noexcept;
 void gemm_dequantize__avx512vnni(const GemmDequantizeParams& p) noexcept;
 bool gemm_range__avx512vnni(const float* x, int64_t n, float* min, float* max) noexcept;
 void gemm_quantize__avx512vnni(const GemmQuantizeParams& p) noexcept;
+
+// AMX (docs/gemm.md): the tile kernel and its k64 activation packing; the
+// same kernel source built against the tile emulation (reference/, no ISA
+// flags) under the __amxemu name.
+void gemm_pack_a_k64__scalar(const GemmPackAParams& p) noexcept;
+void gemm_u8s8s32_ukernel_32x64c4__amx(const GemmUkernelParams& p) noexcept;
+void gemm_u8s8s32_ukernel_32x64c4__amxemu(const GemmUkernelParams& p) noexcept;
 
 // ARM (docs/arm.md): the output stages live in src/kernels/neon/ and serve
 // all three ARM tables; each ISA has its own microkernel and packing shape.

@@ -37,6 +37,7 @@ const ObserveKernels& observe_kernels(Isa isa) {
 #endif
 #if defined(SPARQ_HAVE_AVX512VNNI)
     case Isa::avx512vnni:
+    case Isa::amx:  // tiles add nothing here: the AVX-512 kernels
       return kAvx512;
 #endif
 #if defined(SPARQ_HAVE_NEON)

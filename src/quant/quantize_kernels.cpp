@@ -39,6 +39,7 @@ const QuantizeKernels& quantize_kernels(Isa isa) noexcept {
 #if defined(SPARQ_ARCH_X86)
 #if defined(SPARQ_HAVE_AVX512VNNI)
     case Isa::avx512vnni:
+    case Isa::amx:  // tiles add nothing here: the AVX-512 kernels
       return kAvx512;
 #endif
 #if defined(SPARQ_HAVE_AVX2)

@@ -131,7 +131,7 @@ ShapeRecord measure(const Options& o, int64_t m, int64_t n, int64_t k,
   r.k = k;
   r.threads = o.threads;
   r.isa = std::string(sparq::isa_name(sparq::active_isa()));
-  r.kernel = sparq::detail::gemm_kernels(sparq::active_isa()).ukernel_name;
+  r.kernel = sparq::detail::gemm_kernels_for(sparq::active_isa(), m).ukernel_name;
   r.pack_ms = pack_ms;
   const auto a = random_vector<uint8_t>(static_cast<std::size_t>(m * k), rng);
   const auto as = random_vector<int8_t>(static_cast<std::size_t>(m * k), rng);

@@ -13,6 +13,7 @@ int run_info(const sparq::tool::Args&) {
   fmt::print("architecture:   {}{}\n", cpu.architecture,
              cpu.emulated ? " (emulated: timings are meaningless)" : "");
   fmt::print("cpu features:   {}\n", fmt::join(cpu.features, " "));
+  fmt::print("amx:            {}\n", cpu.amx);
   std::vector<std::string_view> isas;
   for (sparq::Isa isa : sparq::supported_isas()) isas.push_back(sparq::isa_name(isa));
   fmt::print("supported ISAs: {}\n", fmt::join(isas, " "));
