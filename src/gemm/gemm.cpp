@@ -22,10 +22,12 @@
 #include <memory>
 
 #include "gemm/gemm_driver.hpp"
+#include "quant/dynamic_qparams.hpp"
 #include "kernels/gemm_kernels.hpp"
 #include "sparq/detail/packed_weights_data.hpp"
 #include "sparq/error.hpp"
 #include "sparq/quant/qparams.hpp"
+#include "sparq/quant/quantize.hpp"
 
 namespace sparq {
 namespace detail {
@@ -168,8 +170,9 @@ void run_gemm(const ActSpec& a, const PackedWeights& weights, const OutSpec& out
   Driver driver(a, *w, out, kern, a_buffer.data(), zp_buffer.data());
   const int64_t tiles = driver.tiles();
   const int64_t panels = w->n_panels;
-  run_on_threads(driver, tiles, panels,
-                 threads_for(threads, a.m * w->n * w->kp, std::max(panels, tiles)));
+  run_on_threads(
+      driver, tiles, panels,
+      threads_for(threads, a.m * w->n * w->kp, w->n_panels * w->nr * w->kp, panels * tiles));
   driver.stage().fail_if_overflowed(who, a.k);
 }
 
@@ -281,39 +284,24 @@ void linear_dynamic(const float* x, int64_t m, int64_t ldx, const PackedWeights&
   q.resize(static_cast<std::size_t>(m * k));
   std::vector<int32_t> zps(static_cast<std::size_t>(m));
   std::vector<float> row_scale(static_cast<std::size_t>(m));
-  QuantSpec spec;
-  spec.dtype = DType::u8;
-  spec.scheme = Scheme::asymmetric;
-  const detail::GemmKernels& kern = detail::gemm_kernels(active_isa());
-  auto range_of = [&](int64_t r0, int64_t r1) {
-    float mn = 0.0f;
-    float mx = 0.0f;
-    for (int64_t i = r0; i < r1; ++i) {
-      if (!kern.range(x + i * ldx, k, &mn, &mx)) {
-        detail::fail("{}: x row {} holds NaN or infinity; expected finite values", who, i);
-      }
-    }
-    return compute_qparams(mn, mx, spec);
-  };
+  // One definition of dynamic quantization (src/quant/dynamic_qparams.hpp
+  // and detail::quantize_tensor): the same u8 values as sparq::quantize and
+  // the dynamic layers of sparq::nn, ties included.
   if (options.per_row) {
     for (int64_t i = 0; i < m; ++i) {
-      const QParams qp = range_of(i, i + 1);
+      const QParams qp = detail::dynamic_u8_qparams(x + i * ldx, 1, k, ldx, who);
       zps[static_cast<std::size_t>(i)] = qp.zero_point;
       row_scale[static_cast<std::size_t>(i)] = qp.scale;
     }
   } else {
-    const QParams qp = range_of(0, m);
+    const QParams qp = detail::dynamic_u8_qparams(x, m, k, ldx, who);
     std::fill(zps.begin(), zps.end(), qp.zero_point);
     std::fill(row_scale.begin(), row_scale.end(), qp.scale);
   }
   for (int64_t i = 0; i < m; ++i) {
-    detail::GemmQuantizeParams qp;
-    qp.x = x + i * ldx;
-    qp.n = k;
-    qp.scale = row_scale[static_cast<std::size_t>(i)];
-    qp.zero_point = zps[static_cast<std::size_t>(i)];
-    qp.q = q.data() + i * k;
-    kern.quantize(qp);
+    const auto r = static_cast<std::size_t>(i);
+    detail::quantize_tensor(DType::u8, x + i * ldx, q.data() + i * k, static_cast<std::size_t>(k),
+                            1.0f / row_scale[r], zps[r], 0, 255);
   }
   detail::ActSpec as;
   as.data = q.data();

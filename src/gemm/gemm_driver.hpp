@@ -61,6 +61,7 @@ struct OutSpec {
 inline constexpr int64_t kABlockBytes = 384 * 1024;
 
 inline int resolve_threads(int requested) {
+  if (requested < 0) fail("GemmOptions::threads ({}) must be >= 0 (0: set_num_threads)", requested);
 #if defined(SPARQ_WITH_OPENMP)
   const int t = requested > 0 ? requested : num_threads();
   return std::max(1, t);
@@ -70,14 +71,19 @@ inline int resolve_threads(int requested) {
 #endif
 }
 
-/// Threads for a call of `macs` multiply-adds split into `units` panels or
-/// row tiles: fewer than requested for small problems, since waking a team
-/// costs microseconds, so each thread should get at least ~4 M
-/// multiply-adds (~10 us) and one unit of work. Safe for determinism:
-/// results do not depend on the count.
-inline int threads_for(int requested, int64_t macs, int64_t units) {
+/// Threads for a call of `macs` multiply-adds that streams `weight_bytes` of
+/// packed weights, split into `units` (panel, row tile) pairs. Waking a team
+/// costs microseconds, so a thread is worth it only for at least ~4 M
+/// multiply-adds (~10 us of compute) or, for the bandwidth-bound small-M
+/// shapes, at least 128 KiB of weights to stream (~10 us of one core's read
+/// bandwidth). The second rule is what lets M = 1 use every core: its
+/// multiply-adds alone (16 M at N = K = 4096) would allow only 4 threads,
+/// while reading its 16 MiB of weights scales with the cores' bandwidth.
+/// Safe for determinism: results do not depend on the count.
+inline int threads_for(int requested, int64_t macs, int64_t weight_bytes, int64_t units) {
+  const int64_t worth = std::max(macs >> 22, weight_bytes >> 17);
   return static_cast<int>(
-      std::clamp<int64_t>(std::min<int64_t>(macs >> 22, units), 1, resolve_threads(requested)));
+      std::clamp<int64_t>(std::min(worth, units), 1, resolve_threads(requested)));
 }
 
 inline int32_t saturate32(int64_t v) {
@@ -222,21 +228,57 @@ class OutputStage {
   int64_t overflow_value_ = 0;
 };
 
+/// How `threads` threads share a grid of `panels` x `tiles` output blocks:
+/// `row_groups` x `panel_groups` rectangles, one per thread.
+struct ThreadGrid {
+  int row_groups = 1;
+  int panel_groups = 1;
+};
+
+/// Picks the grid that minimises the largest rectangle (the slowest
+/// thread's work, in panel x tile units); among equals, the one with the
+/// fewest row groups, since every row group reads all of its panels' weights
+/// again (with one row group each weight byte leaves memory once). Small M
+/// (tiles = 1) thus splits the weights across all threads, large M splits
+/// both dimensions when the panels alone do not divide evenly (20 panels and
+/// T row tiles on 16 threads: 4 x 4 rectangles of 5 panels x T/4 tiles, the
+/// slowest thread doing 1.25 T units, instead of 2 T when the 16 threads
+/// split the 20 panels alone).
+inline ThreadGrid thread_grid(int64_t panels, int64_t tiles, int threads) {
+  ThreadGrid best;
+  int64_t best_work = std::numeric_limits<int64_t>::max();
+  for (int rg = 1; rg <= threads; ++rg) {
+    if (threads % rg != 0) continue;
+    const int pg = threads / rg;
+    if (rg > tiles || pg > panels) continue;
+    const int64_t work = ((panels + pg - 1) / pg) * ((tiles + rg - 1) / rg);
+    if (work < best_work) {
+      best_work = work;
+      best = {rg, pg};
+    }
+  }
+  if (best_work == std::numeric_limits<int64_t>::max()) {
+    // No exact factorisation fits (e.g. 3 threads, 2 panels, 1 tile): one
+    // dimension only, with some threads idle.
+    best = panels >= tiles ? ThreadGrid{1, static_cast<int>(std::min<int64_t>(threads, panels))}
+                           : ThreadGrid{static_cast<int>(std::min<int64_t>(threads, tiles)), 1};
+  }
+  return best;
+}
+
 /// Packs A (driver.pack_tile(t) for every row tile) and then runs
-/// driver.run(p0, p1, t0, t1) on `threads` threads: each thread takes its
-/// own panels, or its own row tiles when there are fewer panels than
-/// threads. Every output element is computed by the same instructions in
-/// the same order whatever the thread count, so results are identical.
+/// driver.run(p0, p1, t0, t1) on `threads` threads, each on its own
+/// rectangle of the thread_grid. Every output element is computed by the
+/// same instructions in the same order whatever the thread count (K is
+/// never split), so results are identical.
 template <class Driver>
 void run_on_threads(Driver& driver, int64_t tiles, int64_t panels, int threads) {
   auto work = [&](int tid, int nt) {
-    if (panels >= nt || panels >= tiles) {
-      const auto [p0, p1] = share(panels, nt, tid);
-      driver.run(p0, p1, 0, tiles);
-    } else {
-      const auto [t0, t1] = share(tiles, nt, tid);
-      driver.run(0, panels, t0, t1);
-    }
+    const ThreadGrid grid = thread_grid(panels, tiles, nt);
+    if (tid >= grid.row_groups * grid.panel_groups) return;
+    const auto [p0, p1] = share(panels, grid.panel_groups, tid % grid.panel_groups);
+    const auto [t0, t1] = share(tiles, grid.row_groups, tid / grid.panel_groups);
+    driver.run(p0, p1, t0, t1);
   };
 #if defined(SPARQ_WITH_OPENMP)
   if (threads > 1) {
@@ -244,6 +286,8 @@ void run_on_threads(Driver& driver, int64_t tiles, int64_t panels, int threads) 
     {
 #pragma omp for schedule(static)
       for (int64_t t = 0; t < tiles; ++t) driver.pack_tile(t);
+      // The team may be smaller than asked for (OMP_DYNAMIC, nested
+      // regions): the grid is made for the threads that actually came.
       work(omp_get_thread_num(), omp_get_num_threads());
     }
     return;

@@ -27,14 +27,12 @@
 #include "gemm/gemm_driver.hpp"
 #include "kernels/sparse_gemm_kernels.hpp"
 #include "sparq/detail/packed_sparse_weights_data.hpp"
+#include "dispatch/cache_info.hpp"
 #include "sparq/error.hpp"
 
 namespace sparq {
 namespace detail {
 namespace {
-
-// L2 bytes per core assumed by the path choice (Zen 4 / Ice Lake: 1 MiB+).
-constexpr int64_t kL2Bytes = 1024 * 1024;
 
 bool expand_possible(const SparseGemmKernels& sp, const GemmKernels& dense) {
   return dense.nr == sp.nr && dense.kr == 4;
@@ -48,7 +46,7 @@ SparsePath choose(const PackedSparseWeightsData& w, int64_t m, SparsePath reques
   // weights that come from beyond L2. Weights resident in L2 are read fast
   // enough that the expansion, spread over many rows, wins sooner.
   const int64_t bytes = w.n_panels * w.panel_bytes();
-  const int64_t limit = bytes > kL2Bytes ? sp.direct_max_m : sp.direct_max_m_in_l2;
+  const int64_t limit = bytes > l2_cache_bytes() ? sp.direct_max_m : sp.direct_max_m_in_l2;
   return m <= std::max<int64_t>(limit, 1) ? SparsePath::direct : SparsePath::expand;
 }
 
@@ -250,7 +248,8 @@ SparsePath run(const ActSpec& a, const PackedSparseWeights& weights, const OutSp
   Driver driver(a, *w, out, sp, dense, path);
   const int64_t macs = a.m * w->n * w->kp / 2;  // the kept half
   run_on_threads(driver, driver.tiles(), w->n_panels,
-                 threads_for(options.threads, macs, std::max(w->n_panels, driver.tiles())));
+                 threads_for(options.threads, macs, static_cast<int64_t>(weights.packed_bytes()),
+                             w->n_panels * driver.tiles()));
   driver.stage().fail_if_overflowed(who, a.k);
   return path;
 }

@@ -9,7 +9,9 @@
 #include <utility>
 
 #include "kernels/gemm_kernels.hpp"
+#include "kernels/observe_kernels.hpp"
 #include "nn/nn_internal.hpp"
+#include "quant/dynamic_qparams.hpp"
 #include "sparq/error.hpp"
 #include "sparq/isa.hpp"
 #include "sparq/nn/sequential.hpp"
@@ -105,27 +107,40 @@ QuantizedTensor quantize_weights(std::span<const float> w, int64_t n, int64_t k,
       static_cast<int64_t>(w.size()) % n != 0) {
     fail("quantize_weights: {} values given for an {} x {} matrix", w.size(), n, k);
   }
-  QuantSpec spec;  // s8 symmetric: PyTorch's default weight spec
+  // The public observer kernels, compute_qparams and quantize: weights are
+  // quantized by the same definition as everything else (docs/design.md,
+  // "Rounding"). s8 symmetric is PyTorch's default weight spec.
   const bool per_channel = granularity == Granularity::per_channel;
   const int64_t groups = per_channel ? n : 1;
-  const int64_t per = w.size() / groups;
+  const int64_t per = static_cast<int64_t>(w.size()) / groups;
+  const auto& kern = sparq::detail::observe_kernels(active_isa());
+  std::vector<float> mins(static_cast<std::size_t>(groups)), maxs(mins.size());
+  for (int64_t g = 0; g < groups; ++g) {
+    sparq::detail::MinMaxAccum acc{std::numeric_limits<float>::infinity(),
+                                   -std::numeric_limits<float>::infinity(), 0, 0};
+    kern.minmax(w.data() + g * per, static_cast<std::size_t>(per), &acc);
+    if (acc.nan_count != 0 || acc.inf_count != 0) {
+      for (int64_t i = 0; i < per; ++i) {
+        const float v = w[static_cast<std::size_t>(g * per + i)];
+        if (!std::isfinite(v))
+          fail("quantize_weights: weight {} of channel {} is {}; expected finite", i, g, v);
+      }
+    }
+    mins[static_cast<std::size_t>(g)] = acc.min;
+    maxs[static_cast<std::size_t>(g)] = acc.max;
+  }
+  QuantSpec spec;
+  spec.granularity = per_channel ? Granularity::per_channel : Granularity::per_tensor;
+  spec.axis = 0;
+  const ChannelQParams qp = compute_qparams(mins, maxs, spec);
   QuantizedTensor out;
   out.values.resize(w.size());
-  for (int64_t g = 0; g < groups; ++g) {
-    float lo = 0.0f, hi = 0.0f;
-    for (int64_t i = 0; i < per; ++i) {
-      const float v = w[g * per + i];
-      if (!std::isfinite(v))
-        fail("quantize_weights: weight {} of channel {} is {}; expected finite", i, g, v);
-      lo = std::min(lo, v);
-      hi = std::max(hi, v);
-    }
-    const QParams qp = compute_qparams(lo, hi, spec);
-    out.scales.push_back(qp.scale);
-    for (int64_t i = 0; i < per; ++i) {
-      const float q = sparq::detail::round_half_even(w[g * per + i] / qp.scale);
-      out.values[g * per + i] = static_cast<int8_t>(std::clamp(q, -128.0f, 127.0f));
-    }
+  out.scales = qp.scales;
+  const int64_t shape[] = {n, k};
+  if (per_channel) {
+    sparq::quantize<int8_t>(w, shape, spec, qp, out.values);
+  } else {
+    sparq::quantize<int8_t>(w, shape, spec, qp[0], out.values);
   }
   return out;
 }
@@ -266,23 +281,12 @@ struct Act {
 };
 
 QParams dynamic_qparams(const Buffer<float>& x) {
-  // The GEMM's dispatched range kernel (SIMD; min and max are exact, so the
-  // result is the scalar loop's); the slow loop only names a bad value.
-  float lo = 0.0f, hi = 0.0f;
-  const auto& kern = sparq::detail::gemm_kernels(active_isa());
-  if (!kern.range(x.data(), static_cast<int64_t>(x.size()), &lo, &hi)) {
-    for (float v : x) {
-      if (!std::isfinite(v)) fail("dynamic quantization: input value {} must be finite", v);
-    }
-  }
-  QuantSpec spec;
-  spec.dtype = DType::u8;
-  spec.scheme = Scheme::asymmetric;
-  return compute_qparams(lo, hi, spec);
+  return sparq::detail::dynamic_u8_qparams(x.data(), 1, static_cast<int64_t>(x.size()), 0,
+                                           "dynamic quantization");
 }
 
 Buffer<uint8_t> quantize_u8(const Buffer<float>& x, const QParams& qp) {
-  // The quantize helper's dispatched SIMD loop: clamp(nearbyint(x / scale) + zp), NaN -> zp.
+  // The public quantizer's dispatched loop: clamp(nearbyint(x * (1 / scale)) + zp), NaN -> zp.
   Buffer<uint8_t> q(x.size());
   sparq::detail::quantize_tensor(DType::u8, x.data(), q.data(), x.size(), 1.0f / qp.scale,
                                  qp.zero_point, 0, 255);

@@ -4,6 +4,8 @@
 // output stage, K chunking, threads, repacking, and the packed size.
 #include <gtest/gtest.h>
 
+#include "dispatch/cache_info.hpp"
+
 #include <algorithm>
 #include <cstring>
 #include <random>
@@ -308,13 +310,20 @@ TEST_P(SparseGemm, PackedBytesAreAtMostPoint65OfDense) {
 
 TEST_P(SparseGemm, AutomaticPathFollowsRowsAndSize) {
   std::mt19937 rng(29);
-  const int64_t n = 512, k = 4096;  // 1.25 MiB sparse: beyond L2
+  // Weights of about twice this host's L2 (sparse packing: ~0.63 bytes per
+  // weight), so "beyond L2" holds whatever the cache size.
+  const int64_t k = 4096;
+  const int64_t n =
+      std::max<int64_t>(64, (2 * detail::l2_cache_bytes() / (k * 5 / 8) + 63) / 64 * 64);
   const std::vector<int8_t> w = random_pruned(n, k, rng);
   const PackedSparseWeights sw = pack_sparse_weights(compress24(w, n, k));
+  ASSERT_GT(static_cast<int64_t>(sw.packed_bytes()), detail::l2_cache_bytes());
   EXPECT_EQ(choose_sparse_path(sw, 1), SparsePath::direct);
-  const int64_t limit = sparse_direct_max_rows(GetParam());
-  EXPECT_EQ(choose_sparse_path(sw, std::max<int64_t>(limit, 1)), SparsePath::direct);
-  if (limit < 1000) {
+  // Up to the limit direct (at least 1 row: a limit of 0 still runs M = 1
+  // direct), above it expand.
+  const int64_t limit = std::max<int64_t>(sparse_direct_max_rows(GetParam()), 1);
+  EXPECT_EQ(choose_sparse_path(sw, limit), SparsePath::direct);
+  if (limit < 1000 && choose_sparse_path(sw, 256, {0, SparsePath::expand}) == SparsePath::expand) {
     EXPECT_EQ(choose_sparse_path(sw, limit + 1), SparsePath::expand);
   }
   EXPECT_EQ(choose_sparse_path(sw, 256, {0, SparsePath::direct}), SparsePath::direct);

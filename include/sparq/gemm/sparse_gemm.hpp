@@ -35,7 +35,8 @@
 //           and the sparse panel width (x86, scalar, neondot); on neon and
 //           neoni8mm a request for expand runs direct.
 //   automatic (default): direct when M <= sparse_direct_max_rows(isa)
-//           (a smaller limit when the sparse weights fit in a 1 MiB L2),
+//           (a smaller limit when the sparse weights fit in the L2 of a core,
+//           as the OS reports it),
 //           expand otherwise (choose_sparse_path). The limits are measured
 //           per kernel table: AVX-512 with VBMI always direct (64 rows with
 //           weights in L2); AVX2 and scalar always direct; AVX-512 without
