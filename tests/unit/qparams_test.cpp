@@ -74,11 +74,19 @@ TEST(ComputeQParams, ReduceRange) {
   EXPECT_EQ(s.qmin(), -64);
   EXPECT_EQ(s.qmax(), 63);
   EXPECT_EQ(compute_qparams(-1.0f, 3.0f, s).scale, 3.0f / 63.5f);
-  // PyTorch keeps zero point 128 for symmetric quint8 even with
-  // reduce_range ([0, 127]); sparq reproduces it (see qparams.hpp).
+  // Symmetric quint8 with reduce_range would keep zero point 128 outside
+  // [0, 127]; PyTorch's MinMaxObserver refuses it and so does sparq (the
+  // full audit against PyTorch is qparams_pytorch_test.cpp).
   QuantSpec su = spec(DType::u8, Scheme::symmetric);
   su.reduce_range = true;
-  EXPECT_EQ(compute_qparams(-1.0f, 3.0f, su).zero_point, 128);
+  EXPECT_THROW(compute_qparams(-1.0f, 3.0f, su), Error);
+  // A custom range is halved by reduce_range (PyTorch: quant_min // 2).
+  QuantSpec cr = spec(DType::s8, Scheme::asymmetric);
+  cr.quant_min = -127;
+  cr.quant_max = 127;
+  cr.reduce_range = true;
+  EXPECT_EQ(cr.qmin(), -64);
+  EXPECT_EQ(cr.qmax(), 63);
 }
 
 TEST(ComputeQParams, NarrowAndCustomRanges) {

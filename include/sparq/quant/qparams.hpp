@@ -22,11 +22,29 @@
 //     zero_point = clamp(qmin - round_half_even(min_neg / scale), qmin, qmax)
 //
 // The integer range [qmin, qmax] of a spec is, in order of precedence:
-//   quant_min/quant_max if both are set (must lie inside the storage type);
+//   quant_min/quant_max if both are set (must lie inside the storage type
+//       and contain 0, as PyTorch's _validate_qmin_qmax requires); with
+//       reduce_range both are halved by floor division, as PyTorch's
+//       calculate_qmin_qmax does ([-8, 7] -> [-4, 3], [0, 15] -> [0, 7]);
 //   s8: [-128, 127], or [-127, 127] with narrow_range, or [-64, 63] with
 //       reduce_range (7 bits: keeps u8*s8 pair sums inside int16 on CPUs
 //       without VNNI, as PyTorch's fbgemm backend does);
 //   u8: [0, 255], or [0, 127] with reduce_range (narrow_range is [1, 255]).
+// narrow_range is the custom range [-127, 127] (s8) or [1, 255] (u8) and
+// reduce_range halves it as it halves a custom range, which gives the same
+// [-64, 63] / [0, 127] as without narrow_range.
+//
+// Configurations that PyTorch accepts but quantizes wrongly, or that PyTorch
+// refuses, are sparq::Error from QuantSpec::validate() (tested case by case
+// against torch 1.13 in tests/unit/qparams_pytorch_test.cpp):
+//   * u8 symmetric + reduce_range (with or without a custom range): the
+//     zero point 128 lies outside the range [0, 127], so every positive
+//     value would clamp to 127 and dequantize to -scale. PyTorch's MinMax
+//     observers refuse it (NotImplementedError); its HistogramObserver
+//     accepts it and quantizes that way;
+//   * a custom range that does not contain 0 (PyTorch: AssertionError);
+//   * narrow_range together with a custom range (ambiguous: which wins?);
+//   * a custom range that reduce_range halves to a single value.
 // Non-finite or inverted ranges are errors (observers exclude NaN/Inf
 // before they get here).
 #pragma once
@@ -96,21 +114,51 @@ struct QuantSpec {
             *quant_min, *quant_max, dtype_lowest(dtype), dtype_highest(dtype), dtype_name(dtype));
       }
     }
+    if (quant_min && (*quant_min > 0 || *quant_max < 0)) {
+      detail::fail(
+          "QuantSpec: quant_min/quant_max ({}, {}) must contain 0 (zero must be exactly "
+          "representable; PyTorch refuses such a range too)",
+          *quant_min, *quant_max);
+    }
+    if (quant_min && narrow_range) {
+      detail::fail(
+          "QuantSpec: narrow_range is set together with quant_min/quant_max ({}, {}); expected one "
+          "of them (write the narrow range as quant_min/quant_max)",
+          *quant_min, *quant_max);
+    }
+    if (quant_min && reduce_range && qmin() >= qmax()) {
+      detail::fail(
+          "QuantSpec: reduce_range halves quant_min/quant_max ({}, {}) to ({}, {}); expected a "
+          "range of at least two values",
+          *quant_min, *quant_max, qmin(), qmax());
+    }
+    if (dtype == DType::u8 && scheme == Scheme::symmetric && reduce_range) {
+      detail::fail(
+          "QuantSpec: dtype u8 with scheme symmetric and reduce_range = true: the symmetric zero "
+          "point 128 lies outside the reduced range [0, 127] (PyTorch's MinMaxObserver refuses "
+          "it: \"Cannot reduce range for symmetric quantization for quint8\"; its "
+          "HistogramObserver accepts it and maps every positive value to -scale); expected "
+          "scheme asymmetric, dtype s8, or reduce_range = false");
+    }
     if (!(eps > 0.0f) || !std::isfinite(eps)) {
       detail::fail("QuantSpec: eps ({}) must be a finite value > 0", eps);
     }
   }
 
   int32_t qmin() const {
-    if (quant_min) return *quant_min;
+    if (quant_min) return reduce_range ? floor_half(*quant_min) : *quant_min;
     if (dtype == DType::s8) return reduce_range ? -64 : (narrow_range ? -127 : -128);
     return narrow_range && !reduce_range ? 1 : 0;
   }
   int32_t qmax() const {
-    if (quant_max) return *quant_max;
+    if (quant_max) return reduce_range ? floor_half(*quant_max) : *quant_max;
     if (dtype == DType::s8) return reduce_range ? 63 : 127;
     return reduce_range ? 127 : 255;
   }
+
+ private:
+  // Python's q // 2 (floor), which PyTorch applies to a custom range.
+  static constexpr int32_t floor_half(int32_t q) { return q >= 0 ? q / 2 : -((1 - q) / 2); }
 };
 
 /// Per-tensor quantization parameters.
