@@ -101,6 +101,13 @@ struct QuantSpec {
 
   /// Validates the spec; throws sparq::Error naming the bad field.
   void validate() const {
+    // A value cast from an int outside the enum would select no branch below.
+    if (static_cast<unsigned>(dtype) > 1 || static_cast<unsigned>(scheme) > 1 ||
+        static_cast<unsigned>(granularity) > 1) {
+      detail::fail("QuantSpec: dtype ({}), scheme ({}) and granularity ({}) must each be 0 or 1",
+                   static_cast<unsigned>(dtype), static_cast<unsigned>(scheme),
+                   static_cast<unsigned>(granularity));
+    }
     if (quant_min.has_value() != quant_max.has_value()) {
       detail::fail("QuantSpec: quant_min and quant_max must be set together (got only {})",
                    quant_min ? "quant_min" : "quant_max");
