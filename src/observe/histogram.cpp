@@ -231,8 +231,39 @@ QParams HistogramObserver::qparams() const {
   return compute_qparams(lo, hi, config_.spec);
 }
 
+HistogramObserver::AutomaticChoice HistogramObserver::automatic_choice() const {
+  if (!has_range()) detail::fail_no_data("HistogramObserver", stats_);
+  const QuantSpec& spec = config_.spec;
+  const double w = std::ldexp(1.0, exponent_);
+  AutomaticChoice best{RangeMethod::minmax, -std::numeric_limits<double>::infinity()};
+  for (RangeMethod m :
+       {RangeMethod::minmax, RangeMethod::mse, RangeMethod::entropy, RangeMethod::percentile}) {
+    const auto [lo, hi] = range(m);
+    const QParams qp = compute_qparams(lo, hi, spec);
+    double signal = 0.0, noise = 0.0;
+    for (std::size_t i = 0; i < counts_.size(); ++i) {
+      if (counts_[i] == 0) continue;
+      const double n = static_cast<double>(counts_[i]);
+      // The bin centre, kept inside what was observed (edge bins).
+      const double c = std::clamp((static_cast<double>(k0_ + static_cast<int64_t>(i)) + 0.5) * w,
+                                  static_cast<double>(min_), static_cast<double>(max_));
+      const double q =
+          std::clamp(std::nearbyint(c / qp.scale) + qp.zero_point, static_cast<double>(spec.qmin()),
+                     static_cast<double>(spec.qmax()));
+      const double d = c - (q - qp.zero_point) * static_cast<double>(qp.scale);
+      signal += n * c * c;
+      noise += n * d * d;
+    }
+    const double db =
+        noise == 0.0 ? std::numeric_limits<double>::infinity() : 10.0 * std::log10(signal / noise);
+    if (db > best.sqnr_db) best = {m, db};
+  }
+  return best;
+}
+
 std::pair<float, float> HistogramObserver::range(RangeMethod method) const {
   if (!has_range()) detail::fail_no_data("HistogramObserver", stats_);
+  if (method == RangeMethod::automatic) method = automatic_choice().method;
   if (method == RangeMethod::minmax) return {min_, max_};
 
   // The bins between the first and the last non-empty one.
@@ -255,12 +286,17 @@ std::pair<float, float> HistogramObserver::range(RangeMethod method) const {
   };
   switch (method) {
     case RangeMethod::minmax:
+    case RangeMethod::automatic:  // resolved above
       break;
     case RangeMethod::mse: {
       coarsen(win, kMaxSearchBins);
       const double a = static_cast<double>(win.a0) * win.w;
-      const auto r =
-          detail::mse_search(win.h, a, a + static_cast<double>(win.h.size()) * win.w, levels);
+      // PyTorch searches with dst_nbins = 2 ** bits of the dtype (256), also
+      // with reduce_range or a custom range; so does sparq, to give the
+      // PyTorch presets the ranges PyTorch's HistogramObserver chooses.
+      constexpr int kPyTorchDstBins = 256;
+      const auto r = detail::mse_search(win.h, a, a + static_cast<double>(win.h.size()) * win.w,
+                                        kPyTorchDstBins);
       lo = r.first;
       hi = r.second;
       break;

@@ -45,6 +45,8 @@ std::string_view range_method_name(RangeMethod method) noexcept {
       return "entropy";
     case RangeMethod::percentile:
       return "percentile";
+    case RangeMethod::automatic:
+      return "automatic";
   }
   return "unknown";
 }
@@ -53,7 +55,7 @@ void ObserverConfig::validate() const {
   if (static_cast<unsigned>(kind) > static_cast<unsigned>(ObserverKind::histogram)) {
     detail::fail("ObserverConfig: kind ({}) is not an ObserverKind", static_cast<int>(kind));
   }
-  if (static_cast<unsigned>(method) > static_cast<unsigned>(RangeMethod::percentile)) {
+  if (static_cast<unsigned>(method) > static_cast<unsigned>(RangeMethod::automatic)) {
     detail::fail("ObserverConfig: method ({}) is not a RangeMethod", static_cast<int>(method));
   }
   spec.validate();
@@ -167,7 +169,7 @@ ObserverConfig ObserverIo::get_config(ByteReader& r) {
   c.averaging_constant = r.get<float>("averaging_constant");
   c.bins = r.get<int32_t>("bins");
   c.method =
-      static_cast<RangeMethod>(enum_byte("method", static_cast<unsigned>(RangeMethod::percentile)));
+      static_cast<RangeMethod>(enum_byte("method", static_cast<unsigned>(RangeMethod::automatic)));
   c.percentile = r.get<double>("percentile");
   c.two_sided_percentile = enum_byte("two_sided_percentile", 1) != 0;
   try {

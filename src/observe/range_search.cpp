@@ -104,13 +104,25 @@ bool smooth(std::vector<double>& p, std::size_t n) {
 
 }  // namespace
 
-std::size_t entropy_search(std::span<const double> h, int levels) {
-  // MXNet's _get_optimal_threshold (python/mxnet/contrib/quantization.py, the
-  // public re-implementation of TensorRT's calibration; TVM has the same),
-  // on a histogram of |x| whose first bin starts at 0.
-  const std::size_t bins = h.size();
+std::size_t entropy_search(std::span<const double> abs_hist, int levels) {
+  // TensorRT's calibration (GTC 2017 pseudo-code; MXNet's
+  // _get_optimal_threshold and TVM are the same loop) on a histogram of |x|
+  // whose first bin starts at 0.
+  const std::size_t bins = abs_hist.size();
   const auto nl = static_cast<std::size_t>(levels);
   if (bins <= nl) return bins;
+  // The zero spike: after a ReLU about half of the values are exactly 0, all
+  // in bin 0. Zero is exactly representable (it is the zero point), so that
+  // spike costs nothing when quantized, but Q spreads it over the first
+  // i / levels bins, which costs KL ~ p0 log(i / levels): growing with the
+  // cut, it pulled the threshold of ReLU activations down to about half the
+  // MSE range (issue 17). NVIDIA's TensorRT calibrator
+  // (pytorch-quantization, calib/histogram.py _compute_amax_entropy) sets
+  // bins[0] = bins[1] for that reason; taking the smaller of the two only
+  // removes a spike and leaves smooth data (a Gaussian's |x|) as it is.
+  std::vector<double> hv(abs_hist.begin(), abs_hist.end());
+  hv[0] = std::min(hv[0], hv[1]);
+  const std::span<const double> h(hv);
   double total = 0.0;
   for (double c : h) total += c;
   std::vector<double> p(bins), q(bins);

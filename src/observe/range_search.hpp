@@ -23,7 +23,9 @@ double mse_quantization_error(std::span<const double> hist, double bin_width, in
 
 /// TensorRT KL-divergence calibration on a histogram of |x| whose bin j
 /// covers [j w, (j + 1) w): returns the number i of bins kept (threshold
-/// i * w). Histograms with at most `levels` bins keep everything.
+/// i * w). Histograms with at most `levels` bins keep everything. Bin 0 is
+/// first lowered to bin 1's count (the zero spike of ReLU outputs is exact
+/// when quantized; see range_search.cpp).
 std::size_t entropy_search(std::span<const double> abs_hist, int levels);
 
 /// The value at `rank` (0 <= rank <= sum of counts) of a histogram whose bin

@@ -126,11 +126,14 @@ bool ref_smooth(std::vector<double>& p) {
 }
 
 // TensorRT entropy calibration on a |x| histogram as MXNet's
-// _get_optimal_threshold computes it (transcribed with explicit arrays):
-// returns the number of bins kept.
-std::size_t ref_entropy(const std::vector<double>& hist, int num_quantized_bins) {
+// _get_optimal_threshold computes it (transcribed with explicit arrays),
+// after lowering bin 0 to bin 1's count as NVIDIA's calibrator does for the
+// zero spike (bins[0] = bins[1], here only downwards): returns the number of
+// bins kept.
+std::size_t ref_entropy(std::vector<double> hist, int num_quantized_bins) {
   const std::size_t n = hist.size();
   if (n <= static_cast<std::size_t>(num_quantized_bins)) return n;
+  hist[0] = std::min(hist[0], hist[1]);
   double best = INFINITY;
   std::size_t best_i = n;
   for (std::size_t i = num_quantized_bins; i <= n; ++i) {

@@ -38,11 +38,11 @@
 //               from the full histogram, repeatedly drop the lighter tail by
 //               quantile steps of 1e-5 and keep going while the L2
 //               quantization error (_compute_quantization_error: each source
-//               bin's density integrated against the 2^bits destination bins,
-//               here qmax - qmin + 1 of the spec) decreases. The search runs on
-//               the bins between the first and last non-empty one (PyTorch's
-//               histogram always spans exactly [min, max]); grids above 8192
-//               such bins are first coarsened by exact pairwise merging.
+//               bin's density integrated against the 2^bits destination bins:
+//               256 as in PyTorch, whatever reduce_range or a custom range)
+//               decreases. The search runs on the bins between the first and last non-empty one
+//               (PyTorch's histogram always spans exactly [min, max]); grids above 8192 such bins
+//               are first coarsened by exact pairwise merging.
 //   entropy     TensorRT's KL-divergence calibration ("8-bit Inference with
 //               TensorRT", GTC 2017) as re-implemented in the open by MXNet
 //               (contrib/quantization.py `_get_optimal_threshold`, also in
@@ -60,7 +60,16 @@
 //               qmax - qmin + 1 levels when the data are one-sided (min >= 0
 //               or max <= 0) and the spec is asymmetric (then every level
 //               lands on that side). The range is [-T, T] intersected with
-//               [min, max].
+//               [min, max]. One refinement, from NVIDIA's own calibrator
+//               (pytorch-quantization `_compute_amax_entropy`: bins[0] =
+//               bins[1]): bin 0 of |x| is lowered to bin 1's count. After a
+//               ReLU half the values are exactly 0; zero quantizes exactly,
+//               but Q would spread that spike over the first i / L bins at a
+//               KL cost growing with the cut, which clipped ReLU outputs to
+//               about half their MSE range (issue 17).
+//   automatic   each of the four methods here, keeping the range with the
+//               largest SQNR (automatic_choice(); nn::Calibrator measures on
+//               held-out rows instead of the histogram).
 //   percentile  two-sided: the (100 - p)th and pth percentiles of the values;
 //               one-sided: the pth percentile T of |x| and [-T, T] intersected
 //               with [min, max]. Percentiles interpolate linearly inside the
@@ -112,6 +121,18 @@ class HistogramObserver : public Observer {
   void save(const std::filesystem::path& file) const override;
   const ObserverConfig& config() const override { return config_; }
   std::unique_ptr<Observer> clone() const override;
+
+  /// RangeMethod::automatic on this observer alone: of minmax, mse, entropy
+  /// and percentile, the method whose range (through compute_qparams with
+  /// config().spec) quantizes the histogram best, each bin's count placed at
+  /// its centre; `sqnr_db` is that SQNR (+inf for no error). Ties go to the
+  /// earlier method in that order. nn::Calibrator instead measures the
+  /// candidates on held-out calibration rows.
+  struct AutomaticChoice {
+    RangeMethod method = RangeMethod::minmax;
+    double sqnr_db = 0.0;
+  };
+  AutomaticChoice automatic_choice() const;
 
   /// True once a finite value was observed.
   bool has_range() const { return !counts_.empty(); }

@@ -65,12 +65,19 @@ enum class ObserverKind : uint8_t {
 };
 
 /// How a HistogramObserver picks its range from the histogram (histogram.hpp
-/// documents each method and where it comes from).
+/// documents each method and where it comes from). Stored as one byte in
+/// observer files: new methods are appended.
 enum class RangeMethod : uint8_t {
   minmax,      ///< the full observed range [min, max]
   mse,         ///< PyTorch HistogramObserver's L2-error search
   entropy,     ///< TensorRT's KL-divergence calibration (128 levels for 8 bits)
   percentile,  ///< the given percentile, one- or two-sided
+  /// Each of the four above, keeping the one whose range quantizes the data
+  /// best (largest SQNR). nn::Calibrator measures it on calibration rows held
+  /// out from the observers (the default of static quantization); an
+  /// observer alone measures it on its own histogram (each bin's count at
+  /// the bin centre). HistogramObserver::automatic_choice() tells which won.
+  automatic,
 };
 
 /// Lower-case names ("minmax", "moving_average_minmax", ...; "mse", ...).
