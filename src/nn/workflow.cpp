@@ -1,12 +1,14 @@
 // quantize_dynamic, Calibrator, quantize_static and the layer error report.
 #include "sparq/nn/workflow.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <set>
 
 #include "nn/nn_internal.hpp"
 #include "sparq/error.hpp"
+#include "sparq/observe/histogram.hpp"
 
 namespace sparq::nn {
 
@@ -201,6 +203,27 @@ struct Calibrator::Impl {
   int64_t batches = 0;
   int64_t kept_rows = 0;
   std::vector<Tensor> kept;
+  // RangeMethod::automatic: rows held out from the observers.
+  bool automatic = false;  ///< some observer uses RangeMethod::automatic
+  int64_t rows_seen = 0;
+  int64_t held_rows = 0;
+  std::vector<Tensor> held;
+  // Resolved range choices, [0] the input, [1 + i] plan unit i; recomputed
+  // after each observe().
+  mutable bool choices_valid = false;
+  mutable std::vector<RangeChoice> choices;
+
+  const Observer* observer_at(std::size_t a) const {
+    return a == 0 ? input_observer.get() : observers[a - 1].get();
+  }
+  std::size_t index_of(const std::string& name) const {
+    if (name == "input") return 0;
+    for (std::size_t i = 0; i < plan.size(); ++i) {
+      if (observers[i] && plan[i].name == name) return i + 1;
+    }
+    fail("Calibrator: no observed activation named '{}'", name);
+  }
+  void resolve() const;
 };
 
 namespace {
@@ -250,6 +273,14 @@ Calibrator::Calibrator(const Sequential& model, const CalibrationConfig& config)
   }
   if (config.keep_samples < 0)
     fail("CalibrationConfig::keep_samples ({}) must be >= 0", config.keep_samples);
+  if (config.holdout_samples < 0)
+    fail("CalibrationConfig::holdout_samples ({}) must be >= 0", config.holdout_samples);
+  s.automatic = s.input_observer->config().method == RangeMethod::automatic &&
+                s.input_observer->config().kind == ObserverKind::histogram;
+  for (const auto& o : s.observers) {
+    s.automatic = s.automatic || (o && o->config().kind == ObserverKind::histogram &&
+                                  o->config().method == RangeMethod::automatic);
+  }
 }
 
 Calibrator::Calibrator(Calibrator&&) noexcept = default;
@@ -265,11 +296,56 @@ Tensor Calibrator::observe(const Tensor& batch) {
   }
   // Run first so that a bad batch leaves the observers untouched.
   const std::vector<Tensor> trace = plan_trace(s.plan, batch);
-  s.input_observer->observe(batch.data, batch.shape);
-  for (std::size_t i = 0; i < s.plan.size(); ++i) {
-    if (s.observers[i]) s.observers[i]->observe(trace[i].data, trace[i].shape);
-  }
   const int64_t rows = batch.shape[0];
+  // Rows held out for RangeMethod::automatic: every 4th row, counted across
+  // batches, until holdout_samples rows are held.
+  std::vector<char> hold(static_cast<std::size_t>(std::max<int64_t>(rows, 0)), 0);
+  int64_t nhold = 0;
+  if (s.automatic) {
+    for (int64_t r = 0; r < rows && s.held_rows + nhold < s.config.holdout_samples; ++r) {
+      if ((s.rows_seen + r) % 4 == 3) {
+        hold[static_cast<std::size_t>(r)] = 1;
+        ++nhold;
+      }
+    }
+  }
+  // The rows of `t` (batch axis first, `rows` rows) with hold[r] == want.
+  auto rows_of = [&](const Tensor& t, char want) {
+    Tensor out;
+    out.shape = t.shape;
+    const std::size_t row = t.data.size() / static_cast<std::size_t>(rows);
+    int64_t n = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      if (hold[static_cast<std::size_t>(r)] != want) continue;
+      const auto* p = t.data.data() + static_cast<std::size_t>(r) * row;
+      out.data.insert(out.data.end(), p, p + row);
+      ++n;
+    }
+    out.shape[0] = n;
+    return out;
+  };
+  auto observe_into = [&](Observer& o, const Tensor& t) {
+    if (nhold == 0) {
+      o.observe(t.data, t.shape);
+    } else {
+      // Every unit keeps the batch axis first (Sequential of Linear, Conv2d,
+      // pooling, Flatten and element-wise layers).
+      if (t.rank() < 1 || t.shape[0] != rows) {
+        fail("Calibrator::observe: an activation of shape {} lost the batch axis of {} rows",
+             shape_to_string(t.shape), rows);
+      }
+      const Tensor part = rows_of(t, 0);
+      o.observe(part.data, part.shape);
+    }
+  };
+  observe_into(*s.input_observer, batch);
+  for (std::size_t i = 0; i < s.plan.size(); ++i) {
+    if (s.observers[i]) observe_into(*s.observers[i], trace[i]);
+  }
+  if (nhold > 0) s.held.push_back(rows_of(batch, 1));
+  s.held_rows += nhold;
+  s.rows_seen += std::max<int64_t>(rows, 0);
+  s.choices_valid = false;
   const int64_t take = std::min(rows, s.config.keep_samples - s.kept_rows);
   if (take > 0 && rows > 0) {
     Tensor t = batch;
@@ -293,17 +369,101 @@ std::vector<std::string> Calibrator::activation_names() const {
 }
 
 const Observer& Calibrator::observer(const std::string& name) const {
-  if (name == "input") return *impl_->input_observer;
-  for (std::size_t i = 0; i < impl_->plan.size(); ++i) {
-    if (impl_->observers[i] && impl_->plan[i].name == name) return *impl_->observers[i];
+  return *impl_->observer_at(impl_->index_of(name));
+}
+
+namespace {
+
+bool is_automatic(const Observer& o) {
+  return o.config().kind == ObserverKind::histogram && o.config().method == RangeMethod::automatic;
+}
+
+// SQNR of `values` quantized and dequantized with qp (double precision;
+// non-finite values skipped).
+void add_fake_quant_error(std::span<const float> values, const QParams& qp, const QuantSpec& spec,
+                          double& signal, double& noise) {
+  const double scale = qp.scale, zp = qp.zero_point;
+  const double lo = spec.qmin(), hi = spec.qmax();
+  for (float f : values) {
+    if (!std::isfinite(f)) continue;
+    const double x = f;
+    const double q = std::clamp(std::nearbyint(x / scale) + zp, lo, hi);
+    const double d = x - (q - zp) * scale;
+    signal += x * x;
+    noise += d * d;
   }
-  fail("Calibrator: no observed activation named '{}'", name);
+}
+
+}  // namespace
+
+void Calibrator::Impl::resolve() const {
+  if (choices_valid) return;
+  const std::size_t n = 1 + plan.size();
+  choices.assign(n, RangeChoice{});
+  // FP32 activations of the held-out rows.
+  std::vector<std::vector<Tensor>> traces;
+  for (const Tensor& x : held) traces.push_back(plan_trace(plan, x));
+  constexpr RangeMethod kCandidates[] = {RangeMethod::minmax, RangeMethod::mse,
+                                         RangeMethod::entropy, RangeMethod::percentile};
+  for (std::size_t a = 0; a < n; ++a) {
+    const Observer* o = observer_at(a);
+    if (!o) continue;
+    RangeChoice& c = choices[a];
+    c.sqnr_db = std::numeric_limits<double>::quiet_NaN();
+    if (!is_automatic(*o)) {
+      c.method =
+          o->config().kind == ObserverKind::histogram ? o->config().method : RangeMethod::minmax;
+      continue;
+    }
+    const auto& h = static_cast<const HistogramObserver&>(*o);
+    if (!h.has_range()) continue;  // qparams() reports it
+    if (traces.empty()) {
+      const HistogramObserver::AutomaticChoice ac = h.automatic_choice();
+      c.method = ac.method;
+      c.sqnr_db = ac.sqnr_db;
+      continue;
+    }
+    c.held_out = true;
+    c.sqnr_db = -std::numeric_limits<double>::infinity();
+    for (RangeMethod m : kCandidates) {
+      const auto [lo, hi] = h.range(m);
+      const QParams qp = compute_qparams(lo, hi, h.config().spec);
+      double signal = 0, noise = 0;
+      for (std::size_t b = 0; b < traces.size(); ++b) {
+        const Tensor& t = a == 0 ? held[b] : traces[b][a - 1];
+        add_fake_quant_error(t.data, qp, h.config().spec, signal, noise);
+      }
+      const double db =
+          noise == 0 ? std::numeric_limits<double>::infinity() : 10.0 * std::log10(signal / noise);
+      c.candidates.emplace_back(m, db);
+      if (db > c.sqnr_db) {
+        c.sqnr_db = db;
+        c.method = m;
+      }
+    }
+  }
+  choices_valid = true;
 }
 
 QParams Calibrator::qparams(const std::string& name) const {
   if (impl_->batches == 0) fail("Calibrator: no batch observed yet; call observe() first");
-  return observer(name).qparams();
+  const std::size_t a = impl_->index_of(name);
+  const Observer& o = *impl_->observer_at(a);
+  if (!is_automatic(o)) return o.qparams();
+  impl_->resolve();
+  const auto& h = static_cast<const HistogramObserver&>(o);
+  const auto [lo, hi] = h.range(impl_->choices[a].method);
+  return compute_qparams(lo, hi, h.config().spec);
 }
+
+RangeChoice Calibrator::range_choice(const std::string& name) const {
+  if (impl_->batches == 0) fail("Calibrator: no batch observed yet; call observe() first");
+  const std::size_t a = impl_->index_of(name);
+  impl_->resolve();
+  return impl_->choices[a];
+}
+
+int64_t Calibrator::held_out_rows() const noexcept { return impl_->held_rows; }
 
 const Sequential& Calibrator::model() const noexcept { return impl_->model; }
 const std::vector<Tensor>& Calibrator::kept_samples() const noexcept { return impl_->kept; }
@@ -326,6 +486,47 @@ double isolated_sqnr(const QuantizedUnit& qu, const std::vector<Tensor>& inputs,
   return noise == 0 ? std::numeric_limits<double>::infinity() : 10.0 * std::log10(signal / noise);
 }
 
+// The weights a unit's quantized form will use, dequantized, minus the FP32
+// weights; `layer` is a Linear or Conv2d. The bias is then corrected by the
+// mean per output channel (last axis of the output) of delta.forward(x).
+template <class L>
+void correct_bias(L& layer, int64_t n, int64_t k, Granularity gran,
+                  const std::vector<Tensor>& inputs) {
+  const QuantizedTensor w = quantize_weights(layer.weight.data, n, k, gran);
+  L delta = layer;
+  delta.bias = Tensor();
+  for (std::size_t i = 0; i < delta.weight.data.size(); ++i) {
+    const float s = w.scales.size() == 1 ? w.scales[0] : w.scales[i / static_cast<std::size_t>(k)];
+    delta.weight.data[i] = static_cast<float>(w.values[i]) * s - layer.weight.data[i];
+  }
+  std::vector<double> sum(static_cast<std::size_t>(n), 0.0);
+  int64_t count = 0;
+  for (const Tensor& x : inputs) {
+    const Tensor y = delta.forward(x);
+    const std::size_t rows = y.data.size() / static_cast<std::size_t>(n);
+    for (std::size_t r = 0; r < rows; ++r) {
+      for (std::size_t c = 0; c < static_cast<std::size_t>(n); ++c)
+        sum[c] += y.data[r * static_cast<std::size_t>(n) + c];
+    }
+    count += static_cast<int64_t>(rows);
+  }
+  if (count == 0) return;
+  if (layer.bias.empty()) layer.bias = Tensor({n});
+  for (std::size_t c = 0; c < sum.size(); ++c) {
+    layer.bias.data[c] -= static_cast<float>(sum[c] / static_cast<double>(count));
+  }
+}
+
+PlanUnit bias_corrected(const PlanUnit& u, Granularity gran, const std::vector<Tensor>& inputs) {
+  PlanUnit out = u;
+  if (auto* l = std::get_if<Linear>(&out.main)) {
+    correct_bias(*l, l->out_features, l->in_features, gran, inputs);
+  } else if (auto* c = std::get_if<Conv2d>(&out.main)) {
+    correct_bias(*c, c->out_channels, c->patch_size(), gran, inputs);
+  }
+  return out;
+}
+
 QuantizedModel build_static(const std::vector<PlanUnit>& plan, const Calibrator& cal,
                             const StaticConfig& config) {
   if (cal.batches_observed() == 0) fail("quantize_static: the calibrator has observed no batch");
@@ -335,9 +536,15 @@ QuantizedModel build_static(const std::vector<PlanUnit>& plan, const Calibrator&
         "quantize_static: fallback_sqnr_db is set but the calibrator kept no samples "
         "(CalibrationConfig::keep_samples is 0)");
   }
-  // FP32 input/output of every unit on the kept samples, for the fallback.
+  if (config.bias_correction && cal.kept_samples().empty()) {
+    fail(
+        "quantize_static: bias_correction is set but the calibrator kept no samples "
+        "(CalibrationConfig::keep_samples is 0)");
+  }
+  // FP32 input/output of every unit on the kept samples, for the fallback
+  // and the bias correction.
   std::vector<std::vector<Tensor>> traces;  // [batch][unit]
-  if (config.fallback_sqnr_db) {
+  if (config.fallback_sqnr_db || config.bias_correction) {
     for (const Tensor& x : cal.kept_samples()) traces.push_back(plan_trace(plan, x));
   }
   std::vector<QuantizedUnit> units;
@@ -347,9 +554,17 @@ QuantizedModel build_static(const std::vector<PlanUnit>& plan, const Calibrator&
     const QParams out = u.observed() ? cal.qparams(u.name) : current;
     if ((u.kind == PlanUnit::linear || u.kind == PlanUnit::conv) &&
         !kept_fp32(u.name, config.overrides)) {
-      QuantizedUnit q =
-          quantize_unit(u, granularity_for(u.name, config.weight_granularity, config.overrides),
-                        QuantMode::static_, current, out);
+      const Granularity gran = granularity_for(u.name, config.weight_granularity, config.overrides);
+      PlanUnit corrected;
+      if (config.bias_correction) {
+        std::vector<Tensor> inputs;
+        for (std::size_t b = 0; b < traces.size(); ++b) {
+          inputs.push_back(i == 0 ? cal.kept_samples()[b] : traces[b][i - 1]);
+        }
+        corrected = bias_corrected(u, gran, inputs);
+      }
+      QuantizedUnit q = quantize_unit(config.bias_correction ? corrected : u, gran,
+                                      QuantMode::static_, current, out);
       bool keep = false;
       if (config.fallback_sqnr_db) {
         std::vector<Tensor> inputs, refs;
@@ -387,6 +602,146 @@ QuantizedModel quantize_static(const Sequential& model, const Calibrator& cal,
         model.summary(), ref.summary());
   }
   return build_static(make_plan(model), cal, config);
+}
+
+// ------------------------------------------------------------------ equalization
+namespace {
+
+// Largest |w| of each output channel of a Linear/Conv2d ([out][patch]).
+std::vector<double> output_ranges(const Tensor& w, int64_t out) {
+  const std::size_t per = w.data.size() / static_cast<std::size_t>(out);
+  std::vector<double> r(static_cast<std::size_t>(out), 0.0);
+  for (std::size_t i = 0; i < w.data.size(); ++i)
+    r[i / per] = std::max(r[i / per], static_cast<double>(std::fabs(w.data[i])));
+  return r;
+}
+
+// Calls f(weight index, input channel) for every weight of the layer.
+template <class F>
+void for_each_input_weight(const Layer& l, F f) {
+  if (const auto* lin = std::get_if<Linear>(&l)) {
+    for (std::size_t i = 0; i < lin->weight.data.size(); ++i)
+      f(i, static_cast<int64_t>(i % static_cast<std::size_t>(lin->in_features)));
+    return;
+  }
+  const auto& c = std::get<Conv2d>(l);
+  const int64_t cg = c.in_channels / c.groups, og = c.out_channels / c.groups;
+  const std::size_t per = static_cast<std::size_t>(c.patch_size());
+  for (std::size_t i = 0; i < c.weight.data.size(); ++i) {
+    const auto o = static_cast<int64_t>(i / per);
+    const auto local = static_cast<int64_t>(i % static_cast<std::size_t>(cg));
+    f(i, (o / og) * cg + local);  // [out][kh][kw][in/groups]: group of o, then local channel
+  }
+}
+
+Tensor& weight_of(Layer& l) {
+  if (auto* lin = std::get_if<Linear>(&l)) return lin->weight;
+  return std::get<Conv2d>(l).weight;
+}
+
+int64_t outputs_of(const Layer& l) {
+  if (const auto* lin = std::get_if<Linear>(&l)) return lin->out_features;
+  return std::get<Conv2d>(l).out_channels;
+}
+
+int64_t inputs_of(const Layer& l) {
+  if (const auto* lin = std::get_if<Linear>(&l)) return lin->in_features;
+  return std::get<Conv2d>(l).in_channels;
+}
+
+bool weighted(const Layer& l) {
+  return std::holds_alternative<Linear>(l) || std::holds_alternative<Conv2d>(l);
+}
+
+}  // namespace
+
+Sequential equalize_cross_layer(const Sequential& model, int* pairs) {
+  Sequential m = model;
+  fold_batchnorm(m);
+  int count = 0;
+  for (std::size_t i = 0; i < m.size(); ++i) {
+    if (!weighted(m[i])) continue;
+    std::size_t j = i + 1;
+    if (j >= m.size() || !std::holds_alternative<ReLU>(m[j])) continue;
+    ++j;
+    if (j < m.size() && std::holds_alternative<MaxPool2d>(m[j])) ++j;
+    if (j >= m.size() || !weighted(m[j])) continue;
+    Layer& a = m[i];
+    Layer& b = m[j];
+    const int64_t channels = outputs_of(a);
+    if (inputs_of(b) != channels) continue;  // not a channel-to-channel pair (e.g. after Flatten)
+    const std::vector<double> r1 = output_ranges(weight_of(a), channels);
+    std::vector<double> r2(static_cast<std::size_t>(channels), 0.0);
+    const Tensor& wb = weight_of(b);
+    for_each_input_weight(b, [&](std::size_t k, int64_t ch) {
+      r2[static_cast<std::size_t>(ch)] =
+          std::max(r2[static_cast<std::size_t>(ch)], static_cast<double>(std::fabs(wb.data[k])));
+    });
+    std::vector<double> s(static_cast<std::size_t>(channels), 1.0);
+    for (std::size_t c = 0; c < s.size(); ++c) {
+      if (r1[c] > 0 && r2[c] > 0) s[c] = std::sqrt(r1[c] / r2[c]);
+    }
+    Tensor& wa = weight_of(a);
+    const std::size_t per = wa.data.size() / static_cast<std::size_t>(channels);
+    for (std::size_t k = 0; k < wa.data.size(); ++k)
+      wa.data[k] = static_cast<float>(wa.data[k] / s[k / per]);
+    Tensor& bias =
+        std::holds_alternative<Linear>(a) ? std::get<Linear>(a).bias : std::get<Conv2d>(a).bias;
+    for (std::size_t c = 0; c < bias.data.size(); ++c)
+      bias.data[c] = static_cast<float>(bias.data[c] / s[c]);
+    Tensor& wbm = weight_of(b);
+    for_each_input_weight(b, [&](std::size_t k, int64_t ch) {
+      wbm.data[k] = static_cast<float>(wbm.data[k] * s[static_cast<std::size_t>(ch)]);
+    });
+    ++count;
+  }
+  if (pairs) *pairs = count;
+  return m;
+}
+
+// ------------------------------------------------------------------ accuracy
+std::vector<int64_t> argmax(const Tensor& scores) {
+  if (scores.rank() < 1) fail("argmax: scores must have a batch axis (got rank 0)");
+  const int64_t rows = scores.shape[0];
+  if (rows < 0 || checked_numel(scores.shape, "argmax") != scores.numel()) {
+    fail("argmax: scores have {} values but shape {}", scores.numel(),
+         shape_to_string(scores.shape));
+  }
+  std::vector<int64_t> out(static_cast<std::size_t>(rows));
+  if (rows == 0) return out;
+  const std::size_t width = scores.data.size() / static_cast<std::size_t>(rows);
+  if (width == 0)
+    fail("argmax: scores of shape {} have no score per row", shape_to_string(scores.shape));
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* p = scores.data.data() + static_cast<std::size_t>(r) * width;
+    std::size_t best = 0;
+    for (std::size_t j = 0; j < width; ++j) {
+      if (std::isnan(p[j])) fail("argmax: row {} has a NaN score at index {}", r, j);
+      if (p[j] > p[best]) best = j;
+    }
+    out[static_cast<std::size_t>(r)] = static_cast<int64_t>(best);
+  }
+  return out;
+}
+
+double accuracy(std::span<const int64_t> predictions, std::span<const int64_t> labels) {
+  if (predictions.size() != labels.size()) {
+    fail("accuracy: {} predictions but {} labels; expected one label per row", predictions.size(),
+         labels.size());
+  }
+  if (labels.empty()) fail("accuracy: no rows (0 labels); expected at least one");
+  std::size_t hits = 0;
+  for (std::size_t i = 0; i < labels.size(); ++i) hits += predictions[i] == labels[i];
+  return static_cast<double>(hits) / static_cast<double>(labels.size());
+}
+
+double accuracy(const Tensor& scores, std::span<const int64_t> labels) {
+  return accuracy(argmax(scores), labels);
+}
+
+double accuracy(const Tensor& scores, std::span<const uint8_t> labels) {
+  const std::vector<int64_t> l(labels.begin(), labels.end());
+  return accuracy(argmax(scores), l);
 }
 
 // ------------------------------------------------------------------ report
@@ -466,7 +821,21 @@ LayerReport layer_report(const Calibrator& cal, const QuantizedModel& q) {
         "layer_report: the calibrator kept no samples (CalibrationConfig::keep_samples is 0 or "
         "nothing observed)");
   }
-  return layer_report(cal.model(), q, cal.kept_samples());
+  LayerReport report = layer_report(cal.model(), q, cal.kept_samples());
+  const std::vector<std::string> names = cal.activation_names();
+  for (LayerError& e : report.layers) {
+    if (std::find(names.begin(), names.end(), e.name) == names.end()) continue;
+    const RangeChoice c = cal.range_choice(e.name);
+    const Observer& o = cal.observer(e.name);
+    e.range_method = o.config().kind == ObserverKind::histogram
+                         ? std::string(range_method_name(c.method))
+                         : std::string(observer_kind_name(o.config().kind));
+    if (is_automatic(o)) {
+      e.range_method = "auto:" + e.range_method;
+      e.range_sqnr_db = c.sqnr_db;
+    }
+  }
+  return report;
 }
 
 std::string LayerReport::table() const {
@@ -477,14 +846,25 @@ std::string LayerReport::table() const {
       worst = i;
   }
   std::size_t width = 5;
-  for (const LayerError& e : layers) width = std::max(width, e.description.size());
-  std::string s = fmt::format("{:<5} {:<{}} {:>10} {:>12} {:>9} {:>12}\n", "unit", "layer", width,
+  bool ranges = false;  // a column for the range method when a calibrator reported them
+  for (const LayerError& e : layers) {
+    width = std::max(width, e.description.size());
+    ranges = ranges || !e.range_method.empty();
+  }
+  std::string s = fmt::format("{:<5} {:<{}} {:>10} {:>12} {:>9} {:>12}", "unit", "layer", width,
                               "SQNR dB", "alone SQNR", "cosine", "max |err|");
+  if (ranges) s += fmt::format("  {:<18} {:>10}", "output range", "held-out dB");
+  s += "\n";
   for (std::size_t i = 0; i < layers.size(); ++i) {
     const LayerError& e = layers[i];
-    s += fmt::format("{:<5} {:<{}} {:>10.2f} {:>12.2f} {:>9.6f} {:>12.6g}{}\n", e.name,
-                     e.description, width, e.sqnr_db, e.isolated_sqnr_db, e.cosine, e.max_abs_error,
-                     i == worst ? "  <- worst" : "");
+    s += fmt::format("{:<5} {:<{}} {:>10.2f} {:>12.2f} {:>9.6f} {:>12.6g}", e.name, e.description,
+                     width, e.sqnr_db, e.isolated_sqnr_db, e.cosine, e.max_abs_error);
+    if (ranges) {
+      s += fmt::format(
+          "  {:<18} {:>10}", e.range_method.empty() ? "-" : e.range_method,
+          std::isnan(e.range_sqnr_db) ? std::string("-") : fmt::format("{:.2f}", e.range_sqnr_db));
+    }
+    s += i == worst ? "  <- worst\n" : "\n";
   }
   return s;
 }
