@@ -149,6 +149,10 @@ class Demo {
         {"mse", {.kind = sparq::ObserverKind::histogram, .method = sparq::RangeMethod::mse}},
         {"entropy",
          {.kind = sparq::ObserverKind::histogram, .method = sparq::RangeMethod::entropy}},
+        // sparq's default: per activation, the best of the four on held-out
+        // calibration rows (never on the test set).
+        {"automatic",
+         {.kind = sparq::ObserverKind::histogram, .method = sparq::RangeMethod::automatic}},
     };
     for (const Method& method : methods) {
       nn::Calibrator cal = calibrate(fp32, calib, method.observer);
@@ -159,6 +163,35 @@ class Demo {
         quantized_row(m, name, nn::quantize_static(cal, {.weight_granularity = g}), spatial, x1,
                       x64, "");
       }
+    }
+
+    // The accuracy tools on per-tensor weights (where they matter): empirical
+    // bias correction, and cross-layer equalization of the Linear/Conv ->
+    // ReLU [-> pool] -> Linear/Conv pairs before calibration.
+    {
+      const sparq::ObserverConfig automatic{.kind = sparq::ObserverKind::histogram,
+                                            .method = sparq::RangeMethod::automatic};
+      nn::Calibrator cal = calibrate(fp32, calib, automatic);
+      quantized_row(m, "static INT8 per-tensor automatic + bias correction",
+                    nn::quantize_static(cal, {.weight_granularity = sparq::Granularity::per_tensor,
+                                              .bias_correction = true}),
+                    spatial, x1, x64, "mean output shift of the rounded weights removed");
+      int pairs = 0;
+      const nn::Sequential eq = nn::equalize_cross_layer(fp32, &pairs);
+      nn::Calibrator cal_eq = calibrate(eq, calib, automatic);
+      quantized_row(
+          m, "static INT8 per-tensor automatic + CLE",
+          nn::quantize_static(cal_eq, {.weight_granularity = sparq::Granularity::per_tensor}),
+          spatial, x1, x64, fmt::format("{} layer pairs equalized", pairs));
+    }
+
+    // PyTorch's default static recipe (get_default_qconfig("x86")),
+    // reproduced observer by observer.
+    {
+      const nn::QConfig qc = nn::QConfig::pytorch_x86();
+      nn::Calibrator cal = calibrate(fp32, calib, qc.calibration.observer);
+      quantized_row(m, "static INT8 PyTorch x86 preset", nn::quantize_static(cal, qc.quantization),
+                    spatial, x1, x64, "HistogramObserver(reduce_range) + per-channel weights");
     }
 
     // Quantization-aware fine-tuning: BatchNorm folded, fake-quant with the
@@ -273,7 +306,7 @@ class Demo {
         check(mm + " static INT8 per-channel (best calibration) within 1.0 point", best >= -1.0,
               fmt::format("{:+.2f}", best));
         for (const char* g : {"per-tensor", "per-channel"}) {
-          for (const char* method : {"minmax", "mse", "entropy"}) {
+          for (const char* method : {"minmax", "mse", "entropy", "automatic"}) {
             const std::string v = fmt::format("static INT8 {} {}", g, method);
             check(mm + " " + v + " within 3 points", delta(v) >= -3.0,
                   fmt::format("{:+.2f}", delta(v)));
@@ -293,6 +326,10 @@ class Demo {
                         delta("static INT8 per-channel minmax"),
                         delta("static INT8 per-channel mse"),
                         delta("static INT8 per-channel entropy")));
+        // The default (automatic) must not need the best-of-three search above.
+        check(mm + " static INT8 per-channel automatic (the default) within 0.3 points",
+              delta("static INT8 per-channel automatic") >= -0.3,
+              fmt::format("{:+.2f}", delta("static INT8 per-channel automatic")));
         check(mm + " dynamic INT8 within 0.2 points", delta("dynamic INT8") >= -0.2,
               fmt::format("{:+.2f}", delta("dynamic INT8")));
         check(mm + " QAT INT8 within 0.1 points", delta("QAT INT8 per-channel") >= -0.1,
