@@ -7,6 +7,7 @@
 #include "sparq/quant/requantize.hpp"
 #include "sparq/quant/quantize.hpp"
 #include "sparq/gemm/gemm.hpp"
+#include "sparq/gemm/sgemm.hpp"
 #include "sparq/threads.hpp"
 #include "sparq/observe/observers.hpp"
 #include "sparq/sparse/sparse.hpp"

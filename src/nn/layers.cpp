@@ -1,20 +1,18 @@
 // FP32 reference layers, Sequential and BatchNorm folding.
-#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
+#include <span>
 
 #include "nn/nn_internal.hpp"
 #include "sparq/error.hpp"
+#include "sparq/gemm/sgemm.hpp"
 #include "sparq/nn/sequential.hpp"
 
 namespace sparq::nn {
 
 using sparq::detail::fail;
-using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using ConstMap = Eigen::Map<const RowMatrix, 0, Eigen::OuterStride<>>;
-using MutMap = Eigen::Map<RowMatrix, 0, Eigen::OuterStride<>>;
 
 // ------------------------------------------------------------------ Tensor
 int64_t checked_numel(const std::vector<int64_t>& shape, const char* what) {
@@ -85,14 +83,13 @@ Tensor Linear::forward(const Tensor& x) const {
   std::vector<int64_t> shape = x.shape;
   shape.back() = out_features;
   Tensor y(shape);
-  ConstMap xm(x.data.data(), m, in_features, Eigen::OuterStride<>(in_features));
-  ConstMap wm(weight.data.data(), out_features, in_features, Eigen::OuterStride<>(in_features));
-  MutMap ym(y.data.data(), m, out_features, Eigen::OuterStride<>(out_features));
-  ym.noalias() = xm * wm.transpose();
-  if (has_bias()) {
-    Eigen::Map<const Eigen::RowVectorXf> b(bias.data.data(), out_features);
-    ym.rowwise() += b;
-  }
+  // sparq's FP32 GEMM (per-ISA kernels, sparq::set_num_threads), bias fused
+  // into the store. The weights are packed on every call, as Eigen did: the
+  // struct's weight is a public Tensor a caller may change between calls.
+  const PackedWeightsF32 packed =
+      pack_weights_f32(weight.data.data(), out_features, in_features, WeightLayout::out_in);
+  sgemm(x.data.data(), m, in_features, in_features, packed, bias.data, false, y.data.data(),
+        out_features);
   return y;
 }
 
@@ -173,20 +170,25 @@ Tensor Conv2d::forward(const Tensor& x) const {
   if (cols.size() < static_cast<std::size_t>(block * patch)) {
     cols.resize(static_cast<std::size_t>(block * patch));
   }
+  // Each group's weights packed once per call (og x patch, out_in); its
+  // slice of the bias is fused into the GEMM's store.
+  std::vector<PackedWeightsF32> packed(static_cast<std::size_t>(groups));
+  for (int64_t g = 0; g < groups; ++g) {
+    packed[static_cast<std::size_t>(g)] =
+        pack_weights_f32(weight.data.data() + g * og * patch, og, patch, WeightLayout::out_in);
+  }
   for (int64_t r0 = 0; r0 < m; r0 += block) {
     const int64_t rows = std::min(m - r0, block);
     float* yb = y.data.data() + r0 * out_channels;
     for (int64_t g = 0; g < groups; ++g) {
       detail::im2col(x.data.data(), h, w, in_channels, *this, g * cg, cg, oh, ow, 0.0f, r0,
                      r0 + rows, cols.data());
-      ConstMap pm(cols.data(), rows, patch, Eigen::OuterStride<>(patch));
-      ConstMap wm(weight.data.data() + g * og * patch, og, patch, Eigen::OuterStride<>(patch));
-      MutMap ym(yb + g * og, rows, og, Eigen::OuterStride<>(out_channels));
-      ym.noalias() = pm * wm.transpose();
-    }
-    if (has_bias()) {
-      MutMap ym(yb, rows, out_channels, Eigen::OuterStride<>(out_channels));
-      ym.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(bias.data.data(), out_channels);
+      const std::span<const float> group_bias =
+          has_bias() ? std::span<const float>(bias.data).subspan(static_cast<std::size_t>(g * og),
+                                                                 static_cast<std::size_t>(og))
+                     : std::span<const float>{};
+      sgemm(cols.data(), rows, patch, patch, packed[static_cast<std::size_t>(g)], group_bias, false,
+            yb + g * og, out_channels);
     }
   }
   return y;

@@ -2,8 +2,9 @@
 //
 // Each layer is a small copyable struct holding its hyper-parameters and its
 // parameters as Tensors, with a `forward` that maps a batched FP32 Tensor to
-// a new one. The math is plain FP32 (matrix products through Eigen), so the
-// results match PyTorch's eager FP32 up to summation order.
+// a new one. The math is plain FP32 (matrix products through sparq's own
+// FP32 GEMM, sparq/gemm/sgemm.hpp: per-ISA kernels, sparq::set_num_threads),
+// so the results match PyTorch's eager FP32 up to summation order.
 //
 // Layouts (what a trainer must use when it sets the parameters):
 //   Linear.weight    [out_features][in_features]      (PyTorch nn.Linear)

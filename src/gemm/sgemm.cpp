@@ -1,0 +1,257 @@
+// FP32 GEMM driver (sparq/gemm/sgemm.hpp): argument checks, weight packing
+// and the loop nest around the per-ISA microkernels of
+// src/kernels/sgemm_kernels.hpp.
+//
+// Loop nest, per thread, over its share of the output (a range of row tiles
+// times a range of weight panels):
+//   for each K block (kc <= table.kc, all blocks near-equal)
+//     pack A: the thread's rows, this K block, as MR-row tiles [kc][MR]
+//     for each group of weight panels sized for L2 (kL2Bytes)
+//       for each A tile            (the tile, MR x kc floats, stays in L1)
+//         for each panel of the group   (streams from L2)
+//           microkernel: C tile (+)= A tile x panel block, bias on the
+//                        first K block, ReLU on the last
+// Each weight block is read from memory once per row range and reused from
+// L2 by every A tile; each A tile is reused from L1 by every panel of the
+// group. Which thread computes a tile never changes how it is summed (the K
+// blocks depend on K and the table only), so results are bit-identical for
+// every thread count.
+#include "sparq/gemm/sgemm.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "gemm/gemm_driver.hpp"  // threads_for
+#include "gemm/sgemm_packed.hpp"
+#include "kernels/sgemm_kernels.hpp"
+#include "sparq/error.hpp"
+
+#if defined(SPARQ_WITH_OPENMP)
+#include <omp.h>
+#endif
+
+namespace sparq {
+
+using detail::fail;
+using detail::PackedWeightsF32Data;
+
+PackedWeightsF32::PackedWeightsF32(std::shared_ptr<const PackedWeightsF32Data> data)
+    : data_(std::move(data)) {}
+int64_t PackedWeightsF32::n() const noexcept { return data_ ? data_->n : 0; }
+int64_t PackedWeightsF32::k() const noexcept { return data_ ? data_->k : 0; }
+std::size_t PackedWeightsF32::packed_bytes() const noexcept {
+  return data_ ? data_->panels.size() : 0;
+}
+Isa PackedWeightsF32::isa() const noexcept { return data_ ? data_->isa : Isa::scalar; }
+
+const char* sgemm_kernel_name(Isa isa) { return detail::sgemm_kernels(isa).ukernel_name; }
+
+namespace {
+
+constexpr int64_t kMaxDim = std::numeric_limits<int32_t>::max();
+
+// Weight bytes one panel group may take: well inside a 1 MiB L2 (Zen 4; 2 MiB
+// on recent Xeons), leaving room for the A tile, C and the next group's
+// prefetched lines.
+constexpr int64_t kL2Bytes = 384 * 1024;
+
+std::atomic<int> g_last_threads{1};
+
+// Packs w(n, k) = get(n, k) into panels of nr columns, [K][nr] each.
+template <class Get>
+std::shared_ptr<PackedWeightsF32Data> pack(int64_t n, int64_t k, int nr, Isa isa, Get get) {
+  auto d = std::make_shared<PackedWeightsF32Data>();
+  d->n = n;
+  d->k = k;
+  d->nr = nr;
+  d->isa = isa;
+  d->n_panels = (n + nr - 1) / nr;
+  d->panels = detail::AlignedBytes(static_cast<std::size_t>(d->n_panels * k * nr) * sizeof(float));
+  auto* out = reinterpret_cast<float*>(d->panels.data());  // zero-filled: padding columns stay 0
+  for (int64_t p = 0; p < d->n_panels; ++p) {
+    const int64_t j0 = p * nr;
+    const int64_t cols = std::min<int64_t>(nr, n - j0);
+    float* panel = out + p * k * nr;
+    for (int64_t j = 0; j < cols; ++j) {
+      for (int64_t kk = 0; kk < k; ++kk) panel[kk * nr + j] = get(j0 + j, kk);
+    }
+  }
+  return d;
+}
+
+// The same weights in the panel width of another kernel (sgemm() after the
+// active ISA changed since packing).
+std::shared_ptr<const PackedWeightsF32Data> repack(const PackedWeightsF32Data& src, int nr,
+                                                   Isa isa) {
+  return pack(src.n, src.k, nr, isa,
+              [&](int64_t n, int64_t k) { return src.panel(n / src.nr)[k * src.nr + n % src.nr]; });
+}
+
+struct Problem {
+  const float* a;
+  int64_t m, k, lda;
+  const PackedWeightsF32Data* w;
+  const float* bias;
+  bool relu;
+  float* c;
+  int64_t ldc;
+};
+
+// Rows [r0, r1) x panels [p0, p1) of the output, on the calling thread.
+void run_share(const Problem& pr, const detail::SgemmKernels& kern, int64_t r0, int64_t r1,
+               int64_t p0, int64_t p1) {
+  if (r0 >= r1 || p0 >= p1) return;
+  const int mr = kern.mr, nr = kern.nr;
+  const int64_t k = pr.k, n = pr.w->n;
+  const int64_t blocks = (k + kern.kc - 1) / kern.kc;
+  const int64_t kcb = (k + blocks - 1) / blocks;  // near-equal K blocks
+  const int64_t tiles = (r1 - r0 + mr - 1) / mr;
+  const int64_t group = std::max<int64_t>(1, kL2Bytes / (kcb * nr * int64_t{sizeof(float)}));
+  // Reused across calls: no allocation (and no zeroing) per call once warm.
+  thread_local std::vector<float> apack;
+  const auto need = static_cast<std::size_t>(tiles * mr * kcb);
+  if (apack.size() < need) apack.resize(need);
+
+  detail::SgemmUkernelParams u;
+  u.ldc = pr.ldc;
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t k0 = b * kcb;
+    const int64_t kc = std::min(kcb, k - k0);
+    // Pack A: tile t holds rows r0 + t*MR .. +MR (zero rows past r1) as [kc][MR].
+    for (int64_t t = 0; t < tiles; ++t) {
+      float* dst = apack.data() + t * mr * kc;
+      const int64_t row0 = r0 + t * mr;
+      const int rows = static_cast<int>(std::min<int64_t>(mr, r1 - row0));
+      for (int i = 0; i < rows; ++i) {
+        const float* src = pr.a + (row0 + i) * pr.lda + k0;
+        for (int64_t kk = 0; kk < kc; ++kk) dst[kk * mr + i] = src[kk];
+      }
+      for (int i = rows; i < mr; ++i) {
+        for (int64_t kk = 0; kk < kc; ++kk) dst[kk * mr + i] = 0.0f;
+      }
+    }
+    u.kc = kc;
+    u.first = b == 0;
+    u.relu = pr.relu && b == blocks - 1;
+    for (int64_t g0 = p0; g0 < p1; g0 += group) {
+      const int64_t g1 = std::min(p1, g0 + group);
+      for (int64_t t = 0; t < tiles; ++t) {
+        const int64_t row0 = r0 + t * mr;
+        u.a = apack.data() + t * mr * kc;
+        u.mr = static_cast<int>(std::min<int64_t>(mr, r1 - row0));
+        for (int64_t p = g0; p < g1; ++p) {
+          const int64_t j0 = p * nr;
+          u.w = pr.w->panel(p) + k0 * nr;
+          u.nr = static_cast<int>(std::min<int64_t>(nr, n - j0));
+          u.c = pr.c + row0 * pr.ldc + j0;
+          u.bias = pr.bias != nullptr ? pr.bias + j0 : nullptr;
+          kern.ukernel(u);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+namespace detail {
+int sgemm_last_threads() noexcept { return g_last_threads.load(std::memory_order_relaxed); }
+bool sgemm_has_threads() noexcept {
+#if defined(SPARQ_WITH_OPENMP)
+  return true;
+#else
+  return false;
+#endif
+}
+}  // namespace detail
+
+PackedWeightsF32 pack_weights_f32(const float* weights, int64_t n, int64_t k, WeightLayout layout,
+                                  int64_t ld) {
+  if (weights == nullptr) fail("pack_weights_f32: weights is null; expected N x K floats");
+  if (n < 1 || n > kMaxDim) fail("pack_weights_f32: n ({}) must be in [1, 2^31 - 1]", n);
+  if (k < 1 || k > kMaxDim) fail("pack_weights_f32: k ({}) must be in [1, 2^31 - 1]", k);
+  const bool out_in = layout == WeightLayout::out_in;
+  if (layout != WeightLayout::out_in && layout != WeightLayout::in_out) {
+    fail("pack_weights_f32: layout ({}) must be out_in or in_out", static_cast<int>(layout));
+  }
+  const int64_t row = out_in ? k : n;
+  if (ld == 0) ld = row;
+  if (ld < row) {
+    fail("pack_weights_f32: ld ({}) must be 0 or >= {} ({} per row in the {} layout)", ld, row,
+         out_in ? "k" : "n", out_in ? "out_in" : "in_out");
+  }
+  const Isa isa = active_isa();
+  const auto& kern = detail::sgemm_kernels(isa);
+  auto data =
+      out_in
+          ? pack(n, k, kern.nr, isa, [&](int64_t j, int64_t kk) { return weights[j * ld + kk]; })
+          : pack(n, k, kern.nr, isa, [&](int64_t j, int64_t kk) { return weights[kk * ld + j]; });
+  return PackedWeightsF32(std::move(data));
+}
+
+void sgemm(const float* a, int64_t m, int64_t k, int64_t lda, const PackedWeightsF32& w,
+           std::span<const float> bias, bool relu, float* c, int64_t ldc,
+           const GemmOptions& options) {
+  if (w.empty()) fail("sgemm: the packed weights are empty; expected pack_weights_f32's result");
+  const int64_t n = w.n();
+  if (k != w.k()) fail("sgemm: k ({}) must equal the packed weights' k ({})", k, w.k());
+  if (m < 0) fail("sgemm: m ({}) must be >= 0", m);
+  if (lda == 0) lda = k;
+  if (ldc == 0) ldc = n;
+  if (lda < k) fail("sgemm: lda ({}) must be 0 or >= k ({})", lda, k);
+  if (ldc < n) fail("sgemm: ldc ({}) must be 0 or >= n ({})", ldc, n);
+  if (!bias.empty() && static_cast<int64_t>(bias.size()) != n) {
+    fail("sgemm: bias has {} values; expected 0 or n ({})", bias.size(), n);
+  }
+  if (options.threads < 0) fail("sgemm: options.threads ({}) must be >= 0", options.threads);
+  if (m == 0) return;
+  if (a == nullptr) fail("sgemm: a is null; expected {} x {} floats", m, k);
+  if (c == nullptr) fail("sgemm: c is null; expected {} x {} floats", m, n);
+  if (m > std::numeric_limits<int64_t>::max() / std::max(lda, ldc)) {
+    fail("sgemm: m ({}) times the leading dimension ({}) overflows int64", m, std::max(lda, ldc));
+  }
+
+  const Isa isa = active_isa();
+  const auto& kern = detail::sgemm_kernels(isa);
+  std::shared_ptr<const PackedWeightsF32Data> repacked;
+  const PackedWeightsF32Data* data = &w.data();
+  if (data->nr != kern.nr) {  // packed for another ISA's kernel: never misread it
+    repacked = repack(*data, kern.nr, isa);
+    data = repacked.get();
+  }
+  const Problem pr{a, m, k, lda, data, bias.empty() ? nullptr : bias.data(), relu, c, ldc};
+
+  const int64_t tiles = (m + kern.mr - 1) / kern.mr;
+  const int64_t panels = data->n_panels;
+  const int threads = detail::threads_for(
+      options.threads, m * n * k, static_cast<int64_t>(data->panels.size()), tiles * panels);
+  // Each thread takes one rectangle of row tiles x panels (the INT8 driver's
+  // grid: weights split across threads first, rows too when that balances
+  // better). A thread packs the A rows of its rectangle itself; a tile is
+  // summed the same way whichever thread computes it.
+  auto share = [&](int tid, int nt) {
+    const detail::ThreadGrid grid = detail::thread_grid(panels, tiles, nt);
+    if (tid >= grid.row_groups * grid.panel_groups) return;
+    const auto [p0, p1] = detail::share(panels, grid.panel_groups, tid % grid.panel_groups);
+    const auto [t0, t1] = detail::share(tiles, grid.row_groups, tid / grid.panel_groups);
+    run_share(pr, kern, t0 * kern.mr, std::min(m, t1 * kern.mr), p0, p1);
+  };
+#if defined(SPARQ_WITH_OPENMP)
+  if (threads > 1) {
+#pragma omp parallel num_threads(threads)
+    {
+      const int team = omp_get_num_threads();
+      if (omp_get_thread_num() == 0) g_last_threads.store(team, std::memory_order_relaxed);
+      share(omp_get_thread_num(), team);
+    }
+    return;
+  }
+#endif
+  g_last_threads.store(1, std::memory_order_relaxed);
+  share(0, 1);
+}
+
+}  // namespace sparq

@@ -1,0 +1,60 @@
+// sparq::set_num_threads governs the FP32 layers (issue 13 item 8): they run
+// on sparq's FP32 GEMM, whose parallel region records the team it actually
+// got (detail::sgemm_last_threads). Before, Eigen's OpenMP regions ignored
+// the setting and a user who asked for one thread got every core.
+#include <gtest/gtest.h>
+
+#include "kernels/sgemm_kernels.hpp"
+#include "sparq/nn/layers.hpp"
+#include "sparq/threads.hpp"
+
+namespace sparq {
+namespace {
+
+// Restores the process-wide setting whatever the test does.
+class ThreadSetting {
+ public:
+  ~ThreadSetting() { set_num_threads(0); }
+};
+
+// Shapes large enough that the GEMM would use two threads if allowed (well
+// above the ~4 M multiply-adds per thread the driver asks for).
+nn::Linear big_linear() {
+  nn::Linear l(512, 512);
+  for (std::size_t i = 0; i < l.weight.data.size(); ++i) l.weight.data[i] = 0.001f * (i % 7);
+  return l;
+}
+
+TEST(NnFp32Threads, LinearObeysSetNumThreads) {
+  ThreadSetting restore;
+  const nn::Linear l = big_linear();
+  const nn::Tensor x({64, 512}, std::vector<float>(64 * 512, 0.5f));
+  set_num_threads(1);
+  const nn::Tensor y1 = l.forward(x);
+  EXPECT_EQ(detail::sgemm_last_threads(), 1);
+  set_num_threads(2);
+  const nn::Tensor y2 = l.forward(x);
+  // Two threads asked for: two used when the library has threads (OpenMP
+  // grants a team of the size asked even on a one-core machine).
+  EXPECT_EQ(detail::sgemm_last_threads(), detail::sgemm_has_threads() ? 2 : 1);
+  EXPECT_EQ(y1.data, y2.data);  // and the thread count never changes the bits
+}
+
+TEST(NnFp32Threads, Conv2dObeysSetNumThreads) {
+  ThreadSetting restore;
+  // 128 -> 128 channels, 3x3: each im2col block (96 rows) is a GEMM of
+  // 96 x 128 x 1152, 14 M multiply-adds, enough for two threads.
+  nn::Conv2d conv(128, 128, 3, {.padding = {1, 1}});
+  for (std::size_t i = 0; i < conv.weight.data.size(); ++i) conv.weight.data[i] = 0.01f * (i % 5);
+  const nn::Tensor x({1, 16, 16, 128}, std::vector<float>(16 * 16 * 128, 0.25f));
+  set_num_threads(1);
+  const nn::Tensor y1 = conv.forward(x);
+  EXPECT_EQ(detail::sgemm_last_threads(), 1);
+  set_num_threads(2);
+  const nn::Tensor y2 = conv.forward(x);
+  EXPECT_EQ(detail::sgemm_last_threads(), detail::sgemm_has_threads() ? 2 : 1);
+  EXPECT_EQ(y1.data, y2.data);
+}
+
+}  // namespace
+}  // namespace sparq
