@@ -343,6 +343,9 @@ class Sparse24Weights final : public nn::QuantizedWeights {
             int64_t ldc) const override {
     sparq::gemm(a, packed_, stage, c, ldc);
   }
+  void gemm(const sparq::ActivationsU8& a, int32_t* c, int64_t ldc) const override {
+    sparq::gemm(a, packed_, c, ldc);
+  }
   // Dynamic quantization on the sparse GEMM: the input is quantized to u8
   // over its own range (per call or per row), as sparq::linear_dynamic does.
   void linear_dynamic(const float* x, int64_t m, int64_t ldx, std::span<const float> bias, float* y,

@@ -8,7 +8,6 @@
 #include <new>
 #include <utility>
 
-#include "kernels/gemm_kernels.hpp"
 #include "kernels/observe_kernels.hpp"
 #include "nn/nn_internal.hpp"
 #include "quant/dynamic_qparams.hpp"
@@ -65,12 +64,9 @@ class DenseWeights final : public QuantizedWeights {
                       int64_t ldy, const DynamicOptions& options) const override {
     sparq::linear_dynamic(x, m, ldx, packed_, bias, y, ldy, options);
   }
-  /// The exact int32 sums (for the conv + pool path of run_conv).
-  void gemm_s32(const ActivationsU8& a, int32_t* c, int64_t ldc) const {
+  void gemm(const ActivationsU8& a, int32_t* c, int64_t ldc) const override {
     sparq::gemm(a, packed_, c, ldc);
   }
-  /// The per-channel scales the dequantizing GEMM multiplies by.
-  std::span<const float> packed_scales() const noexcept { return packed_.scales(); }
 
  private:
   std::vector<int8_t> values_;
@@ -453,12 +449,7 @@ Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool = nullptr) {
   // (MaxPool2d::validate), so the int32 identity never reaches the output.
   // Limited to K whose sums always fit in int32 (|a - zp| * |w| <= 255 *
   // 128), where the GEMM's output stages see the same sums.
-  std::vector<const DenseWeights*> dense;
-  if (pool && patch <= (int64_t{1} << 31) / (255 * 128) - 1) {
-    for (const auto& wg : c.weights) dense.push_back(dynamic_cast<const DenseWeights*>(wg.get()));
-    if (std::find(dense.begin(), dense.end(), nullptr) != dense.end()) dense.clear();
-  }
-  const bool pool_sums = !dense.empty();
+  const bool pool_sums = pool && patch <= (int64_t{1} << 31) / (255 * 128) - 1;
   int64_t block = detail::im2col_block_rows(patch + oc * (is_static && !pool_sums ? 1 : 4), m);
   if (pool) block = std::max<int64_t>(1, block / image) * image;
   thread_local std::vector<uint8_t> cols;
@@ -480,17 +471,6 @@ Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool = nullptr) {
     dq[g].activation_scale = in.qp.scale;
     if (!c.bias.empty()) dq[g].bias.assign(c.bias.begin() + g * og, c.bias.begin() + (g + 1) * og);
   }
-  // The requantize kernel's per-channel arrays, per group.
-  std::vector<std::vector<int32_t>> mult(is_static ? dense.size() : 0), shift(mult.size());
-  for (std::size_t g = 0; g < mult.size(); ++g) {
-    for (int64_t j = 0; j < og; ++j) {
-      const auto& qm = c.stages[g].multipliers;
-      const QuantizedMultiplier& q = qm.size() == 1 ? qm[0] : qm[static_cast<std::size_t>(j)];
-      mult[g].push_back(q.multiplier);
-      shift[g].push_back(q.shift);
-    }
-  }
-  const auto& kern = sparq::detail::gemm_kernels(active_isa());
   for (int64_t r0 = 0; r0 < m; r0 += block) {
     const int64_t r1 = std::min(m, r0 + block);
     uint8_t* yq = is_static ? (pool ? conv_q.data() : out.q.data() + r0 * oc) : nullptr;
@@ -500,7 +480,7 @@ Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool = nullptr) {
                      static_cast<uint8_t>(in.qp.zero_point), r0, r1, cols.data());
       const ActivationsU8 a{cols.data(), r1 - r0, patch, patch, in.qp.zero_point};
       if (pool_sums) {
-        dense[g]->gemm_s32(a, conv_s.data() + g * og, oc);
+        c.weights[g]->gemm(a, conv_s.data() + g * og, oc);
       } else if (is_static) {
         c.weights[g]->gemm(a, c.stages[g], yq + g * og, oc);
       } else {
@@ -511,49 +491,20 @@ Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool = nullptr) {
     if (!pool) continue;
     const int64_t n0 = r0 / image, n = (r1 - r0) / image;
     uint8_t* pooled_q = is_static ? out.q.data() + n0 * ph * pw * oc : nullptr;
-    if (pool_sums && !is_static) {
+    if (pool_sums) {
       detail::max_pool(conv_s.data(), n, oh, ow, oc, *pool, ph, pw, pooled_s.data());
-      float* pooled_f = out.f.data() + n0 * ph * pw * oc;
-      constexpr int64_t chunk = int64_t{1} << 16;  // rows per call (and per row_scale array)
-      thread_local std::vector<float> row_scale;
+      const int64_t rows = n * ph * pw;
       for (int64_t g = 0; g < c.groups; ++g) {
-        for (int64_t i0 = 0; i0 < n * ph * pw; i0 += chunk) {
-          const int64_t rows = std::min(chunk, n * ph * pw - i0);
-          row_scale.assign(static_cast<std::size_t>(rows), in.qp.scale);  // as the GEMM's
-          sparq::detail::GemmDequantizeParams d;
-          d.acc = pooled_s.data() + i0 * oc + g * og;
-          d.ld_acc = oc;
-          d.rows = static_cast<int>(rows);
-          d.cols = static_cast<int>(og);
-          d.row_scale = row_scale.data();
-          d.col_scale = dense[g]->packed_scales().data();
-          d.bias = dq[g].bias.empty() ? nullptr : dq[g].bias.data();
-          d.out = pooled_f + i0 * oc + g * og;
-          d.ld_out = oc;
-          kern.dequantize(d);
+        const int32_t* sums = pooled_s.data() + g * og;
+        if (is_static) {
+          apply_stage(sums, rows, og, oc, c.stages[g], pooled_q + g * og, oc);
+        } else {
+          apply_stage(sums, rows, og, oc, c.weights[g]->scales(), dq[g],
+                      out.f.data() + n0 * ph * pw * oc + g * og, oc);
         }
       }
-      detail::apply_activation(pooled_f, n * ph * pw * oc, c.activation);
-    } else if (pool_sums) {
-      detail::max_pool(conv_s.data(), n, oh, ow, oc, *pool, ph, pw, pooled_s.data());
-      constexpr int64_t chunk = int64_t{1} << 20;  // rows per call (the kernel counts in int)
-      for (int64_t g = 0; g < c.groups; ++g) {
-        for (int64_t i0 = 0; i0 < n * ph * pw; i0 += chunk) {
-          sparq::detail::GemmRequantizeParams rq;
-          rq.acc = pooled_s.data() + i0 * oc + g * og;
-          rq.ld_acc = oc;
-          rq.rows = static_cast<int>(std::min(chunk, n * ph * pw - i0));
-          rq.cols = static_cast<int>(og);
-          rq.multiplier = mult[g].data();
-          rq.shift = shift[g].data();
-          rq.bias = c.stages[g].bias.empty() ? nullptr : c.stages[g].bias.data();
-          rq.zero_point = c.stages[g].output_zero_point;
-          rq.qmin = c.stages[g].clamp_min;
-          rq.qmax = c.stages[g].clamp_max;
-          rq.out = pooled_q + i0 * oc + g * og;
-          rq.ld_out = oc;
-          kern.requantize_u8(rq);
-        }
+      if (!is_static) {
+        detail::apply_activation(out.f.data() + n0 * ph * pw * oc, rows * oc, c.activation);
       }
     } else if (is_static) {
       detail::max_pool(yq, n, oh, ow, oc, *pool, ph, pw, pooled_q);

@@ -89,6 +89,22 @@ void gemm(const ActivationsU8& a, const PackedWeights& w, const DequantizeStage&
 void gemm(const ActivationsS8& a, const PackedWeights& w, const DequantizeStage& stage, float* c,
           int64_t ldc = 0, const GemmOptions& options = {});
 
+// --- the output stages on their own: an M x N block of exact int32 sums
+// (row stride ld_acc; e.g. gemm()'s int32 output after a reduction such as a
+// max pool, which commutes with every stage because each is non-decreasing
+// in the sum) through the same kernels gemm() applies, so the results are
+// bit-identical to what gemm() with that stage would have written. ld_out 0
+// means n. Throws sparq::Error on the stage's or the sizes' errors.
+void apply_stage(const int32_t* acc, int64_t m, int64_t n, int64_t ld_acc,
+                 const RequantizeStage& stage, uint8_t* out, int64_t ld_out = 0);
+void apply_stage(const int32_t* acc, int64_t m, int64_t n, int64_t ld_acc,
+                 const RequantizeStage& stage, int8_t* out, int64_t ld_out = 0);
+/// The dequantizing stage also needs the weights' scales (N values, as
+/// PackedWeights::scales()).
+void apply_stage(const int32_t* acc, int64_t m, int64_t n, int64_t ld_acc,
+                 std::span<const float> weight_scales, const DequantizeStage& stage, float* out,
+                 int64_t ld_out = 0);
+
 /// Dynamic quantization (PyTorch's quantize_dynamic Linear in one call):
 /// x (M x K float, leading dimension ldx, 0: K) is quantized on the fly to u8
 /// with asymmetric qparams from its range (per tensor, or per row), multiplied

@@ -72,6 +72,10 @@ class QuantizedWeights {
   /// c (float, ldc) = dequantized (A x W^T) through `stage`.
   virtual void gemm(const ActivationsU8& a, const DequantizeStage& stage, float* c,
                     int64_t ldc) const = 0;
+  /// c (int32, ldc) = the exact sums A x W^T, compensated for a's zero
+  /// point, before any output stage (for callers that reduce the sums first,
+  /// e.g. conv + max pool, and then call sparq::apply_stage).
+  virtual void gemm(const ActivationsU8& a, int32_t* c, int64_t ldc) const = 0;
   /// PyTorch's dynamic Linear: x quantized on the fly (see sparq::linear_dynamic).
   virtual void linear_dynamic(const float* x, int64_t m, int64_t ldx, std::span<const float> bias,
                               float* y, int64_t ldy, const DynamicOptions& options) const = 0;
@@ -84,7 +88,8 @@ std::shared_ptr<const QuantizedWeights> make_dense_weights(std::vector<int8_t> v
 
 /// Quantizes FP32 weights [n][k] symmetrically to int8 (per channel: one
 /// scale per row) with PyTorch's formula s = max(max|w| / 127.5, eps),
-/// q = clamp(round_half_even(w / s), -128, 127).
+/// q = clamp(round_half_even(w * (1 / s)), -128, 127): compute_qparams and
+/// sparq::quantize, the one definition of docs/design.md.
 struct QuantizedTensor {
   std::vector<int8_t> values;
   std::vector<float> scales;
