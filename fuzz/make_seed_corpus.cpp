@@ -1,9 +1,17 @@
-// Writes a few valid quantized model files (static and dynamic, MLP and CNN,
-// with an FP32 block, per-tensor and per-channel weights) into argv[1]: the
-// fuzzer's seed corpus. Small on purpose: the fuzzer mutates faster.
+// Writes the fuzzers' seed corpora under argv[1] (run at build time by
+// fuzz/CMakeLists.txt): small valid files, so mutations start from inputs
+// that reach deep into each parser. Small on purpose: the fuzzer mutates
+// faster.
+//   model/        quantized model files (static and dynamic, MLP and CNN,
+//                 with an FP32 block, per-tensor and per-channel weights)
+//   safetensors/  FP32 state dicts (with metadata, with an empty tensor),
+//                 plus the model files (they are safetensors too)
+//   observer/     one saved observer of every kind, after data and fresh
 #include <cstdio>
 #include <filesystem>
 #include <random>
+
+#include "sparq/observe/observers.hpp"
 
 #include "sparq/nn/nn.hpp"
 
@@ -14,8 +22,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: %s OUTPUT_DIR\n", argv[0]);
     return 2;
   }
-  const std::filesystem::path dir = argv[1];
+  const std::filesystem::path root = argv[1];
+  const std::filesystem::path dir = root / "model";
   std::filesystem::create_directories(dir);
+  std::filesystem::create_directories(root / "safetensors");
+  std::filesystem::create_directories(root / "observer");
   std::mt19937 rng(1);
   auto random = [&](std::vector<int64_t> shape) {
     nn::Tensor t(std::move(shape));
@@ -52,6 +63,31 @@ int main(int argc, char** argv) {
   nn::Calibrator cal_cnn(cnn, cc);
   cal_cnn.observe(random({2, 4, 4, 2}));
   nn::save(nn::quantize_static(cal_cnn), dir / "cnn_static.sparq");
-  std::printf("seed corpus written to %s\n", dir.c_str());
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    std::filesystem::copy_file(e.path(), root / "safetensors" / e.path().filename(),
+                               std::filesystem::copy_options::overwrite_existing);
+  nn::save_safetensors(root / "safetensors" / "mlp_state.safetensors", mlp.state_dict(),
+                       {{"framework", "pt"}});
+  nn::TensorMap odd;
+  odd["empty"] = nn::Tensor({0, 3});
+  odd["scalar"] = random({1});
+  nn::save_safetensors(root / "safetensors" / "odd.safetensors", odd);
+
+  const nn::Tensor x = random({8, 4});
+  for (const auto kind :
+       {sparq::ObserverKind::minmax, sparq::ObserverKind::moving_average_minmax,
+        sparq::ObserverKind::per_channel_minmax,
+        sparq::ObserverKind::moving_average_per_channel_minmax, sparq::ObserverKind::histogram}) {
+    sparq::ObserverConfig c;
+    c.kind = kind;
+    c.bins = 64;
+    c.spec.axis = 1;
+    auto o = sparq::make_observer(c);
+    const std::string name(sparq::observer_kind_name(kind));
+    o->save(root / "observer" / (name + "_fresh.obs"));
+    o->observe(x.data, x.shape);
+    o->save(root / "observer" / (name + ".obs"));
+  }
+  std::printf("seed corpora written to %s\n", root.c_str());
   return 0;
 }

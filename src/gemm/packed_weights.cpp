@@ -2,10 +2,12 @@
 #include "sparq/gemm/packed_weights.hpp"
 
 #include <cmath>
+#include <new>
 
 #include "kernels/gemm_kernels.hpp"
 #include "sparq/detail/packed_weights_data.hpp"
 #include "sparq/error.hpp"
+#include "util/checked_size.hpp"
 
 namespace sparq {
 namespace detail {
@@ -99,6 +101,10 @@ PackedWeights pack_weights(const int8_t* weights, int64_t n, int64_t k, WeightLa
     detail::fail("pack_weights: k ({}) must be <= {} (2^24: keeps column sums exact in int32)", k,
                  detail::kMaxK);
   }
+  if (layout != WeightLayout::out_in && layout != WeightLayout::in_out) {
+    detail::fail("pack_weights: layout ({}) is not a WeightLayout; expected out_in or in_out",
+                 static_cast<int>(layout));
+  }
   const int64_t row = layout == WeightLayout::out_in ? k : n;
   if (ld == 0) ld = row;
   if (ld < row) {
@@ -114,12 +120,23 @@ PackedWeights pack_weights(const int8_t* weights, int64_t n, int64_t k, WeightLa
       detail::fail("pack_weights: scales[{}] ({}) must be finite and > 0", i, scales[i]);
     }
   }
+  // Checked once, before any index or allocation: the caller's matrix
+  // (rows x ld) and the packed copy (n and k rounded up to a panel: at most
+  // 64 more each). Without this, n = 2^62 wraps the products.
+  const auto rows = static_cast<uint64_t>(layout == WeightLayout::out_in ? n : k);
+  detail::checked_mul(rows, static_cast<uint64_t>(ld), "pack_weights: weights rows x ld");
+  detail::checked_mul(static_cast<uint64_t>(n) + 64, static_cast<uint64_t>(k) + 64,
+                      "pack_weights: packed n x k");
   const detail::GemmKernels& kernels = detail::gemm_kernels(active_isa());
   std::shared_ptr<detail::PackedWeightsData> d;
-  if (layout == WeightLayout::out_in) {
-    d = detail::pack(n, k, kernels, [&](int64_t c, int64_t kk) { return weights[c * ld + kk]; });
-  } else {
-    d = detail::pack(n, k, kernels, [&](int64_t c, int64_t kk) { return weights[kk * ld + c]; });
+  try {
+    if (layout == WeightLayout::out_in) {
+      d = detail::pack(n, k, kernels, [&](int64_t c, int64_t kk) { return weights[c * ld + kk]; });
+    } else {
+      d = detail::pack(n, k, kernels, [&](int64_t c, int64_t kk) { return weights[kk * ld + c]; });
+    }
+  } catch (const std::bad_alloc&) {
+    detail::fail("pack_weights: cannot allocate the packed copy of {} x {} weights", n, k);
   }
   d->per_channel = static_cast<int64_t>(scales.size()) == n && n > 1;
   if (scales.size() == static_cast<std::size_t>(n)) {

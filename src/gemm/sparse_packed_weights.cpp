@@ -4,6 +4,7 @@
 #include "kernels/sparse_gemm_kernels.hpp"
 #include "sparq/detail/packed_sparse_weights_data.hpp"
 #include "sparq/error.hpp"
+#include "util/checked_size.hpp"
 #include "sparq/gemm/sparse_gemm.hpp"
 
 namespace sparq {
@@ -127,6 +128,8 @@ PackedSparseWeights pack_sparse_weights(const CompressedNM<int8_t>& w,
   // bytes per row; step s covers values 4s..4s+3 and index byte s. When the
   // number of groups is odd, the last step's second group is absent: its
   // values are 0 and its index bits are taken as "positions 0 and 1".
+  detail::checked_mul(static_cast<uint64_t>(n) + 64, static_cast<uint64_t>(k) + 64,
+                      "pack_sparse_weights: packed n x k");
   const int64_t vpr = w.values_per_row();
   const int64_t bpr = w.metadata_bytes_per_row();
   auto d = detail::pack(n, k, detail::sparse_gemm_kernels(active_isa()),

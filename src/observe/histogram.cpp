@@ -389,11 +389,24 @@ void ObserverIo::get_state(ByteReader& r, HistogramObserver& o, const ObserverSt
     r.bad("grid (exponent {}, k0 {}) does not match the range [{}, {}] (expected {}, {})", e, k0,
           lo, hi, want_e, want_k0);
   }
+  if (bins > r.remaining() / sizeof(uint64_t)) {  // before allocating from the claimed size
+    r.bad("{} bins need {} bytes of counts but only {} bytes follow", bins,
+          uint64_t{bins} * sizeof(uint64_t), r.remaining());
+  }
   std::vector<uint64_t> counts(bins);
   r.get_array(std::span<uint64_t>(counts), "counts");
+  // Each count and the running sum are bounded by the finite count, so a
+  // sum that wraps uint64 (and would pass as a small total) is refused.
+  const auto finite = static_cast<uint64_t>(stats.finite());
   uint64_t sum = 0;
-  for (uint64_t c : counts) sum += c;
-  if (sum != static_cast<uint64_t>(stats.finite())) {
+  for (std::size_t b = 0; b < counts.size(); ++b) {
+    if (counts[b] > finite - sum) {
+      r.bad("counts[{}] = {} takes the total beyond the {} finite values observed", b, counts[b],
+            finite);
+    }
+    sum += counts[b];
+  }
+  if (sum != finite) {
     r.bad("the counts add up to {} but {} finite values were observed", sum, stats.finite());
   }
   o.counts_ = std::move(counts);

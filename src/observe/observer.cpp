@@ -2,8 +2,6 @@
 // shared by every observer (format: serialize.hpp, docs/observers.md).
 #include "sparq/observe/observer.hpp"
 
-#include <sys/stat.h>  // fchmod, used by atomic_file.hpp (which lacks the include)
-
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -12,8 +10,8 @@
 #include <iterator>
 #include <limits>
 
+#include "io/files.hpp"
 #include "observe/serialize.hpp"
-#include "sparq/detail/atomic_file.hpp"
 #include "sparq/observe/histogram.hpp"
 #include "sparq/observe/minmax.hpp"
 
@@ -185,7 +183,10 @@ ObserverStats ObserverIo::get_stats(ByteReader& r) {
   s.observed = r.get<int64_t>("stats.observed");
   s.nan_count = r.get<int64_t>("stats.nan_count");
   s.inf_count = r.get<int64_t>("stats.inf_count");
-  if (s.observed < 0 || s.nan_count < 0 || s.inf_count < 0 || s.finite() < 0) {
+  // Checked without computing finite() first: observed - nan - inf must not
+  // be evaluated for counts that would overflow int64.
+  if (s.observed < 0 || s.nan_count < 0 || s.inf_count < 0 || s.nan_count > s.observed ||
+      s.inf_count > s.observed - s.nan_count) {
     r.bad("stats (observed {}, nan {}, inf {}) are inconsistent", s.observed, s.nan_count,
           s.inf_count);
   }
@@ -203,12 +204,14 @@ void ObserverIo::write(const std::filesystem::path& file, ByteWriter& payload) {
 }
 
 std::unique_ptr<Observer> load_observer(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) detail::fail("load_observer {}: cannot open the file", file.string());
-  const std::vector<char> raw((std::istreambuf_iterator<char>(in)),
-                              std::istreambuf_iterator<char>());
-  const std::span<const std::byte> bytes = std::as_bytes(std::span<const char>(raw));
-  ByteReader frame(bytes, file.string());
+  const std::vector<std::byte> raw = detail::read_regular_file(file, "load_observer");
+  return detail::load_observer_bytes(raw, file.string());
+}
+
+std::unique_ptr<Observer> detail::load_observer_bytes(std::span<const std::byte> bytes,
+                                                      const std::string& name) {
+  const std::string file = name;  // what the messages call the source
+  ByteReader frame(bytes, file);
   if (bytes.size() < kFrameHead + kFrameTail) {
     frame.bad("the file has {} bytes; an observer file has at least {}", bytes.size(),
               kFrameHead + kFrameTail);
@@ -237,7 +240,7 @@ std::unique_ptr<Observer> load_observer(const std::filesystem::path& file) {
     frame.bad("checksum mismatch: the file is corrupted");
   }
 
-  ByteReader r(payload, file.string());
+  ByteReader r(payload, file);
   const ObserverConfig config = ObserverIo::get_config(r);
   const ObserverStats stats = ObserverIo::get_stats(r);
   std::unique_ptr<Observer> out = make_observer(config);

@@ -45,6 +45,7 @@ class ByteWriter {
   }
   template <class T>
   void put_array(std::span<const T> v) {
+    if (v.empty()) return;
     const auto* p = reinterpret_cast<const std::byte*>(v.data());
     bytes_.insert(bytes_.end(), p, p + v.size_bytes());
   }
@@ -70,6 +71,7 @@ class ByteReader {
   template <class T>
   void get_array(std::span<T> out, const char* field) {
     need(out.size_bytes(), field);
+    if (out.empty()) return;  // data() may be null: memcpy(nullptr, ..., 0) is undefined
     std::memcpy(out.data(), bytes_.data() + pos_, out.size_bytes());
     pos_ += out.size_bytes();
   }
@@ -134,12 +136,23 @@ inline void add_counts(ObserverStats& stats, const MinMaxAccum& acc, std::size_t
   stats.inf_count += acc.inf_count;
 }
 
-/// stats += other (merge).
+/// stats += other (merge). Counts loaded from files can be near the int64
+/// limit; a sum that would overflow is an error, not a wrapped count.
 inline void add_stats(ObserverStats& stats, const ObserverStats& other) {
-  stats.observed += other.observed;
-  stats.nan_count += other.nan_count;
-  stats.inf_count += other.inf_count;
+  ObserverStats sum;
+  if (__builtin_add_overflow(stats.observed, other.observed, &sum.observed) ||
+      __builtin_add_overflow(stats.nan_count, other.nan_count, &sum.nan_count) ||
+      __builtin_add_overflow(stats.inf_count, other.inf_count, &sum.inf_count)) {
+    fail("merge: the observed value counts ({} + {}) overflow int64", stats.observed,
+         other.observed);
+  }
+  stats = sum;
 }
+
+/// load_observer on a file image in memory (the observer fuzzer's entry);
+/// `name` stands for the file in messages.
+std::unique_ptr<Observer> load_observer_bytes(std::span<const std::byte> bytes,
+                                              const std::string& name);
 
 /// The error for qparams() without any finite value.
 [[noreturn]] void fail_no_data(const char* who, const ObserverStats& stats);

@@ -9,6 +9,7 @@
 
 #include "kernels/quantize_kernels.hpp"
 #include "sparq/isa.hpp"
+#include "util/checked_size.hpp"
 
 namespace sparq::detail {
 namespace {
@@ -26,13 +27,9 @@ constexpr std::size_t kMaxExpandedRow = std::size_t{1} << 16;
 }  // namespace
 
 std::size_t checked_element_count(Shape shape, std::size_t n, const char* who) {
-  std::size_t count = 1;
-  for (std::size_t d = 0; d < shape.size(); ++d) {
-    if (shape[d] < 1) {
-      fail("{}: shape[{}] is {}; expected every extent >= 1", who, d, shape[d]);
-    }
-    count *= static_cast<std::size_t>(shape[d]);
-  }
+  // Checked product (util/checked_size.hpp): a shape like {2^62 + 1, 4}
+  // would otherwise wrap to 4 elements and pass.
+  const auto count = static_cast<std::size_t>(checked_count(shape, who, /*min_extent=*/1));
   if (count != n) {
     fail("{}: shape has {} elements but the input has {}; expected equal", who, count, n);
   }

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "io/files.hpp"
 #include "nn/safetensors.hpp"
 #include "sparq/nn/nn.hpp"
 
@@ -33,7 +34,9 @@ class TempDir {
   static inline int counter_ = 0;
 };
 
-std::vector<std::byte> read_bytes(const fs::path& p) { return nn::detail::read_whole_file(p); }
+std::vector<std::byte> read_bytes(const fs::path& p) {
+  return sparq::detail::read_regular_file(p, "test");
+}
 
 void write_bytes(const fs::path& p, std::span<const std::byte> b) {
   std::ofstream out(p, std::ios::binary | std::ios::trunc);
@@ -287,11 +290,24 @@ TEST(NnIo, MismatchedFilesAreErrors) {
   expect_error(tensor_edit("0.weight", "data_offsets", json::array({10, 5})), "begin <= end");
   expect_error(tensor_edit("0.weight", "data_offsets", json::array({0})), "data_offsets");
   expect_error(tensor_edit("0.weight", "shape", json::array({uint64_t{1} << 62, 4})),
-               "implausibly large");
+               "exceeds the limit");
   {
+    // The data area must be tiled exactly (no gap): drop the tensor's bytes
+    // too and move the tensors behind it.
     json h = header;
+    const uint64_t begin = h["0.weight_scale"]["data_offsets"][0];
+    const uint64_t end = h["0.weight_scale"]["data_offsets"][1];
     h.erase("0.weight_scale");
-    expect_error(image(h, data), "missing tensor '0.weight_scale'");
+    expect_error(image(h, data), "a gap of");
+    for (auto& [name, t] : h.items()) {
+      if (name == "__metadata__" || t["data_offsets"][0].get<uint64_t>() < end) continue;
+      t["data_offsets"] = {t["data_offsets"][0].get<uint64_t>() - (end - begin),
+                           t["data_offsets"][1].get<uint64_t>() - (end - begin)};
+    }
+    std::vector<std::byte> d = data;
+    d.erase(d.begin() + static_cast<std::ptrdiff_t>(begin),
+            d.begin() + static_cast<std::ptrdiff_t>(end));
+    expect_error(image(h, d), "missing tensor '0.weight_scale'");
   }
   {
     // A consistent tensor of the wrong shape for the layer.
@@ -360,6 +376,6 @@ TEST(NnIo, MismatchedFilesAreErrors) {
     const auto& t = header["0.weight_scale"]["data_offsets"];
     const float nan = std::numeric_limits<float>::quiet_NaN();
     std::memcpy(d.data() + t[0].get<std::size_t>(), &nan, 4);
-    expect_error(image(header, d), "must be finite and > 0");
+    expect_error(image(header, d), "tensor '0.weight_scale' value [0] is nan");
   }
 }

@@ -23,6 +23,10 @@
 // shared with future modes (e.g. --sparse adds sparse_gops).
 #include <fmt/format.h>
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -37,6 +41,7 @@
 #include "commands/bench_gemm.hpp"
 #include "kernels/gemm_kernels.hpp"
 #include "sparq/error.hpp"
+#include "util/checked_size.hpp"
 #include "sparq/gemm/gemm.hpp"
 #include "sparq/isa.hpp"
 
@@ -57,7 +62,17 @@ struct Options {
   std::optional<sparq::Isa> isa;
 };
 
-std::vector<int64_t> parse_list(const std::string& flag, const std::string& text) {
+// Flag limits. Threads: beyond 1024 a run measures the OS scheduler, and
+// libgomp allocates per-thread state up front (2^31 threads asked it for
+// 481 GB). Repeats: 10^6 medians of even the smallest shape take hours.
+// Sizes: 2^31 per dimension, then the buffers of the largest shape must fit
+// in the memory available now (check_memory).
+constexpr int64_t kMaxThreads = 1024;
+constexpr int64_t kMaxRepeat = 1000000;
+constexpr int64_t kMaxSize = int64_t{1} << 31;
+
+std::vector<int64_t> parse_list(const std::string& flag, const std::string& text,
+                                int64_t max_value) {
   std::vector<int64_t> out;
   std::size_t pos = 0;
   while (pos <= text.size()) {
@@ -72,10 +87,54 @@ std::vector<int64_t> parse_list(const std::string& flag, const std::string& text
       sparq::detail::fail("bench gemm: {} '{}': expected positive integers separated by commas",
                           flag, text);
     }
+    if (out.back() > max_value) {
+      sparq::detail::fail("bench gemm: {} {} is too large; expected 1 <= value <= {}", flag,
+                          out.back(), max_value);
+    }
     if (comma == std::string::npos) break;
     pos = comma + 1;
   }
   return out;
+}
+
+/// Bytes the kernel may allocate now: MemAvailable, else the free pages.
+uint64_t available_memory() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  uint64_t kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib >> unit) {
+    if (key == "MemAvailable:") return kib * 1024;
+  }
+  const long pages = ::sysconf(_SC_AVPHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page)
+                               : UINT64_MAX;
+}
+
+/// Refuses shapes whose buffers cannot fit before allocating any. Per shape
+/// the bench holds u8, s8 and f32 activations and their oneDNN and Eigen
+/// copies (12 bytes per m x k element), int8, packed, sparse, oneDNN and f32
+/// weights (10 per n x k) and five outputs (20 per m x n).
+void check_memory(const Options& o) {
+  using sparq::detail::checked_add;
+  using sparq::detail::checked_mul;
+  using sparq::detail::kMaxBytes;
+  const auto m = static_cast<uint64_t>(*std::max_element(o.m.begin(), o.m.end()));
+  const auto n = static_cast<uint64_t>(o.custom_nk ? o.n : o.sparse ? 8192 : 4096);
+  const auto k = static_cast<uint64_t>(o.custom_nk ? o.k : o.sparse ? 8192 : 4096);
+  const char* what = "bench gemm: buffer bytes";
+  const uint64_t need = checked_add(
+      checked_add(checked_mul(12, checked_mul(m, k, what, kMaxBytes), what, kMaxBytes),
+                  checked_mul(10, checked_mul(n, k, what, kMaxBytes), what, kMaxBytes), what,
+                  kMaxBytes),
+      checked_mul(20, checked_mul(m, n, what, kMaxBytes), what, kMaxBytes), what, kMaxBytes);
+  const uint64_t available = available_memory();
+  if (need > available) {
+    sparq::detail::fail(
+        "bench gemm: m {} x n {} x k {} needs about {} MiB of buffers but {} MiB of memory are "
+        "available; use smaller --m/--n/--k",
+        m, n, k, need >> 20, available >> 20);
+  }
 }
 
 Options parse(const sparq::tool::Args& args) {
@@ -87,17 +146,17 @@ Options parse(const sparq::tool::Args& args) {
       return args[++i];
     };
     if (a == "--m") {
-      o.m = parse_list(a, value());
+      o.m = parse_list(a, value(), kMaxSize);
     } else if (a == "--n") {
-      o.n = parse_list(a, value()).at(0);
+      o.n = parse_list(a, value(), kMaxSize).at(0);
       o.custom_nk = true;
     } else if (a == "--k") {
-      o.k = parse_list(a, value()).at(0);
+      o.k = parse_list(a, value(), kMaxSize).at(0);
       o.custom_nk = true;
     } else if (a == "--threads") {
-      o.threads = static_cast<int>(parse_list(a, value()).at(0));
+      o.threads = static_cast<int>(parse_list(a, value(), kMaxThreads).at(0));
     } else if (a == "--repeat") {
-      o.repeat = static_cast<int>(parse_list(a, value()).at(0));
+      o.repeat = static_cast<int>(parse_list(a, value(), kMaxRepeat).at(0));
     } else if (a == "--cpu-time") {
       use_cpu_clock() = true;
     } else if (a == "--json") {
@@ -110,6 +169,7 @@ Options parse(const sparq::tool::Args& args) {
       sparq::detail::fail("bench gemm: unknown option '{}' (see sparq bench --help)", a);
     }
   }
+  check_memory(o);
   return o;
 }
 

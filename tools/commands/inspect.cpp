@@ -12,6 +12,8 @@
 #include <cstring>
 
 #include "command.hpp"
+#include "inspect.hpp"
+#include "io/files.hpp"
 #include "nn/safetensors.hpp"
 #include "sparq/error.hpp"
 #include "sparq/nn/nn.hpp"
@@ -47,9 +49,10 @@ std::string qp(const sparq::QParams& q) {
   return fmt::format("s={:.4g} zp={}", q.scale, q.zero_point);
 }
 
-void print_weights(const WeightStats& s, const std::string& kind, bool per_channel,
+void print_weights(std::FILE* out, const WeightStats& s, const std::string& kind, bool per_channel,
                    std::size_t bytes) {
   fmt::print(
+      out,
       "      weights  {} int8, {} scales in [{:.4g}, {:.4g}], zeros {:.1f}%, 2:4-compatible groups "
       "{:.1f}%, {} bytes packed\n",
       kind, per_channel ? "per-channel" : "per-tensor", s.min_scale, s.max_scale,
@@ -57,37 +60,39 @@ void print_weights(const WeightStats& s, const std::string& kind, bool per_chann
       bytes);
 }
 
-int inspect_model(const nn::QuantizedModel& q, const nn::detail::StFile& file,
+int inspect_model(std::FILE* out, const nn::QuantizedModel& q, const nn::detail::StFile& file,
                   std::size_t file_size) {
-  fmt::print("sparq quantized model, format version {}, {} units, {} tensors, {} bytes on disk\n",
+  fmt::print(out,
+             "sparq quantized model, format version {}, {} units, {} tensors, {} bytes on disk\n",
              file.metadata.at("format_version"), q.units().size(), file.tensors.size(), file_size);
   for (const nn::QuantizedUnit& u : q.units()) {
-    fmt::print("{:<4} {}\n", u.name, u.describe());
+    fmt::print(out, "{:<4} {}\n", u.name, u.describe());
     if (const auto* l = std::get_if<nn::QLinear>(&u.op)) {
-      fmt::print("      shapes   in [*, {}] -> out [*, {}], weight I8 [{}, {}], bias {}\n",
+      fmt::print(out, "      shapes   in [*, {}] -> out [*, {}], weight I8 [{}, {}], bias {}\n",
                  l->in_features, l->out_features, l->out_features, l->in_features,
                  l->bias.empty() ? "none" : "F32");
       if (l->mode == nn::QuantMode::static_) {
-        fmt::print("      qparams  input u8 {}, output u8 {}\n", qp(l->input_qparams),
+        fmt::print(out, "      qparams  input u8 {}, output u8 {}\n", qp(l->input_qparams),
                    qp(l->output_qparams));
       } else {
-        fmt::print("      qparams  input u8 dynamic ({}), output F32\n",
+        fmt::print(out, "      qparams  input u8 dynamic ({}), output F32\n",
                    l->per_row ? "per row" : "per call");
       }
       WeightStats s;
       add_weights(s, *l->weights);
-      print_weights(s, l->weights->kind(), l->weights->per_channel(), l->weights->bytes());
+      print_weights(out, s, l->weights->kind(), l->weights->per_channel(), l->weights->bytes());
     } else if (const auto* c = std::get_if<nn::QConv2d>(&u.op)) {
       fmt::print(
+          out,
           "      shapes   NHWC in [*, *, *, {}] -> out [*, *, *, {}], weight I8 [{}, {}, {}, {}], "
           "bias {}\n",
           c->in_channels, c->out_channels, c->out_channels, c->kernel_h, c->kernel_w,
           c->in_channels / c->groups, c->bias.empty() ? "none" : "F32");
       if (c->mode == nn::QuantMode::static_) {
-        fmt::print("      qparams  input u8 {}, output u8 {}\n", qp(c->input_qparams),
+        fmt::print(out, "      qparams  input u8 {}, output u8 {}\n", qp(c->input_qparams),
                    qp(c->output_qparams));
       } else {
-        fmt::print("      qparams  input u8 dynamic (per call), output F32\n");
+        fmt::print(out, "      qparams  input u8 dynamic (per call), output F32\n");
       }
       WeightStats s;
       std::size_t bytes = 0;
@@ -95,20 +100,22 @@ int inspect_model(const nn::QuantizedModel& q, const nn::detail::StFile& file,
         add_weights(s, *w);
         bytes += w->bytes();
       }
-      print_weights(s, c->weights[0]->kind(), c->weights[0]->per_channel(), bytes);
+      print_weights(out, s, c->weights[0]->kind(), c->weights[0]->per_channel(), bytes);
     } else if (const auto* f = std::get_if<nn::Fp32Block>(&u.op)) {
       nn::Sequential s;
       for (const auto& l : f->layers) s.add(l);
-      fmt::print("      FP32 parameters: {} bytes\n", s.weight_bytes());
+      fmt::print(out, "      FP32 parameters: {} bytes\n", s.weight_bytes());
     }
   }
-  fmt::print("weight bytes (as the kernels read them): {}\n", q.weight_bytes());
+  fmt::print(out, "weight bytes (as the kernels read them): {}\n", q.weight_bytes());
   return 0;
 }
 
-int inspect_tensors(const nn::detail::StFile& file, std::size_t file_size) {
-  fmt::print("safetensors file, {} tensors, {} bytes on disk\n", file.tensors.size(), file_size);
-  for (const auto& [k, v] : file.metadata) fmt::print("metadata {} = {}\n", k, v.substr(0, 120));
+int inspect_tensors(std::FILE* out, const nn::detail::StFile& file, std::size_t file_size) {
+  fmt::print(out, "safetensors file, {} tensors, {} bytes on disk\n", file.tensors.size(),
+             file_size);
+  for (const auto& [k, v] : file.metadata)
+    fmt::print(out, "metadata {} = {}\n", k, v.substr(0, 120));
   std::size_t total = 0;
   for (const auto& [name, t] : file.tensors) {
     std::string extra;
@@ -125,13 +132,30 @@ int inspect_tensors(const nn::detail::StFile& file, std::size_t file_size) {
       extra =
           fmt::format("  range [{:.4g}, {:.4g}], zeros {:.1f}%", lo, hi, 100.0 * zeros / t.numel);
     }
-    fmt::print("{:<40} {:<5} {:<20} {:>10} bytes{}\n", name, t.dtype, nn::shape_to_string(t.shape),
-               t.bytes.size(), extra);
+    fmt::print(out, "{:<40} {:<5} {:<20} {:>10} bytes{}\n", name, t.dtype,
+               nn::shape_to_string(t.shape), t.bytes.size(), extra);
     total += t.bytes.size();
   }
-  fmt::print("tensor bytes: {}\n", total);
+  fmt::print(out, "tensor bytes: {}\n", total);
   return 0;
 }
+
+}  // namespace
+
+namespace sparq::tool {
+
+int inspect_bytes(std::span<const std::byte> bytes, const std::string& what, std::FILE* out) {
+  const nn::detail::StFile file = nn::detail::parse_safetensors(bytes, what);
+  auto it = file.metadata.find("format");
+  if (it != file.metadata.end() && it->second == "sparq.quantized_model") {
+    return inspect_model(out, nn::load_quantized(bytes), file, bytes.size());
+  }
+  return inspect_tensors(out, file, bytes.size());
+}
+
+}  // namespace sparq::tool
+
+namespace {
 
 int run_inspect(const sparq::tool::Args& args) {
   if (args.size() != 1) {
@@ -140,14 +164,8 @@ int run_inspect(const sparq::tool::Args& args) {
     return 2;
   }
   try {
-    const std::vector<std::byte> bytes = nn::detail::read_whole_file(args[0]);
-    const nn::detail::StFile file = nn::detail::parse_safetensors(bytes, args[0]);
-    auto it = file.metadata.find("format");
-    if (it != file.metadata.end() && it->second == "sparq.quantized_model") {
-      return inspect_model(nn::load_quantized(std::span<const std::byte>(bytes)), file,
-                           bytes.size());
-    }
-    return inspect_tensors(file, bytes.size());
+    const std::vector<std::byte> bytes = sparq::detail::read_regular_file(args[0], "sparq inspect");
+    return sparq::tool::inspect_bytes(bytes, args[0], stdout);
   } catch (const sparq::Error& e) {
     fmt::print(stderr, "sparq inspect: {}\n", e.what());
     return 1;

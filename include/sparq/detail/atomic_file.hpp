@@ -1,70 +1,28 @@
 // Atomic file writes for everything sparq saves (observer state, models).
 //
-// The bytes go to a temporary file in the destination's directory, are
-// flushed to disk (fsync), and the temporary is renamed over the
-// destination. A crash or a full disk therefore leaves either the old file
-// or the complete new one, never a truncated mix.
+// Declarations only: the implementation (src/io/atomic_file.cpp) uses POSIX
+// calls, and installed headers include the standard library and sparq's own
+// headers only.
+//
+// The bytes go to an unnamed temporary file in the destination's directory
+// (O_TMPFILE, or a named temporary where the filesystem lacks it), are
+// flushed to disk and then linked or renamed over the destination. A crash
+// or a full disk therefore leaves either the old file or the complete new
+// one, never a truncated mix. The new file keeps the mode of the file it
+// replaces; a new file gets 0666 minus the process umask. A named temporary
+// left by a killed save is removed by the next save of the same target.
 #pragma once
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
+#include <cstddef>
 #include <filesystem>
 #include <span>
 #include <string>
 
-#include "sparq/error.hpp"
-
 namespace sparq::detail {
 
-inline void write_file_atomically(const std::filesystem::path& path,
-                                  std::span<const std::byte> bytes) {
-  namespace fs = std::filesystem;
-  const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
-  // Built with += rather than "." + name + ...: GCC 12 gives a false
-  // -Wrestrict warning on the operator+ chain (GCC bug 105329).
-  std::string name = ".";
-  name += path.filename().string();
-  name += ".tmp-XXXXXX";
-  std::string tmpl = (dir / name).string();
-  const int fd = ::mkstemp(tmpl.data());
-  if (fd < 0) {
-    fail("write {}: cannot create a temporary file in '{}': {}", path.string(), dir.string(),
-         std::strerror(errno));
-  }
-  auto abandon = [&](const char* what) {
-    const int err = errno;
-    ::close(fd);
-    ::unlink(tmpl.c_str());
-    fail("write {}: {} failed: {}", path.string(), what, std::strerror(err));
-  };
-  const std::byte* p = bytes.data();
-  std::size_t left = bytes.size();
-  while (left > 0) {
-    const ssize_t n = ::write(fd, p, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      abandon("write");
-    }
-    p += n;
-    left -= static_cast<std::size_t>(n);
-  }
-  if (::fchmod(fd, 0644) != 0) abandon("fchmod");
-  if (::fsync(fd) != 0) abandon("fsync");
-  if (::close(fd) != 0) {
-    const int err = errno;
-    ::unlink(tmpl.c_str());
-    fail("write {}: close failed: {}", path.string(), std::strerror(err));
-  }
-  if (::rename(tmpl.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmpl.c_str());
-    fail("write {}: rename of the temporary file failed: {}", path.string(), std::strerror(err));
-  }
-}
+/// Replaces `path` with `bytes` atomically; sparq::Error naming the path
+/// and the failed step otherwise (the destination is then untouched).
+void write_file_atomically(const std::filesystem::path& path, std::span<const std::byte> bytes);
 
 inline void write_file_atomically(const std::filesystem::path& path, const std::string& text) {
   write_file_atomically(path, std::as_bytes(std::span<const char>(text.data(), text.size())));

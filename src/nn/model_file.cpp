@@ -1,272 +1,31 @@
-// safetensors import/export and quantized model files.
-#include "sparq/nn/io.hpp"
-
-#include <bit>
+// The quantized model file format (save, load_quantized): a safetensors
+// container (src/nn/safetensors.cpp) whose __metadata__ describes the units
+// and whose tensors hold their parameters. Format: include/sparq/nn/io.hpp.
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
 
-#include <sys/stat.h>  // fchmod, used by atomic_file.hpp, which does not include it itself
-
+#include "io/files.hpp"
 #include "nn/nn_internal.hpp"
 #include "nn/safetensors.hpp"
-// g++ 12 reports a false -Wrestrict inside atomic_file.hpp's string
-// concatenation (GCC bug 105329) when it is inlined here.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wrestrict"
-#endif
-#include "sparq/detail/atomic_file.hpp"
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 #include "sparq/error.hpp"
-
-static_assert(std::endian::native == std::endian::little,
-              "safetensors data is little-endian; a big-endian port must byte-swap in io.cpp");
+#include "sparq/nn/io.hpp"
+#include "util/checked_size.hpp"
 
 namespace sparq::nn {
 
 using sparq::detail::fail;
 using json = nlohmann::json;
 
-namespace detail {
-
-// ------------------------------------------------------------------ container
-std::size_t st_dtype_size(const std::string& d) {
-  if (d == "F64" || d == "I64" || d == "U64") return 8;
-  if (d == "F32" || d == "I32" || d == "U32") return 4;
-  if (d == "F16" || d == "BF16" || d == "I16" || d == "U16") return 2;
-  if (d == "I8" || d == "U8" || d == "BOOL" || d == "F8_E4M3" || d == "F8_E5M2") return 1;
-  return 0;
-}
-
-/// Deepest bracket nesting of a JSON text (strings skipped). The header is
-/// rejected above a small depth before nlohmann parses it, so hostile input
-/// cannot make any recursive code run deep.
-int json_depth(std::string_view s) {
-  int depth = 0, max_depth = 0;
-  bool in_string = false;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    if (in_string) {
-      if (c == '\\')
-        ++i;
-      else if (c == '"')
-        in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      max_depth = std::max(max_depth, ++depth);
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-  return max_depth;
-}
-
-namespace {
-
-uint64_t json_u64(const json& j, const std::string& what, const std::string& field) {
-  if (!j.is_number_unsigned() && !(j.is_number_integer() && j.get<int64_t>() >= 0)) {
-    fail("{}: {} must be a non-negative integer (got {})", what, field, j.dump());
-  }
-  return j.get<uint64_t>();
-}
-
-}  // namespace
-
-StFile parse_safetensors(std::span<const std::byte> bytes, const std::string& what) {
-  if (bytes.size() < 8) {
-    fail("{}: truncated safetensors file: {} bytes, expected at least the 8-byte header length",
-         what, bytes.size());
-  }
-  uint64_t n = 0;
-  std::memcpy(&n, bytes.data(), 8);
-  constexpr uint64_t max_header = 100u << 20;  // the reference implementation's limit
-  if (n > bytes.size() - 8 || n > max_header) {
-    fail("{}: header length {} exceeds the file ({} bytes after the length) or the 100 MiB limit",
-         what, n, bytes.size() - 8);
-  }
-  const std::string_view text(reinterpret_cast<const char*>(bytes.data()) + 8, n);
-  if (json_depth(text) > 8)
-    fail("{}: header JSON is nested deeper than a safetensors header can be", what);
-  json header = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (header.is_discarded()) fail("{}: header is not valid JSON", what);
-  if (!header.is_object())
-    fail("{}: header must be a JSON object (got {})", what, header.type_name());
-  StFile file;
-  file.header_bytes = n;
-  const std::span<const std::byte> data = bytes.subspan(8 + n);
-  for (const auto& [name, value] : header.items()) {
-    if (name == "__metadata__") {
-      if (!value.is_object()) fail("{}: __metadata__ must be an object of strings", what);
-      for (const auto& [k, v] : value.items()) {
-        if (!v.is_string())
-          fail("{}: __metadata__['{}'] must be a string (got {})", what, k, v.type_name());
-        file.metadata[k] = v.get<std::string>();
-      }
-      continue;
-    }
-    const std::string where = fmt::format("{}: tensor '{}'", what, name);
-    if (!value.is_object()) fail("{} must be an object with dtype, shape and data_offsets", where);
-    const auto dt = value.find("dtype");
-    const auto sh = value.find("shape");
-    const auto off = value.find("data_offsets");
-    if (dt == value.end() || sh == value.end() || off == value.end() || !dt->is_string() ||
-        !sh->is_array() || !off->is_array() || off->size() != 2) {
-      fail("{} needs \"dtype\" (string), \"shape\" (array) and \"data_offsets\" ([begin, end])",
-           where);
-    }
-    StTensor t;
-    t.dtype = dt->get<std::string>();
-    const std::size_t elem = st_dtype_size(t.dtype);
-    if (elem == 0) fail("{} has unknown dtype '{}'", where, t.dtype);
-    if (sh->size() > 16) fail("{} has rank {}; expected at most 16", where, sh->size());
-    for (const json& d : *sh) {
-      const uint64_t v = json_u64(d, where, "every shape dimension");
-      if (v > (uint64_t{1} << 48)) fail("{}: dimension {} is implausibly large", where, v);
-      t.shape.push_back(static_cast<int64_t>(v));
-    }
-    t.numel = checked_numel(t.shape, where.c_str());
-    const uint64_t begin = json_u64((*off)[0], where, "data_offsets[0]");
-    const uint64_t end = json_u64((*off)[1], where, "data_offsets[1]");
-    if (begin > end || end > data.size()) {
-      fail("{}: data_offsets [{}, {}] must satisfy begin <= end <= {} (the data area)", where,
-           begin, end, data.size());
-    }
-    if (static_cast<uint64_t>(t.numel) > std::numeric_limits<uint64_t>::max() / elem ||
-        end - begin != static_cast<uint64_t>(t.numel) * elem) {
-      fail("{}: data_offsets cover {} bytes but {} {} values need {}", where, end - begin, t.numel,
-           t.dtype, static_cast<uint64_t>(t.numel) * elem);
-    }
-    t.offset = begin;
-    t.bytes = data.subspan(begin, end - begin);
-    file.tensors.emplace(name, std::move(t));
-  }
-  return file;
-}
-
-std::vector<std::byte> build_safetensors(const std::vector<StOut>& tensors,
-                                         const std::map<std::string, std::string>& metadata) {
-  json header = json::object();
-  if (!metadata.empty()) header["__metadata__"] = metadata;
-  uint64_t offset = 0;
-  for (const StOut& t : tensors) {
-    if (t.name == "__metadata__") fail("save: a tensor cannot be named __metadata__");
-    const uint64_t need =
-        static_cast<uint64_t>(checked_numel(t.shape, "save")) * st_dtype_size(t.dtype);
-    if (st_dtype_size(t.dtype) == 0 || need != t.bytes.size()) {
-      fail("save: tensor '{}' ({} {}) has {} bytes; expected {}", t.name, t.dtype,
-           shape_to_string(t.shape), t.bytes.size(), need);
-    }
-    header[t.name] = {
-        {"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + need}}};
-    offset += need;
-  }
-  std::string text = header.dump();
-  text.append((8 - text.size() % 8) % 8,
-              ' ');  // data area 8-byte aligned, as the reference writer does
-  std::vector<std::byte> out(8 + text.size());
-  const uint64_t n = text.size();
-  std::memcpy(out.data(), &n, 8);
-  std::memcpy(out.data() + 8, text.data(), text.size());
-  out.reserve(out.size() + offset);
-  for (const StOut& t : tensors) out.insert(out.end(), t.bytes.begin(), t.bytes.end());
-  return out;
-}
-
-std::vector<std::byte> read_whole_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot open '{}' for reading", path.string());
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  if (size < 0) fail("cannot determine the size of '{}'", path.string());
-  in.seekg(0);
-  std::vector<std::byte> bytes(static_cast<std::size_t>(size));
-  if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), size))
-    fail("read error on '{}'", path.string());
-  return bytes;
-}
-
-std::vector<float> st_f32(const StTensor& t, const std::string& name, const std::string& what) {
-  if (t.dtype != "F32") fail("{}: tensor '{}' has dtype {}; expected F32", what, name, t.dtype);
-  std::vector<float> v(static_cast<std::size_t>(t.numel));
-  if (!v.empty()) std::memcpy(v.data(), t.bytes.data(), t.bytes.size());
-  return v;
-}
-
-std::vector<int8_t> st_i8(const StTensor& t, const std::string& name, const std::string& what) {
-  if (t.dtype != "I8") fail("{}: tensor '{}' has dtype {}; expected I8", what, name, t.dtype);
-  std::vector<int8_t> v(static_cast<std::size_t>(t.numel));
-  if (!v.empty()) std::memcpy(v.data(), t.bytes.data(), t.bytes.size());
-  return v;
-}
-
-}  // namespace detail
-
-// ------------------------------------------------------------------ FP32 files
 namespace {
 
 template <class T>
 std::vector<std::byte> as_bytes_vec(const std::vector<T>& v) {
-  std::vector<std::byte> b(v.size() * sizeof(T));
-  if (!b.empty()) std::memcpy(b.data(), v.data(), b.size());
-  return b;
+  return detail::as_bytes_vec(std::as_bytes(std::span<const T>(v)));
 }
 
 }  // namespace
-
-TensorMap load_safetensors(const std::filesystem::path& path) {
-  const std::vector<std::byte> bytes = detail::read_whole_file(path);
-  const detail::StFile f = detail::parse_safetensors(bytes, path.string());
-  TensorMap out;
-  for (const auto& [name, t] : f.tensors)
-    out[name] = Tensor(t.shape, detail::st_f32(t, name, path.string()));
-  return out;
-}
-
-void save_safetensors(const std::filesystem::path& path, const TensorMap& tensors,
-                      const std::map<std::string, std::string>& metadata) {
-  std::vector<detail::StOut> out;
-  for (const auto& [name, t] : tensors) {
-    if (checked_numel(t.shape, "save_safetensors") != t.numel()) {
-      fail("save_safetensors: tensor '{}' has {} values but shape {}", name, t.numel(),
-           shape_to_string(t.shape));
-    }
-    out.push_back({name, "F32", t.shape, as_bytes_vec(t.data)});
-  }
-  const std::vector<std::byte> bytes = detail::build_safetensors(out, metadata);
-  sparq::detail::write_file_atomically(path, bytes);
-}
-
-void load_weights(Sequential& model, const std::filesystem::path& path,
-                  const std::function<std::string(const std::string&)>& rename) {
-  const std::vector<std::byte> bytes = detail::read_whole_file(path);
-  const std::string what = path.string();
-  const detail::StFile f = detail::parse_safetensors(bytes, what);
-  TensorMap params;
-  for (const auto& [name, expected] : model.state_dict()) {
-    const std::string file_name = rename ? rename(name) : name;
-    auto it = f.tensors.find(file_name);
-    if (it == f.tensors.end()) {
-      fail("{}: missing tensor '{}' for parameter '{}' (expected F32 {})", what, file_name, name,
-           shape_to_string(expected.shape));
-    }
-    if (it->second.dtype != "F32") {
-      fail("{}: tensor '{}' has dtype {}; parameter '{}' expects F32", what, file_name,
-           it->second.dtype, name);
-    }
-    if (it->second.shape != expected.shape) {
-      fail("{}: tensor '{}' has shape {}; parameter '{}' expects {}", what, file_name,
-           shape_to_string(it->second.shape), name, shape_to_string(expected.shape));
-    }
-    params[name] = Tensor(it->second.shape, detail::st_f32(it->second, file_name, what));
-  }
-  model.load_state_dict(params, true);
-}
 
 // ------------------------------------------------------------------ quantized files
 namespace {
@@ -389,6 +148,14 @@ Conv2dGeometry geometry_from(const Reader& r, const json& j) {
   g.validate();
   if (g.kernel_h * g.kernel_w > kMaxDim)
     fail("{}: conv kernel {}x{} is too large", r.what, g.kernel_h, g.kernel_w);
+  // Padding beyond the kernel's reach only adds outputs that see nothing
+  // but zeros, and a file could use it to make every forward ask for
+  // petabytes (padding 2^24): a model file's conv padding is at most
+  // dilation * (kernel - 1) on each axis ('same' padding needs half that).
+  if (g.pad_h > g.dilation_h * (g.kernel_h - 1) || g.pad_w > g.dilation_w * (g.kernel_w - 1)) {
+    fail("{}: conv padding {}x{} must be at most dilation * (kernel - 1) = {}x{}", r.what, g.pad_h,
+         g.pad_w, g.dilation_h * (g.kernel_h - 1), g.dilation_w * (g.kernel_w - 1));
+  }
   return g;
 }
 
@@ -485,7 +252,7 @@ struct TensorSource {
     return it->second;
   }
   std::vector<float> f32(const std::string& name, const std::vector<int64_t>& shape) const {
-    return detail::st_f32(get(name, "F32", shape), name, what);
+    return detail::st_f32_finite(get(name, "F32", shape), name, what);
   }
   std::vector<int8_t> i8(const std::string& name, const std::vector<int64_t>& shape) const {
     return detail::st_i8(get(name, "I8", shape), name, what);
@@ -605,8 +372,12 @@ QuantizedModel load_impl(std::span<const std::byte> bytes, const std::string& wh
   if (model_it == file.metadata.end()) fail("{}: __metadata__ has no 'model' description", what);
   if (detail::json_depth(model_it->second) > 8)
     fail("{}: model description is nested too deeply", what);
-  const json desc = json::parse(model_it->second, nullptr, false);
+  std::string duplicate;
+  int duplicate_depth = 0;
+  const json desc = detail::parse_json_unique(model_it->second, duplicate, duplicate_depth);
   if (desc.is_discarded()) fail("{}: the model description is not valid JSON", what);
+  if (!duplicate.empty())
+    fail("{}: model description: key '{}' appears twice in one object", what, duplicate);
   const json& units_j = r.field(desc, "units");
   if (!units_j.is_array()) fail("{}: model description: 'units' must be an array", what);
   const TensorSource src{file, what};
@@ -701,7 +472,7 @@ QuantizedModel load_quantized(std::span<const std::byte> bytes) {
 }
 
 QuantizedModel load_quantized(const std::filesystem::path& path) {
-  const std::vector<std::byte> bytes = detail::read_whole_file(path);
+  const std::vector<std::byte> bytes = sparq::detail::read_regular_file(path, "load_quantized");
   try {
     return load_impl(bytes, path.string());
   } catch (const json::exception& e) {
