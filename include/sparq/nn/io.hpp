@@ -7,8 +7,13 @@
 //             "data_offsets": [begin, end]}, ..., "__metadata__": {str: str} }
 //   rest      the raw little-endian tensor data; offsets are relative to it
 // sparq parses the header with nlohmann::json and validates every field,
-// offset and size before reading data: a truncated, corrupted or mismatched
-// file throws sparq::Error naming the file and the problem, never crashes.
+// offset and size before reading data, and holds files to the format's rules
+// (unique names, tensors tiling the data area with no overlap, gap or
+// trailing bytes): a truncated, corrupted, mismatched or non-regular file
+// throws sparq::Error naming the file and the problem, never crashes.
+// docs/reliability.md lists every check and limit. Implemented in
+// src/nn/safetensors.cpp (container, FP32 import) and src/nn/model_file.cpp
+// (quantized models).
 //
 // Quantized model files are safetensors too (so generic tools can list them):
 //   "<unit>.weight"        I8   [out][in] or [out][kh][kw][in/groups]
@@ -19,7 +24,9 @@
 // "model": "<JSON: one object per unit with its kind, geometry, mode,
 // activation, weight kind and granularity, and u8 input/output qparams>"}.
 // Requantization stages are rebuilt from these at load time, so a loaded
-// model gives bit-identical outputs. All writes are atomic.
+// model gives bit-identical outputs. Every F32 tensor must be finite and a
+// conv's padding at most dilation * (kernel - 1). All writes are atomic
+// (sparq/detail/atomic_file.hpp).
 #pragma once
 
 #include <cstddef>
