@@ -17,10 +17,6 @@
 #include <new>
 #include <vector>
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
-
 #include "sparq/isa.hpp"
 
 namespace sparq::detail {
@@ -32,15 +28,9 @@ namespace sparq::detail {
 class AlignedBytes {
  public:
   AlignedBytes() = default;
-  explicit AlignedBytes(std::size_t size)
-      : data_(static_cast<int8_t*>(::operator new[](size == 0 ? 1 : size, alignment(size))),
-              Free{alignment(size)}),
-        size_(size) {
-#if defined(__linux__)
-    if (size >= kHuge) madvise(data_.get(), size, MADV_HUGEPAGE);
-#endif
-    std::memset(data_.get(), 0, size);
-  }
+  /// Defined in src/gemm/aligned_bytes.cpp: the huge-page advice needs
+  /// <sys/mman.h>, and installed headers include no POSIX headers.
+  explicit AlignedBytes(std::size_t size);
   int8_t* data() noexcept { return data_.get(); }
   const int8_t* data() const noexcept { return data_.get(); }
   std::size_t size() const noexcept { return size_; }
