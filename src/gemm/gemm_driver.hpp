@@ -19,6 +19,7 @@
 #include "kernels/gemm_kernels.hpp"
 #include "sparq/error.hpp"
 #include "sparq/gemm/gemm.hpp"
+#include "sparq/quant/requantize.hpp"
 #include "sparq/threads.hpp"
 
 #if defined(SPARQ_WITH_OPENMP)
@@ -49,6 +50,13 @@ struct OutSpec {
   int32_t zero_point = 0;
   int32_t qmin = 0;
   int32_t qmax = 0;
+  // requantize: the residual input (null: none), n multipliers and shifts
+  const uint8_t* residual = nullptr;  // s8 data passed as bytes
+  int64_t residual_ld = 0;
+  bool residual_signed = false;
+  int32_t residual_zero_point = 0;
+  const int32_t* residual_multiplier = nullptr;
+  const int32_t* residual_shift = nullptr;
   // dequantize
   const float* row_scale = nullptr;  // m values
   const float* col_scale = nullptr;  // n values
@@ -106,9 +114,26 @@ class OutputStage {
   const OutSpec& spec() const noexcept { return out_; }
 
   // acc: int32 sums (compensated); bias: the int32 bias, or null when it is
-  // already applied.
+  // already applied; add_residual: false when the residual is too.
   void stage32(const int32_t* acc, int64_t ld, int64_t i0, int64_t j0, int mr, int nr,
-               const int32_t* bias) noexcept {
+               const int32_t* bias, bool add_residual = true) noexcept {
+    if (add_residual && out_.residual != nullptr && out_.kind != OutKind::f32 &&
+        out_.kind != OutKind::s32) {
+      // saturate_int32(acc + bias + residual) in int64 (one saturation, as
+      // the int64 path below), into a copy of the tile (the accumulators may
+      // be the caller's); then the stage kernel without bias.
+      thread_local std::vector<int32_t> with_residual;
+      with_residual.resize(static_cast<std::size_t>(mr) * static_cast<std::size_t>(nr));
+      for (int i = 0; i < mr; ++i) {
+        for (int j = 0; j < nr; ++j) {
+          const int64_t b = bias != nullptr ? bias[j0 + j] : 0;
+          with_residual[static_cast<std::size_t>(i * nr + j)] =
+              saturate32(int64_t{acc[i * ld + j]} + b + residual_term(i0 + i, j0 + j));
+        }
+      }
+      stage32(with_residual.data(), nr, i0, j0, mr, nr, nullptr, false);
+      return;
+    }
     if (out_.kind == OutKind::f32) {
       GemmDequantizeParams d;
       d.acc = acc;
@@ -195,15 +220,16 @@ class OutputStage {
         return;
       }
       default: {
-        // saturate_int32(acc + bias), then the same requantizing stage with
-        // the bias already applied.
+        // saturate_int32(acc + bias + residual), then the same requantizing
+        // stage with the bias and the residual already applied.
         for (int i = 0; i < mr; ++i) {
           for (int j = 0; j < nr; ++j) {
             const int64_t b = out_.bias != nullptr ? out_.bias[j0 + j] : 0;
-            scratch[i * ld + j] = saturate32(acc[i * ld + j] + b);
+            const int64_t r = out_.residual != nullptr ? residual_term(i0 + i, j0 + j) : 0;
+            scratch[i * ld + j] = saturate32(acc[i * ld + j] + b + r);
           }
         }
-        stage32(scratch, ld, i0, j0, mr, nr, nullptr);
+        stage32(scratch, ld, i0, j0, mr, nr, nullptr, false);
         return;
       }
     }
@@ -220,6 +246,15 @@ class OutputStage {
   }
 
  private:
+  // The residual value of output (i, j) in accumulator units.
+  int32_t residual_term(int64_t i, int64_t j) const noexcept {
+    const uint8_t byte = out_.residual[i * out_.residual_ld + j];
+    const int32_t r = out_.residual_signed ? int32_t{static_cast<int8_t>(byte)} : int32_t{byte};
+    return multiply_by_quantized_multiplier(
+        r - out_.residual_zero_point,
+        QuantizedMultiplier{out_.residual_multiplier[j], out_.residual_shift[j]});
+  }
+
   const OutSpec out_;
   const GemmKernels& kern_;
   std::atomic<bool> overflow_{false};
@@ -339,10 +374,32 @@ inline int64_t check_output(const void* c, int64_t m, int64_t ldc, int64_t n, co
   return ldc;
 }
 
-/// Per-channel multipliers and shifts that `out` points into.
+/// Per-channel multipliers and shifts (and the residual's) that `out`
+/// points into.
 struct RequantArrays {
   std::vector<int32_t> multiplier, shift;
+  std::vector<int32_t> residual_multiplier, residual_shift;
 };
+
+/// Fills `mult` / `shift` with n values from `given` (1 or n), validated.
+inline void expand_multipliers(const std::vector<QuantizedMultiplier>& given, std::size_t n,
+                               const char* who, const char* name, std::vector<int32_t>& mult,
+                               std::vector<int32_t>& shift) {
+  if (!(given.size() == 1 || given.size() == n)) {
+    fail("{}: {} has {} values; expected 1 or n ({})", who, name, given.size(), n);
+  }
+  mult.resize(n);
+  shift.resize(n);
+  for (std::size_t j = 0; j < n; ++j) {
+    const QuantizedMultiplier& m = given.size() == 1 ? given[0] : given[j];
+    if (m.multiplier < 0 || m.shift < -31 || m.shift > 30) {
+      fail("{}: {}[{}] = ({}, shift {}) must have multiplier >= 0 and shift in [-31, 30]", who,
+           name, given.size() == 1 ? 0 : j, m.multiplier, m.shift);
+    }
+    mult[j] = m.multiplier;
+    shift[j] = m.shift;
+  }
+}
 
 /// Validates the requantizing stage for n channels and fills `out`'s
 /// requantize fields (pointing into the returned arrays).
@@ -350,9 +407,6 @@ template <class Out>
 RequantArrays check_requantize(const RequantizeStage& s, int64_t n_channels, const char* who,
                                OutSpec& out) {
   const auto n = static_cast<std::size_t>(n_channels);
-  if (!(s.multipliers.size() == 1 || s.multipliers.size() == n)) {
-    fail("{}: stage.multipliers has {} values; expected 1 or n ({})", who, s.multipliers.size(), n);
-  }
   if (!(s.bias.empty() || s.bias.size() == n)) {
     fail("{}: stage.bias has {} values; expected 0 or n ({})", who, s.bias.size(), n);
   }
@@ -366,18 +420,29 @@ RequantArrays check_requantize(const RequantizeStage& s, int64_t n_channels, con
          s.clamp_min, s.clamp_max, lo, hi);
   }
   RequantArrays arr;
-  arr.multiplier.resize(n);
-  arr.shift.resize(n);
-  for (std::size_t j = 0; j < n; ++j) {
-    const QuantizedMultiplier& m = s.multipliers.size() == 1 ? s.multipliers[0] : s.multipliers[j];
-    if (m.multiplier < 0 || m.shift < -31 || m.shift > 30) {
-      fail(
-          "{}: stage.multipliers[{}] = ({}, shift {}) must have multiplier >= 0 and shift in "
-          "[-31, 30]",
-          who, s.multipliers.size() == 1 ? 0 : j, m.multiplier, m.shift);
+  expand_multipliers(s.multipliers, n, who, "stage.multipliers", arr.multiplier, arr.shift);
+  const ResidualInput& res = s.residual;
+  if (res.data != nullptr) {
+    const int32_t rlo = res.is_signed ? -128 : 0;
+    const int32_t rhi = res.is_signed ? 127 : 255;
+    if (res.zero_point < rlo || res.zero_point > rhi) {
+      fail("{}: stage.residual.zero_point ({}) must be in [{}, {}] for {} residuals", who,
+           res.zero_point, rlo, rhi, res.is_signed ? "s8" : "u8");
     }
-    arr.multiplier[j] = m.multiplier;
-    arr.shift[j] = m.shift;
+    const int64_t ld = res.ld == 0 ? n_channels : res.ld;
+    if (ld < n_channels) {
+      fail("{}: stage.residual.ld ({}) must be >= n ({}) or 0", who, res.ld, n_channels);
+    }
+    expand_multipliers(res.multipliers, n, who, "stage.residual.multipliers",
+                       arr.residual_multiplier, arr.residual_shift);
+    out.residual = static_cast<const uint8_t*>(res.data);
+    out.residual_ld = ld;
+    out.residual_signed = res.is_signed;
+    out.residual_zero_point = res.zero_point;
+    out.residual_multiplier = arr.residual_multiplier.data();
+    out.residual_shift = arr.residual_shift.data();
+  } else if (!res.multipliers.empty()) {
+    fail("{}: stage.residual.multipliers are set but stage.residual.data is null", who);
   }
   out.kind = std::is_same_v<Out, int8_t> ? OutKind::s8 : OutKind::u8;
   out.multiplier = arr.multiplier.data();

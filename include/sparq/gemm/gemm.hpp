@@ -45,6 +45,29 @@ struct GemmOptions {
   int threads = 0;  ///< 0: the global setting (sparq::num_threads())
 };
 
+/// A residual input of the requantizing stage: the shortcut of a residual
+/// block, fused into the convolution (or Linear) that produces the other
+/// operand of the add, so the sum is formed in one pass with one rounding.
+/// r is an M x N matrix of 8-bit values with its own zero point; each value
+/// is brought into the accumulator's units and added with the bias, before
+/// the stage's only rounding:
+///   acc' = saturate_int32(acc + bias[n] +
+///                         multiply_by_quantized_multiplier(r[i][n] - zero_point, multipliers[n]))
+/// (acc the exact sum, one saturation), then the multiplier, zero point and
+/// clamp as usual. For a residual of
+/// scale s_r added to a GEMM whose accumulator has scale s_a * s_w[n]:
+///   multipliers[n] = quantize_multiplier(s_r / (s_a * s_w[n]))
+/// (usually > 1: a left shift; the residual then carries a rounding error
+/// of at most half an accumulator unit, far below one output step). A ReLU
+/// after the add is the stage's clamp_min, as for any fused ReLU.
+struct ResidualInput {
+  const void* data = nullptr;  ///< null: no residual; else uint8_t or int8_t, by is_signed
+  bool is_signed = false;
+  int64_t ld = 0;  ///< row stride in elements; 0 means N
+  int32_t zero_point = 0;
+  std::vector<QuantizedMultiplier> multipliers{};  ///< 1 (per tensor) or N
+};
+
 /// Output stage: requantize int32 accumulators to 8 bits with the fixed-point
 /// arithmetic of requantize.hpp:
 ///   y = clamp(zp_out + multiply_by_quantized_multiplier(acc + bias[n], m[n]),
@@ -57,6 +80,7 @@ struct RequantizeStage {
   int32_t output_zero_point = 0;
   int32_t clamp_min = -128;  ///< must lie in the output type's range
   int32_t clamp_max = 127;
+  ResidualInput residual{};  ///< optional residual add (see ResidualInput)
 };
 
 /// Output stage: dequantize to float:
