@@ -465,7 +465,20 @@ inline void check_dequantize(const DequantizeStage& s, int64_t m, int64_t n,
   if (!(s.bias.empty() || static_cast<int64_t>(s.bias.size()) == n)) {
     fail("{}: stage.bias has {} values; expected 0 or n ({})", who, s.bias.size(), n);
   }
-  row_scale.assign(static_cast<std::size_t>(m), s.activation_scale);
+  if (s.activation_scales.empty()) {
+    row_scale.assign(static_cast<std::size_t>(m), s.activation_scale);
+  } else {
+    if (static_cast<int64_t>(s.activation_scales.size()) != m) {
+      fail("{}: stage.activation_scales has {} values; expected 0 or m ({})", who,
+           s.activation_scales.size(), m);
+    }
+    for (std::size_t i = 0; i < s.activation_scales.size(); ++i) {
+      if (!std::isfinite(s.activation_scales[i])) {
+        fail("{}: stage.activation_scales[{}] ({}) must be finite", who, i, s.activation_scales[i]);
+      }
+    }
+    row_scale = s.activation_scales;
+  }
   out.kind = OutKind::f32;
   out.row_scale = row_scale.data();
   out.col_scale = col_scale.data();

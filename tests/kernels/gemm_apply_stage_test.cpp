@@ -3,6 +3,7 @@
 // kernels are per ISA); strided blocks; and the argument errors.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 #include <vector>
 
@@ -72,6 +73,40 @@ TEST_P(ApplyStage, SameBitsAsTheGemmStages) {
     apply_stage(acc.data(), m, n, ld, pw.scales(), dq, got_f.data());
     EXPECT_EQ(got_f, want_f);  // bit for bit: the same kernel on the same sums
   }
+}
+
+// Per-row activation scales (per-token): row i of the dequantizing stage
+// equals the same GEMM with activation_scale = activation_scales[i], bit for
+// bit, in gemm() and in apply_stage.
+TEST_P(ApplyStage, PerRowActivationScales) {
+  std::mt19937 rng(9);
+  const int64_t m = 11, n = 70, k = 45;
+  const auto a = testing::random_bytes<uint8_t>(static_cast<std::size_t>(m * k), rng);
+  const auto w = testing::random_bytes<int8_t>(static_cast<std::size_t>(n * k), rng);
+  const std::vector<float> scales(static_cast<std::size_t>(n), 0.0125f);
+  const PackedWeights pw = pack_weights(w.data(), n, k, WeightLayout::out_in, 0, scales);
+  DequantizeStage per_row;
+  std::uniform_real_distribution<float> sd(0.001f, 0.1f);
+  for (int64_t i = 0; i < m; ++i) per_row.activation_scales.push_back(sd(rng));
+  per_row.bias.assign(static_cast<std::size_t>(n), 0.25f);
+  std::vector<float> got(static_cast<std::size_t>(m * n));
+  gemm(ActivationsU8{a.data(), m, k, 0, 9}, pw, per_row, got.data());
+  std::vector<int32_t> acc(got.size());
+  gemm(ActivationsU8{a.data(), m, k, 0, 9}, pw, acc.data());
+  std::vector<float> staged(got.size());
+  apply_stage(acc.data(), m, n, 0, pw.scales(), per_row, staged.data());
+  EXPECT_EQ(staged, got);
+  for (int64_t i = 0; i < m; ++i) {
+    DequantizeStage one;
+    one.activation_scale = per_row.activation_scales[static_cast<std::size_t>(i)];
+    one.bias = per_row.bias;
+    std::vector<float> row(static_cast<std::size_t>(n));
+    gemm(ActivationsU8{a.data() + i * k, 1, k, 0, 9}, pw, one, row.data());
+    EXPECT_TRUE(std::equal(row.begin(), row.end(), got.begin() + i * n)) << "row " << i;
+  }
+  DequantizeStage wrong = per_row;
+  wrong.activation_scales.pop_back();  // m - 1 values
+  EXPECT_THROW(gemm(ActivationsU8{a.data(), m, k, 0, 9}, pw, wrong, got.data()), Error);
 }
 
 TEST(ApplyStageErrors, BadArgumentsThrow) {

@@ -87,6 +87,10 @@ struct RequantizeStage {
 ///   y = acc * (activation_scale * weight_scale[n]) + bias[n], then ReLU if set.
 struct DequantizeStage {
   float activation_scale = 1.0f;
+  /// Per-row activation scales (per-token quantization of transformer
+  /// activations): empty, or M values that replace activation_scale row by
+  /// row (y[i][n] = acc * (activation_scales[i] * weight_scale[n]) + bias[n]).
+  std::vector<float> activation_scales{};
   std::vector<float> bias{};  ///< empty or N
   bool relu = false;
 };
