@@ -14,6 +14,7 @@
 
 #include <limits>
 #include <random>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -39,6 +40,26 @@ std::vector<const detail::GemmKernels*> tile_tables() {
   std::vector<const detail::GemmKernels*> t = {&detail::gemm_kernels_amx_emulated()};
   if (isa_supported(Isa::amx)) t.push_back(&detail::gemm_kernels(Isa::amx));
   return t;
+}
+
+// Isa::amx in dispatch: its name, its place above avx512vnni, the reason
+// `sparq info` gives, and the per-call kernel choice by M.
+TEST(AmxDispatch, NameStatusAndPerCallChoice) {
+  EXPECT_EQ(isa_name(Isa::amx), "amx");
+  EXPECT_EQ(parse_isa("amx"), Isa::amx);
+  const std::string& status = cpu_info().amx;
+  EXPECT_FALSE(status.empty());
+  if (status != "usable") {
+    EXPECT_FALSE(isa_supported(Isa::amx)) << status;
+  }
+  if (!isa_supported(Isa::amx)) GTEST_SKIP() << "no AMX here (" << status << ")";
+  EXPECT_EQ(status, "usable");
+  EXPECT_EQ(best_isa(), Isa::amx);
+  const detail::GemmKernels& amx = detail::gemm_kernels(Isa::amx);
+  ASSERT_NE(amx.small_m, nullptr);
+  EXPECT_EQ(&detail::gemm_kernels_for(Isa::amx, amx.small_m_below - 1), amx.small_m);
+  EXPECT_EQ(&detail::gemm_kernels_for(Isa::amx, amx.small_m_below), &amx);
+  EXPECT_TRUE(detail::layout_compatible(*amx.small_m, amx.nr, amx.kr));
 }
 
 // Microkernel contract (gemm_kernels.hpp) straight on the kernel, with
