@@ -108,6 +108,11 @@ void remove_stale_temporaries(const fs::path& dir, const fs::path& path) {
     long pid = 0;
     const auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), pid);
     if (ec != std::errc() || end == rest.data() || *end != '.' || pid <= 0) continue;
+    // Exactly "<pid>.<hex>": the temporary of a target whose own name
+    // extends this one (".m.sparq-tmp.5.sparq-tmp.<pid>.<hex>") is not ours.
+    const std::string_view suffix = rest.substr(static_cast<std::size_t>(end - rest.data()) + 1);
+    if (suffix.empty() || suffix.find_first_not_of("0123456789abcdef") != std::string_view::npos)
+      continue;
     if (!process_alive(pid)) (void)::unlinkat(::dirfd(d), e->d_name, 0);
   }
   ::closedir(d);

@@ -343,11 +343,17 @@ TEST(HardeningFiles, StaleTemporariesOfDeadSavesAreRemovedLiveOnesKept) {
   const std::string dead = prefix + std::to_string(child) + ".1a2b";
   const std::string live = prefix + std::to_string(::getpid()) + ".3c4d";
   const std::string other = ".other.sparq.sparq-tmp." + std::to_string(child) + ".5e";
-  for (const auto& name : {dead, live, other}) write_bytes(dir / name, std::vector<std::byte>(7));
+  // The temporary of a target named "m.sparq.sparq-tmp.<pid>" starts with
+  // the same prefix.
+  const std::string extended =
+      prefix + std::to_string(child) + ".sparq-tmp." + std::to_string(child) + ".7f";
+  for (const auto& name : {dead, live, other, extended})
+    write_bytes(dir / name, std::vector<std::byte>(7));
   nn::save(small_model(), dir / "m.sparq");
   EXPECT_FALSE(fs::exists(dir / dead));
   EXPECT_TRUE(fs::exists(dir / live));   // this process is alive: maybe another thread's save
   EXPECT_TRUE(fs::exists(dir / other));  // another target's temporary is not ours to remove
+  EXPECT_TRUE(fs::exists(dir / extended));
 }
 
 TEST(HardeningFiles, AKilledSaveLeavesNothingAfterTheNextSave) {
