@@ -16,6 +16,9 @@
 //                 format_tag::any (and onednn_s8_gops with s8 activations)
 //   fp32_gops     Eigen float GEMM of the same shape (built for AVX2 + FMA on
 //                 x86, see fp32_peer.hpp; "-" / null on a CPU without them)
+//   sparq_fp32_gops  sparq's own FP32 GEMM (sparq::sgemm) on the same shape,
+//                 timed interleaved with the Eigen peer; fp32_peak_gops: the
+//                 FP32 FMA probe for its ISA x threads
 // and reports % of peak and bound_gops = min(peak, bandwidth * ops / bytes),
 // bytes = packed weights + activations + int32 output. Default shapes:
 // M in {1, 4, 16, 64, 256} with N = K = 4096, plus M = N = K = 1024.
@@ -231,10 +234,8 @@ ShapeRecord measure(const Options& o, int64_t m, int64_t n, int64_t k,
   if (peak1) r.peak_gops = *peak1 * o.threads;
   r.bandwidth_gbs = bandwidth / 1e9;
   r.bound_gops = bound_gops(r, packed.packed_bytes(), bandwidth);
-  if (!Fp32Gemm::unavailable()) {  // else fp32_gops stays null: the peer needs AVX2+FMA
-    Fp32Gemm fp32(m, n, k, o.threads);
-    r.fp32_gops = gops(m, n, k, median_seconds([&] { fp32.run(); }, std::max(1, o.repeat / 2)));
-  }
+  // sparq's own FP32 GEMM and the Eigen peer, interleaved, and the FP32 peak.
+  measure_fp32(r, o.threads, o.repeat);
   return r;
 }
 
@@ -279,9 +280,14 @@ int run_gemm_bench(const Options& o) {
     fmt::print("oneDNN: not built in (install libdnnl-dev and reconfigure)\n");
 #endif
     if (const auto why = Fp32Gemm::unavailable()) fmt::print("fp32 (Eigen): not run, {}\n", *why);
-    fmt::print("{:>6} {:>6} {:>6} {:>8} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}{}\n",
-               "M", "N", "K", "GOPS", "%peak", "bound", "s8", "dynamic", "oneDNN", "oDNN-s8",
-               "fp32", "GB/s", "x oDNN", o.sparse ? "   sparse  path    x dense" : "");
+    const auto zmm = fp32_peak_gops(512), ymm = fp32_peak_gops(256);
+    fmt::print("fp32: sparq {} (sq-fp32), Eigen AVX2+FMA (fp32); FMA peak 1 core: zmm {}, ymm {}\n",
+               sparq::sgemm_kernel_name(isa), zmm ? fmt::format("{:.1f}", *zmm) : "-",
+               ymm ? fmt::format("{:.1f}", *ymm) : "-");
+    fmt::print(
+        "{:>6} {:>6} {:>6} {:>8} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}{}\n",
+        "M", "N", "K", "GOPS", "%peak", "bound", "s8", "dynamic", "oneDNN", "oDNN-s8", "fp32",
+        "sq-fp32", "GB/s", "x oDNN", o.sparse ? "   sparse  path    x dense" : "");
   }
   std::map<std::pair<int64_t, int64_t>, std::pair<sparq::PackedWeights, double>> packs;
   std::map<std::size_t, double> bandwidths;
@@ -321,14 +327,15 @@ int run_gemm_bench(const Options& o) {
     if (o.json) {
       fmt::print("{}\n", to_json(r));
     } else {
-      fmt::print(
-          "{:>6} {:>6} {:>6} {} {} {} {} {} {} {} {} {} {}{}\n", m, n, k, cell(r.gops),
-          quotient(r.gops, r.peak_gops, 100.0, "{:6.1f}"), cell(r.bound_gops), cell(r.s8_gops),
-          cell(r.dynamic_gops), cell(r.onednn_gops), cell(r.onednn_s8_gops), cell(r.fp32_gops),
-          cell(r.bandwidth_gbs), quotient(r.gops, r.onednn_gops, 1.0, "{:7.2f}"),
-          o.sparse ? fmt::format(" {} {:>7} {}", cell(r.sparse_gops), r.sparse_path.value_or("-"),
-                                 quotient(r.sparse_gops, r.gops, 1.0, "{:8.2f}"))
-                   : std::string());
+      fmt::print("{:>6} {:>6} {:>6} {} {} {} {} {} {} {} {} {} {} {}{}\n", m, n, k, cell(r.gops),
+                 quotient(r.gops, r.peak_gops, 100.0, "{:6.1f}"), cell(r.bound_gops),
+                 cell(r.s8_gops), cell(r.dynamic_gops), cell(r.onednn_gops), cell(r.onednn_s8_gops),
+                 cell(r.fp32_gops), cell(r.sparq_fp32_gops), cell(r.bandwidth_gbs),
+                 quotient(r.gops, r.onednn_gops, 1.0, "{:7.2f}"),
+                 o.sparse
+                     ? fmt::format(" {} {:>7} {}", cell(r.sparse_gops), r.sparse_path.value_or("-"),
+                                   quotient(r.sparse_gops, r.gops, 1.0, "{:8.2f}"))
+                     : std::string());
     }
     std::fflush(stdout);
   }

@@ -16,12 +16,14 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <time.h>
 
 #include "fp32_peer.hpp"
 #include "sparq/detail/packed_weights_data.hpp"
+#include "sparq/gemm/sgemm.hpp"
 #include "sparq/isa.hpp"
 
 #if defined(_OPENMP)
@@ -181,6 +183,78 @@ inline std::optional<double> int8_peak_gops(Isa isa) {
 #endif
 }
 
+/// FP32 multiply-add peak of one core in GFLOPS (2 flops per lane of a
+/// vfmadd231ps), from 12 independent accumulation chains that never touch
+/// memory: the same probe as int8_peak_gops. width 512: zmm (AVX-512F),
+/// 256: ymm (AVX2 + FMA). Zen 4 runs a zmm FMA as two 256-bit halves, so both
+/// widths can give the same peak there; an Intel core with two 512-bit FMA
+/// units doubles it with zmm. nullopt when the CPU lacks the instructions.
+inline std::optional<double> fp32_peak_gops(int width) {
+#if defined(__x86_64__)
+  const auto& features = cpu_info().features;
+  auto has = [&](const char* name) {
+    return std::find(features.begin(), features.end(), name) != features.end();
+  };
+  if (width == 512 ? !has("avx512f") : !(has("avx2") && has("fma"))) return std::nullopt;
+  auto run = [&](long iters) {
+    long n = iters;
+    if (width == 512) {
+      __asm__ volatile(
+          "vpxord %%zmm0,%%zmm0,%%zmm0\n\tvpxord %%zmm1,%%zmm1,%%zmm1\n\t"
+          "1:\n\t"
+          "vfmadd231ps %%zmm0,%%zmm1,%%zmm4\n\tvfmadd231ps %%zmm0,%%zmm1,%%zmm5\n\t"
+          "vfmadd231ps %%zmm0,%%zmm1,%%zmm6\n\tvfmadd231ps %%zmm0,%%zmm1,%%zmm7\n\t"
+          "vfmadd231ps %%zmm0,%%zmm1,%%zmm8\n\tvfmadd231ps %%zmm0,%%zmm1,%%zmm9\n\t"
+          "vfmadd231ps %%zmm0,%%zmm1,%%zmm10\n\tvfmadd231ps %%zmm0,%%zmm1,%%zmm11\n\t"
+          "vfmadd231ps %%zmm0,%%zmm1,%%zmm12\n\tvfmadd231ps %%zmm0,%%zmm1,%%zmm13\n\t"
+          "vfmadd231ps %%zmm0,%%zmm1,%%zmm14\n\tvfmadd231ps %%zmm0,%%zmm1,%%zmm15\n\t"
+          "dec %0\n\tjnz 1b\n\tvzeroupper"
+          : "+r"(n)
+          :
+          : "xmm0", "xmm1", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
+            "xmm12", "xmm13", "xmm14", "xmm15", "cc");
+      return 12.0 * 16 * 2;
+    }
+    __asm__ volatile(
+        "vxorps %%ymm0,%%ymm0,%%ymm0\n\tvxorps %%ymm1,%%ymm1,%%ymm1\n\t"
+        "1:\n\t"
+        "vfmadd231ps %%ymm0,%%ymm1,%%ymm4\n\tvfmadd231ps %%ymm0,%%ymm1,%%ymm5\n\t"
+        "vfmadd231ps %%ymm0,%%ymm1,%%ymm6\n\tvfmadd231ps %%ymm0,%%ymm1,%%ymm7\n\t"
+        "vfmadd231ps %%ymm0,%%ymm1,%%ymm8\n\tvfmadd231ps %%ymm0,%%ymm1,%%ymm9\n\t"
+        "vfmadd231ps %%ymm0,%%ymm1,%%ymm10\n\tvfmadd231ps %%ymm0,%%ymm1,%%ymm11\n\t"
+        "vfmadd231ps %%ymm0,%%ymm1,%%ymm12\n\tvfmadd231ps %%ymm0,%%ymm1,%%ymm13\n\t"
+        "vfmadd231ps %%ymm0,%%ymm1,%%ymm14\n\tvfmadd231ps %%ymm0,%%ymm1,%%ymm15\n\t"
+        "dec %0\n\tjnz 1b\n\tvzeroupper"
+        : "+r"(n)
+        :
+        : "xmm0", "xmm1", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12",
+          "xmm13", "xmm14", "xmm15", "cc");
+    return 12.0 * 8 * 2;
+  };
+  const long iters = 2000000;
+  std::vector<double> rates;
+  for (int r = 0; r < 5; ++r) {
+    const double t0 = now_seconds();
+    const double ops = run(iters);
+    rates.push_back(ops * static_cast<double>(iters) / (now_seconds() - t0) / 1e9);
+  }
+  std::sort(rates.begin(), rates.end());
+  return rates.back();  // best of 5, as int8_peak_gops
+#else
+  (void)width;
+  return std::nullopt;
+#endif
+}
+
+/// The FP32 probe matching the kernel sparq::sgemm runs for `isa`: zmm for
+/// the AVX-512 kernel, ymm for the AVX2 one, none for scalar and ARM.
+inline std::optional<double> sgemm_peak_gops(Isa isa) {
+  const std::string_view name = sgemm_kernel_name(isa);
+  if (name.ends_with("__avx512f")) return fp32_peak_gops(512);
+  if (name.ends_with("__avx2fma")) return fp32_peak_gops(256);
+  return std::nullopt;
+}
+
 /// Read bandwidth (bytes/s) for a buffer of `bytes` read front to back
 /// repeatedly by `threads` threads (each its own share), median of 5. The
 /// buffer is allocated like packed weights (AlignedBytes: huge pages for
@@ -232,6 +306,8 @@ struct ShapeRecord {
   std::optional<double> onednn_gops;       ///< oneDNN matmul u8 x s8 -> s32, pre-packed
   std::optional<double> onednn_s8_gops;    ///< oneDNN with s8 activations
   std::optional<double> fp32_gops;         ///< Eigen float GEMM (fp32_peer.hpp)
+  std::optional<double> sparq_fp32_gops;   ///< sparq's own FP32 GEMM (sgemm.hpp)
+  std::optional<double> fp32_peak_gops;    ///< FP32 FMA probe of sgemm's ISA x threads
   std::optional<double> sparse_gops;       ///< --sparse: 2:4 sparse GEMM on the same shape
   std::optional<std::string> sparse_path;  ///< --sparse: "direct" or "expand"
   double pack_ms = 0;                      ///< pack_weights time for this N x K
@@ -246,11 +322,13 @@ inline std::string to_json(const ShapeRecord& r) {
       "{{\"m\": {}, \"n\": {}, \"k\": {}, \"threads\": {}, \"isa\": \"{}\", \"kernel\": \"{}\", "
       "\"gops\": {}, \"s8_gops\": {}, \"dynamic_gops\": {}, \"peak_gops\": {}, "
       "\"bound_gops\": {}, \"bandwidth_gbs\": {}, \"onednn_gops\": {}, \"onednn_s8_gops\": {}, "
-      "\"fp32_gops\": {}, \"sparse_gops\": {}, \"sparse_path\": {}, \"pack_ms\": {:.2f}}}",
+      "\"fp32_gops\": {}, \"sparq_fp32_gops\": {}, \"fp32_peak_gops\": {}, \"sparse_gops\": {}, "
+      "\"sparse_path\": {}, \"pack_ms\": {:.2f}}}",
       r.m, r.n, r.k, r.threads, r.isa, r.kernel, json_number(r.gops), json_number(r.s8_gops),
       json_number(r.dynamic_gops), json_number(r.peak_gops), json_number(r.bound_gops),
       json_number(r.bandwidth_gbs), json_number(r.onednn_gops), json_number(r.onednn_s8_gops),
-      json_number(r.fp32_gops), json_number(r.sparse_gops),
+      json_number(r.fp32_gops), json_number(r.sparq_fp32_gops), json_number(r.fp32_peak_gops),
+      json_number(r.sparse_gops),
       r.sparse_path ? fmt::format("\"{}\"", *r.sparse_path) : std::string("null"), r.pack_ms);
 }
 
@@ -269,6 +347,47 @@ inline std::optional<double> bound_gops(const ShapeRecord& r, std::size_t weight
 inline double gops(int64_t m, int64_t n, int64_t k, double seconds) {
   return 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) / seconds /
          1e9;
+}
+
+/// sgemm_peak_gops for `isa`, probed once per ISA per process (~0.1 s each).
+inline std::optional<double> sgemm_peak_gops_cached(Isa isa) {
+  static std::optional<double> cache[32];
+  static bool done[32] = {};
+  const auto i = static_cast<std::size_t>(isa) % 32;
+  if (!done[i]) {
+    cache[i] = sgemm_peak_gops(isa);
+    done[i] = true;
+  }
+  return cache[i];
+}
+
+/// The FP32 side of one shape of `sparq bench gemm`, filling r.sparq_fp32_gops
+/// (sparq::sgemm on the active ISA, weights packed once, no bias), r.fp32_gops
+/// (the Eigen peer, when the CPU can run it; see fp32_peer.hpp) and
+/// r.fp32_peak_gops (probe x threads). The two GEMMs are timed interleaved,
+/// median of `repeat`, so load from other jobs hits both alike. Random data
+/// in [-1, 1]: FP32 speed does not depend on the values (no denormals).
+inline void measure_fp32(ShapeRecord& r, int threads, int repeat) {
+  const int64_t m = r.m, n = r.n, k = r.k;
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> a(static_cast<std::size_t>(m * k)), w(static_cast<std::size_t>(n * k));
+  std::vector<float> c(static_cast<std::size_t>(m * n));
+  for (float& v : a) v = u(rng);
+  for (float& v : w) v = u(rng);
+  const PackedWeightsF32 packed = pack_weights_f32(w.data(), n, k, WeightLayout::out_in);
+  const GemmOptions options{threads};
+  std::vector<std::function<void()>> fns;
+  fns.emplace_back([&] { sgemm(a.data(), m, k, k, packed, {}, false, c.data(), n, options); });
+  std::optional<Fp32Gemm> eigen;
+  if (!Fp32Gemm::unavailable()) {  // else fp32_gops stays null: the peer needs AVX2+FMA
+    eigen.emplace(m, n, k, threads);
+    fns.emplace_back([&] { eigen->run(); });
+  }
+  const std::vector<double> secs = median_seconds_interleaved(fns, std::max(1, repeat));
+  r.sparq_fp32_gops = gops(m, n, k, secs[0]);
+  if (eigen) r.fp32_gops = gops(m, n, k, secs[1]);
+  if (const auto peak = sgemm_peak_gops_cached(active_isa())) r.fp32_peak_gops = *peak * threads;
 }
 
 #if defined(SPARQ_HAVE_ONEDNN)
