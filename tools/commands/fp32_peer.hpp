@@ -16,12 +16,13 @@
 //
 // ODR: Eigen is header-only, and every function it instantiates is a weak
 // symbol of which the linker keeps ONE copy per name for the whole program.
-// The `sparq` program also links the library's Eigen user, src/nn/layers.cpp
-// (through `sparq inspect`), built at the baseline flags: with shared names
-// the linker could hand layers.cpp the AVX2 copy (SIGILL on a CPU without
-// AVX2) or hand the peer the SSE2 copy (slow, silently). Anonymous
-// namespaces around the caller do not help: the templates are Eigen's.
-// Hence:
+// The library itself no longer uses Eigen (its FP32 layers run on
+// sparq::sgemm, which `sparq bench gemm` reports as sparq_fp32_gops next to
+// this peer), but any other Eigen user linked into these programs at the
+// baseline flags would share those names: the linker could hand it the AVX2
+// copy (SIGILL on a CPU without AVX2) or hand the peer the SSE2 copy (slow,
+// silently). Anonymous namespaces around the caller do not help: the
+// templates are Eigen's. Hence:
 //   * fp32_peer_eigen.cpp renames Eigen's namespace for itself
 //     (`#define Eigen sparq_fp32_peer_Eigen` before its Eigen include), so
 //     none of its Eigen symbols can merge with anyone else's; check with
