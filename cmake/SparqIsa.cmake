@@ -1,5 +1,5 @@
 # Every ISA has one folder, src/kernels/<isa>/, and every .cpp file in it is
-# compiled with that ISA's flags and nothing else is (DESIGN.md rule 1: inline
+# compiled with that ISA's flags and nothing else is (docs/design.md rule 1: inline
 # code from headers built with different flags would break the ODR).
 # The registry (src/dispatch) only calls a folder's kernels after the CPU
 # check said the host can run them.

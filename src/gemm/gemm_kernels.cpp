@@ -1,4 +1,4 @@
-// The per-ISA GEMM tables (DESIGN.md rule 2): looked up once per call.
+// The per-ISA GEMM tables (docs/design.md rule 2): looked up once per call.
 #include "kernels/gemm_kernels.hpp"
 
 #include <atomic>

@@ -1,4 +1,4 @@
-// The per-ISA sparse GEMM tables (DESIGN.md rule 2): looked up once per call.
+// The per-ISA sparse GEMM tables (docs/design.md rule 2): looked up once per call.
 // `nr` must equal the dense table's nr of the same ISA (the expand path runs
 // the dense microkernel on expanded sparse panels); `direct_max_m` (and
 // `direct_max_m_in_l2`, for weights that fit in L2) is the

@@ -2,7 +2,7 @@
 //
 // Everything here is shared between the portable driver (src/gemm/gemm.cpp)
 // and the ISA-flagged kernel files (src/kernels/<isa>/gemm_*.cpp). It must
-// stay free of inline templates (DESIGN.md rule 1): ISA files include only
+// stay free of inline templates (docs/design.md rule 1): ISA files include only
 // this header and <immintrin.h>/<arm_neon.h>.
 //
 // Packed weight layout (chosen per ISA by its table below):

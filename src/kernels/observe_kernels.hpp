@@ -1,6 +1,6 @@
 // Kernels behind the calibration observers (include/sparq/observe/).
 //
-// Plain functions on plain structs (DESIGN.md rule 1): each ISA folder has
+// Plain functions on plain structs (docs/design.md rule 1): each ISA folder has
 // one file, observe_f32__<isa>.cpp, that defines the three functions below
 // with its suffix, and src/observe/observe_kernels.cpp puts them in a table
 // per ISA. All kernels are noexcept and give bit-identical results on every

@@ -4,7 +4,7 @@
 // functions declared at the bottom of this file for its ISA; the table
 // function quantize_kernels(Isa) in src/quant/quantize_kernels.cpp picks one
 // table per call. This header is included by ISA-flagged files, so it holds
-// only plain structs and declarations (no inline code: see DESIGN.md rule 1).
+// only plain structs and declarations (no inline code: see docs/design.md rule 1).
 //
 // Semantics every kernel must reproduce bit for bit (the scalar reference in
 // src/kernels/reference/quantize_reference.cpp is the definition):
@@ -91,7 +91,7 @@ struct QuantizeKernels {
   DequantizeChannelFn dequantize_channel_s8, dequantize_channel_u8;
 };
 
-// Naming: <op>_<dtype>__<isa> (DESIGN.md rule 4). Each group is defined in
+// Naming: <op>_<dtype>__<isa> (docs/design.md rule 4). Each group is defined in
 // src/kernels/<isa>/quantize_<isa>.cpp.
 #define SPARQ_DECLARE_QUANTIZE_KERNELS(isa)                                 \
   void quantize_s8__##isa(const QuantizeTensorArgs&) noexcept;              \

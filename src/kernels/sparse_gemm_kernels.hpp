@@ -1,5 +1,5 @@
 // 2:4 sparse GEMM kernel interface: plain structs and function pointers,
-// one table per ISA (DESIGN.md rules 1 and 2). Packed sparse layout: see
+// one table per ISA (docs/design.md rules 1 and 2). Packed sparse layout: see
 // include/sparq/detail/packed_sparse_weights_data.hpp.
 //
 // Direct microkernel contract (SpgemmUkernelFn): activations are packed by

@@ -1,4 +1,4 @@
-// The per-ISA table of observer kernels (DESIGN.md rule 2): filled from what
+// The per-ISA table of observer kernels (docs/design.md rule 2): filled from what
 // this build compiled, looked up once per observe() call.
 #include "kernels/observe_kernels.hpp"
 

@@ -1,4 +1,4 @@
-// The per-ISA tables of quantize / dequantize kernels (DESIGN.md rule 2).
+// The per-ISA tables of quantize / dequantize kernels (docs/design.md rule 2).
 // Looked up once per call by the front end (include/sparq/quant/quantize.hpp
 // -> src/quant/quantize.cpp), above the element loops.
 #include "kernels/quantize_kernels.hpp"

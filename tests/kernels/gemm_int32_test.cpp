@@ -1,4 +1,4 @@
-// Bit-exactness of the int32 GEMM on every ISA of the host (DESIGN.md rule 5):
+// Bit-exactness of the int32 GEMM on every ISA of the host (docs/design.md rule 5):
 // shapes around the register tile (M in 1..2*MR, N in 1..2*NR), K around the
 // k-group and powers of two, leading dimensions > K, extreme zero points and
 // values, s8 activations, thread counts 1 and 2, and K across the int32

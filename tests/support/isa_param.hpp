@@ -1,4 +1,4 @@
-// Runs a test once per ISA the host supports (DESIGN.md rule 3):
+// Runs a test once per ISA the host supports (docs/design.md rule 3):
 //
 //   class MyKernelTest : public sparq::testing::IsaTest {};
 //   TEST_P(MyKernelTest, Exact) { ... }           // body runs under GetParam()

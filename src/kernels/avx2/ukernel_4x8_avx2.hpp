@@ -3,7 +3,7 @@
 // column's int32 sum in two halves (`lo`: columns 0-3, `hi`: 4-7, two lanes
 // per column) and finish them the same way. Included only by files of this
 // folder; internal linkage, so each includer compiles its own copy with its
-// own flags (DESIGN.md rule 1).
+// own flags (docs/design.md rule 1).
 #pragma once
 
 #include <immintrin.h>

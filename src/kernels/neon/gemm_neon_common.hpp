@@ -1,7 +1,7 @@
 // Small load/store helpers shared by the ARM GEMM microkernels
 // (src/kernels/neon*/). Every function is `static`: each ISA-flagged file
 // gets its own internal copy, so code built with -march=armv8-a and with
-// +dotprod/+i8mm can never be merged by the linker (DESIGN.md rule 1).
+// +dotprod/+i8mm can never be merged by the linker (docs/design.md rule 1).
 #pragma once
 
 #include <arm_neon.h>

@@ -6,7 +6,7 @@
 // -128..127 both fit) and multiplied with SMLAL/SMLAL2 (int16 x int16 ->
 // int32, 4 multiply-accumulates per instruction). Every product is exact and
 // the int32 accumulation wraps mod 2^32 as the contract asks; nothing
-// saturates at int16 (the AVX2 vpmaddubsw pitfall of DESIGN.md cannot occur).
+// saturates at int16 (the AVX2 vpmaddubsw pitfall of docs/design.md rule 5 cannot occur).
 //
 // Register tile: 16 int32x4 accumulators acc[i][j], each holding 4 partial
 // sums over k of one (row, column) pair; per k-group of 8 the kernel widens
