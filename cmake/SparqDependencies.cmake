@@ -22,13 +22,19 @@ if(CMAKE_CROSSCOMPILING)
     add_library(${target} INTERFACE IMPORTED)
     set_target_properties(${target} PROPERTIES INTERFACE_INCLUDE_DIRECTORIES ${dir})
   endfunction()
-  sparq_host_headers(Eigen3::Eigen Eigen eigen3/Eigen Dense)
+  if(SPARQ_BUILD_TOOLS OR SPARQ_BUILD_BENCHMARKS OR SPARQ_BUILD_EXAMPLES)
+    sparq_host_headers(Eigen3::Eigen Eigen eigen3/Eigen Dense)
+  endif()
   sparq_host_headers(fmt::fmt-header-only fmt fmt format.h)
   set_target_properties(fmt::fmt-header-only PROPERTIES INTERFACE_COMPILE_DEFINITIONS FMT_HEADER_ONLY=1)
   sparq_host_headers(nlohmann_json::nlohmann_json nlohmann nlohmann json.hpp)
   set(SPARQ_FMT_TARGET fmt::fmt-header-only)
 else()
-  find_package(Eigen3 3.3 REQUIRED NO_MODULE)
+  # Eigen: not used by the library (its FP32 GEMM is its own); the FP32 peer
+  # of the tools and benchmarks and the example's trainer use it.
+  if(SPARQ_BUILD_TOOLS OR SPARQ_BUILD_BENCHMARKS OR SPARQ_BUILD_EXAMPLES)
+    find_package(Eigen3 3.3 REQUIRED NO_MODULE)
+  endif()
 
   # fmt: sparq uses the header-only target so that the same headers serve the
   # native build and the aarch64 cross build (whose sysroot has no libfmt).
