@@ -2,6 +2,8 @@
 // this build compiled, looked up once per observe() call.
 #include "kernels/observe_kernels.hpp"
 
+#include "dispatch/kernel_list.hpp"
+
 namespace sparq::detail {
 namespace {
 
@@ -24,32 +26,24 @@ const ObserveKernels kNeon = SPARQ_OBSERVE_TABLE(neon);
 
 #undef SPARQ_OBSERVE_TABLE
 
-}  // namespace
-
-const ObserveKernels& observe_kernels(Isa isa) {
-  switch (isa) {
+// The list (kernel_list.hpp): float min/max and binning gain nothing from
+// VNNI, tiles, dot product or i8mm, so those levels fall back to avx2 /
+// avx512 / neon.
+const std::array kList = {
+    KernelEntry<ObserveKernels>{Isa::scalar, &kReference},
 #if defined(SPARQ_HAVE_AVX2)
-    // Float min/max and binning gain nothing from VNNI: the AVX-VNNI level
-    // (VEX-encoded, 256-bit) runs the AVX2 kernels.
-    case Isa::avx2:
-    case Isa::avxvnni:
-      return kAvx2;
+    KernelEntry<ObserveKernels>{Isa::avx2, &kAvx2},
 #endif
 #if defined(SPARQ_HAVE_AVX512VNNI)
-    case Isa::avx512vnni:
-    case Isa::amx:  // tiles add nothing here: the AVX-512 kernels
-      return kAvx512;
+    KernelEntry<ObserveKernels>{Isa::avx512vnni, &kAvx512},
 #endif
 #if defined(SPARQ_HAVE_NEON)
-    // dotprod / i8mm add integer instructions only; float kernels are NEON's.
-    case Isa::neon:
-    case Isa::neondot:
-    case Isa::neoni8mm:
-      return kNeon;
+    KernelEntry<ObserveKernels>{Isa::neon, &kNeon},
 #endif
-    default:
-      return kReference;
-  }
-}
+};
+
+}  // namespace
+
+const ObserveKernels& observe_kernels(Isa isa) { return select(kList, isa); }
 
 }  // namespace sparq::detail

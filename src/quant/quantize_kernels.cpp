@@ -3,6 +3,7 @@
 // -> src/quant/quantize.cpp), above the element loops.
 #include "kernels/quantize_kernels.hpp"
 
+#include "dispatch/kernel_list.hpp"
 #include "sparq/isa.hpp"
 
 namespace sparq::detail {
@@ -32,33 +33,24 @@ constexpr QuantizeKernels kNeon = SPARQ_QUANTIZE_TABLE(neon);
 #endif
 #endif  // SPARQ_ARCH_ARM
 
+// The list (kernel_list.hpp): AVX-VNNI and AMX add nothing to element-wise
+// conversions, nor do dot product and i8mm on ARM: they fall back to
+// avx2 / avx512vnni / neon.
+constexpr std::array kList = {
+    KernelEntry<QuantizeKernels>{Isa::scalar, &kReference},
+#if defined(SPARQ_ARCH_X86) && defined(SPARQ_HAVE_AVX2)
+    KernelEntry<QuantizeKernels>{Isa::avx2, &kAvx2},
+#endif
+#if defined(SPARQ_ARCH_X86) && defined(SPARQ_HAVE_AVX512VNNI)
+    KernelEntry<QuantizeKernels>{Isa::avx512vnni, &kAvx512},
+#endif
+#if defined(SPARQ_ARCH_ARM) && defined(SPARQ_HAVE_NEON)
+    KernelEntry<QuantizeKernels>{Isa::neon, &kNeon},
+#endif
+};
+
 }  // namespace
 
-const QuantizeKernels& quantize_kernels(Isa isa) noexcept {
-  switch (isa) {
-#if defined(SPARQ_ARCH_X86)
-#if defined(SPARQ_HAVE_AVX512VNNI)
-    case Isa::avx512vnni:
-    case Isa::amx:  // tiles add nothing here: the AVX-512 kernels
-      return kAvx512;
-#endif
-#if defined(SPARQ_HAVE_AVX2)
-    // AVX-VNNI has no instruction that helps quantization: reuse AVX2.
-    case Isa::avxvnni:
-    case Isa::avx2:
-      return kAvx2;
-#endif
-#endif  // SPARQ_ARCH_X86
-#if defined(SPARQ_ARCH_ARM) && defined(SPARQ_HAVE_NEON)
-    // Dot product and i8mm add nothing to element-wise conversions.
-    case Isa::neon:
-    case Isa::neondot:
-    case Isa::neoni8mm:
-      return kNeon;
-#endif  // SPARQ_ARCH_ARM
-    default:
-      return kReference;
-  }
-}
+const QuantizeKernels& quantize_kernels(Isa isa) noexcept { return select(kList, isa); }
 
 }  // namespace sparq::detail
