@@ -64,21 +64,42 @@ std::atomic<int> g_last_threads{1};
 
 // Packs w(n, k) = get(n, k) into panels of nr columns, [K][nr] each.
 template <class Get>
-std::shared_ptr<PackedWeightsF32Data> pack(int64_t n, int64_t k, int nr, Isa isa, Get get) {
-  auto d = std::make_shared<PackedWeightsF32Data>();
+// `reuse`, when given and held by no one else, keeps its buffer if large
+// enough (a layer's per-thread scratch: no allocation and no page faults per
+// call).
+std::shared_ptr<PackedWeightsF32Data> pack(int64_t n, int64_t k, int nr, Isa isa, Get get,
+                                           std::shared_ptr<PackedWeightsF32Data> reuse = nullptr) {
+  const int64_t n_panels = (n + nr - 1) / nr;
+  const auto bytes = static_cast<std::size_t>(n_panels * k * nr) * sizeof(float);
+  std::shared_ptr<PackedWeightsF32Data> d = std::move(reuse);
+  if (d == nullptr || d.use_count() != 1 || d->panels.size() < bytes) {
+    d = std::make_shared<PackedWeightsF32Data>();
+    d->panels = detail::AlignedBytes(bytes);
+  }
   d->n = n;
   d->k = k;
   d->nr = nr;
   d->isa = isa;
-  d->n_panels = (n + nr - 1) / nr;
-  d->panels = detail::AlignedBytes(static_cast<std::size_t>(d->n_panels * k * nr) * sizeof(float));
-  auto* out = reinterpret_cast<float*>(d->panels.data());  // zero-filled: padding columns stay 0
+  d->n_panels = n_panels;
+  auto* out = reinterpret_cast<float*>(d->panels.data());
   for (int64_t p = 0; p < d->n_panels; ++p) {
     const int64_t j0 = p * nr;
     const int64_t cols = std::min<int64_t>(nr, n - j0);
     float* panel = out + p * k * nr;
-    for (int64_t j = 0; j < cols; ++j) {
-      for (int64_t kk = 0; kk < k; ++kk) panel[kk * nr + j] = get(j0 + j, kk);
+    // 16 k at a time: one cache line of each source row (out_in) is read
+    // whole while the 16 panel rows it feeds (1-2 KiB, contiguous) stay in
+    // L1. Walking one k across all NR rows instead reads NR lines a power
+    // of two apart, which share one L1 set and evict each other; walking
+    // one row across all k writes a new line per element. Either made
+    // packing ~10x slower than a batch-1 product.
+    for (int64_t k0 = 0; k0 < k; k0 += 16) {
+      const int64_t k1 = std::min(k, k0 + 16);
+      for (int64_t j = 0; j < cols; ++j) {
+        for (int64_t kk = k0; kk < k1; ++kk) panel[kk * nr + j] = get(j0 + j, kk);
+      }
+    }
+    for (int64_t kk = 0; cols < nr && kk < k; ++kk) {  // padding columns: 0 (reused buffers too)
+      for (int64_t j = cols; j < nr; ++j) panel[kk * nr + j] = 0.0f;
     }
   }
   return d;
@@ -173,8 +194,10 @@ bool sgemm_has_threads() noexcept {
 }
 }  // namespace detail
 
-PackedWeightsF32 pack_weights_f32(const float* weights, int64_t n, int64_t k, WeightLayout layout,
-                                  int64_t ld) {
+namespace {
+
+PackedWeightsF32 pack_checked(const float* weights, int64_t n, int64_t k, WeightLayout layout,
+                              int64_t ld, std::shared_ptr<PackedWeightsF32Data>* scratch) {
   if (weights == nullptr) fail("pack_weights_f32: weights is null; expected N x K floats");
   if (n < 1 || n > kMaxDim) fail("pack_weights_f32: n ({}) must be in [1, 2^31 - 1]", n);
   if (k < 1 || k > kMaxDim) fail("pack_weights_f32: k ({}) must be in [1, 2^31 - 1]", k);
@@ -190,12 +213,33 @@ PackedWeightsF32 pack_weights_f32(const float* weights, int64_t n, int64_t k, We
   }
   const Isa isa = active_isa();
   const auto& kern = detail::sgemm_kernels(isa);
+  std::shared_ptr<PackedWeightsF32Data> reuse;
+  if (scratch != nullptr) reuse = std::move(*scratch);
   auto data =
-      out_in
-          ? pack(n, k, kern.nr, isa, [&](int64_t j, int64_t kk) { return weights[j * ld + kk]; })
-          : pack(n, k, kern.nr, isa, [&](int64_t j, int64_t kk) { return weights[kk * ld + j]; });
+      out_in ? pack(
+                   n, k, kern.nr, isa, [&](int64_t j, int64_t kk) { return weights[j * ld + kk]; },
+                   std::move(reuse))
+             : pack(
+                   n, k, kern.nr, isa, [&](int64_t j, int64_t kk) { return weights[kk * ld + j]; },
+                   std::move(reuse));
+  if (scratch != nullptr) *scratch = data;
   return PackedWeightsF32(std::move(data));
 }
+
+}  // namespace
+
+PackedWeightsF32 pack_weights_f32(const float* weights, int64_t n, int64_t k, WeightLayout layout,
+                                  int64_t ld) {
+  return pack_checked(weights, n, k, layout, ld, nullptr);
+}
+
+namespace detail {
+PackedWeightsF32 pack_weights_f32_scratch(std::shared_ptr<PackedWeightsF32Data>& scratch,
+                                          const float* weights, int64_t n, int64_t k,
+                                          WeightLayout layout, int64_t ld) {
+  return pack_checked(weights, n, k, layout, ld, &scratch);
+}
+}  // namespace detail
 
 void sgemm(const float* a, int64_t m, int64_t k, int64_t lda, const PackedWeightsF32& w,
            std::span<const float> bias, bool relu, float* c, int64_t ldc,

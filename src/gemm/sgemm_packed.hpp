@@ -6,7 +6,10 @@
 #include <cstddef>
 #include <cstdint>
 
+#include <memory>
+
 #include "sparq/detail/packed_weights_data.hpp"  // AlignedBytes
+#include "sparq/gemm/sgemm.hpp"
 #include "sparq/isa.hpp"
 
 namespace sparq::detail {
@@ -23,5 +26,15 @@ struct PackedWeightsF32Data {
     return reinterpret_cast<const float*>(panels.data()) + p * k * nr;
   }
 };
+
+/// pack_weights_f32 (same checks and layout) into `scratch`'s buffer when
+/// no other handle shares it and it is large enough, else into a new one
+/// that `scratch` then keeps. For callers that pack on every call (the FP32
+/// layers): the buffer stays allocated and mapped between calls. The
+/// returned handle shares `scratch`: drop it before the next call, or that
+/// call allocates anew.
+PackedWeightsF32 pack_weights_f32_scratch(std::shared_ptr<PackedWeightsF32Data>& scratch,
+                                          const float* weights, int64_t n, int64_t k,
+                                          WeightLayout layout, int64_t ld = 0);
 
 }  // namespace sparq::detail
