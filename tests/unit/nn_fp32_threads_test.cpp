@@ -4,6 +4,9 @@
 // the setting and a user who asked for one thread got every core.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <random>
+
 #include "kernels/sgemm_kernels.hpp"
 #include "sparq/nn/layers.hpp"
 #include "sparq/threads.hpp"
@@ -54,6 +57,35 @@ TEST(NnFp32Threads, Conv2dObeysSetNumThreads) {
   const nn::Tensor y2 = conv.forward(x);
   EXPECT_EQ(detail::sgemm_last_threads(), detail::sgemm_has_threads() ? 2 : 1);
   EXPECT_EQ(y1.data, y2.data);
+}
+
+// Batches 1-4 multiply the unpacked weights, larger ones go through sgemm:
+// both must agree with double-precision math within the float error bound
+// of a (K + 1)-term sum, gamma_{K+1} * sum |terms| (see sgemm_test.cpp).
+TEST(NnFp32Threads, LinearSmallAndLargeBatchesMatchDoubleReference) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  nn::Linear l(67, 29);
+  for (float& v : l.weight.data) v = u(rng);
+  for (float& v : l.bias.data) v = u(rng);
+  for (int64_t batch : {1, 2, 3, 4, 5, 9}) {
+    nn::Tensor x({batch, 67});
+    for (float& v : x.data) v = u(rng);
+    const nn::Tensor y = l.forward(x);
+    const double gamma = 68 * 0x1p-24 / (1 - 68 * 0x1p-24);
+    for (int64_t i = 0; i < batch; ++i) {
+      for (int64_t j = 0; j < 29; ++j) {
+        double exact = l.bias.data[j], magnitude = std::abs(exact);
+        for (int64_t k = 0; k < 67; ++k) {
+          const double t = static_cast<double>(x.data[i * 67 + k]) * l.weight.data[j * 67 + k];
+          exact += t;
+          magnitude += std::abs(t);
+        }
+        EXPECT_NEAR(y.data[i * 29 + j], exact, gamma * magnitude)
+            << "batch " << batch << " at (" << i << ", " << j << ")";
+      }
+    }
+  }
 }
 
 }  // namespace
