@@ -1,82 +1,60 @@
-// The per-ISA GEMM tables (docs/design.md rule 2): looked up once per call.
+// The per-ISA GEMM tables and their list (docs/design.md rule 2, and
+// src/dispatch/kernel_list.hpp): looked up once per call. A table's name is
+// its microkernel's symbol (SPARQ_GEMM_TABLE stringifies it), so what
+// `sparq bench` prints is the function that ran.
 #include "kernels/gemm_kernels.hpp"
 
+#include <array>
 #include <atomic>
+
+#include "dispatch/kernel_list.hpp"
 
 namespace sparq::detail {
 namespace {
 
-constexpr GemmKernels kScalar{
-    .isa = Isa::scalar,
-    .ukernel_name = "gemm_u8s8s32_ukernel_4x8c4__scalar",
-    .mr = 4,
-    .nr = 8,
-    .kr = 4,
-    .a_shift_u8 = 0,
-    .a_shift_s8 = 128,
-    .ukernel = gemm_u8s8s32_ukernel_4x8c4__scalar,
-    .pack_a = gemm_pack_a__scalar,
-    .requantize_u8 = gemm_requantize_u8__scalar,
-    .requantize_s8 = gemm_requantize_s8__scalar,
-    .dequantize = gemm_dequantize__scalar,
-    .range = gemm_range__scalar,
-    .quantize = gemm_quantize__scalar,
-};
+// Activations are packed u8 as they are and s8 + 128 on every table (the
+// GemmKernels defaults), so only the shape, the microkernel, the packer and
+// the output stages' ISA differ.
+#define SPARQ_GEMM_TABLE(isa_, mr_, nr_, kr_, a_elem_bytes_, ukernel_, pack_a_, stages_)     \
+  GemmKernels {                                                                              \
+    .isa = Isa::isa_, .ukernel_name = #ukernel_, .mr = mr_, .nr = nr_, .kr = kr_,            \
+    .a_elem_bytes = a_elem_bytes_, .ukernel = ukernel_, .pack_a = pack_a_,                   \
+    .requantize_u8 = gemm_requantize_u8__##stages_,                                          \
+    .requantize_s8 = gemm_requantize_s8__##stages_, .dequantize = gemm_dequantize__##stages_ \
+  }
+
+/// `table` with a per-call choice of `small` below `below` rows.
+constexpr GemmKernels with_small_m(GemmKernels table, const GemmKernels* small, int64_t below) {
+  table.small_m = small;
+  table.small_m_below = below;
+  return table;
+}
+
+constexpr GemmKernels kScalar = SPARQ_GEMM_TABLE(
+    scalar, 4, 8, 4, 1, gemm_u8s8s32_ukernel_4x8c4__scalar, gemm_pack_a__scalar, scalar);
 
 #if defined(SPARQ_HAVE_AVX2)
-constexpr GemmKernels kAvx2{
-    .isa = Isa::avx2,
-    .ukernel_name = "gemm_u8s8s32_ukernel_4x8c4__avx2",
-    .mr = 4,
-    .nr = 8,
-    .kr = 4,
-    .a_shift_u8 = 0,
-    .a_shift_s8 = 128,
-    .a_elem_bytes = 2,
-    .ukernel = gemm_u8s8s32_ukernel_4x8c4__avx2,
-    .pack_a = gemm_pack_a_s16__avx2,
-    .requantize_u8 = gemm_requantize_u8__avx2,
-    .requantize_s8 = gemm_requantize_s8__avx2,
-    .dequantize = gemm_dequantize__avx2,
-    .range = gemm_range__scalar,
-    .quantize = gemm_quantize__scalar,
-};
+// AVX2 packs A widened to int16 (2 bytes an element): its kernel then
+// broadcasts int16 pairs straight into vpmaddwd.
+constexpr GemmKernels kAvx2 = SPARQ_GEMM_TABLE(avx2, 4, 8, 4, 2, gemm_u8s8s32_ukernel_4x8c4__avx2,
+                                               gemm_pack_a_s16__avx2, avx2);
 #endif
 
 #if defined(SPARQ_HAVE_AVXVNNI)
 // AVX-VNNI shares AVX2's output stages (same ymm width; no VNNI needed there).
-constexpr GemmKernels kAvxVnni {
-  .isa = Isa::avxvnni, .ukernel_name = "gemm_u8s8s32_ukernel_6x16c4__avxvnni", .mr = 6, .nr = 16,
-  .kr = 4, .a_shift_u8 = 0, .a_shift_s8 = 128, .ukernel = gemm_u8s8s32_ukernel_6x16c4__avxvnni,
-  .pack_a = gemm_pack_a__scalar,
 #if defined(SPARQ_HAVE_AVX2)
-  .requantize_u8 = gemm_requantize_u8__avx2, .requantize_s8 = gemm_requantize_s8__avx2,
-  .dequantize = gemm_dequantize__avx2,
+constexpr GemmKernels kAvxVnni = SPARQ_GEMM_TABLE(
+    avxvnni, 6, 16, 4, 1, gemm_u8s8s32_ukernel_6x16c4__avxvnni, gemm_pack_a__scalar, avx2);
 #else
-  .requantize_u8 = gemm_requantize_u8__scalar, .requantize_s8 = gemm_requantize_s8__scalar,
-  .dequantize = gemm_dequantize__scalar,
+constexpr GemmKernels kAvxVnni = SPARQ_GEMM_TABLE(
+    avxvnni, 6, 16, 4, 1, gemm_u8s8s32_ukernel_6x16c4__avxvnni, gemm_pack_a__scalar, scalar);
 #endif
-  .range = gemm_range__scalar, .quantize = gemm_quantize__scalar,
-};
 #endif
 
 #if defined(SPARQ_HAVE_AVX512VNNI)
-constexpr GemmKernels kAvx512Vnni{
-    .isa = Isa::avx512vnni,
-    .ukernel_name = "gemm_u8s8s32_ukernel_6x64c4__avx512vnni",
-    .mr = 6,
-    .nr = 64,
-    .kr = 4,
-    .a_shift_u8 = 0,
-    .a_shift_s8 = 128,
-    .ukernel = gemm_u8s8s32_ukernel_6x64c4__avx512vnni,
-    .pack_a = gemm_pack_a__scalar,
-    .requantize_u8 = gemm_requantize_u8__avx512vnni,
-    .requantize_s8 = gemm_requantize_s8__avx512vnni,
-    .dequantize = gemm_dequantize__avx512vnni,
-    .range = gemm_range__avx512vnni,
-    .quantize = gemm_quantize__avx512vnni,
-};
+constexpr GemmKernels kAvx512Vnni =
+    SPARQ_GEMM_TABLE(avx512vnni, 6, 64, 4, 1, gemm_u8s8s32_ukernel_6x64c4__avx512vnni,
+                     gemm_pack_a__scalar, avx512vnni);
 #endif
 
 #if defined(SPARQ_HAVE_AMX) && defined(SPARQ_HAVE_AVX512VNNI)
@@ -86,112 +64,68 @@ constexpr GemmKernels kAvx512Vnni{
 // rows the avx512vnni kernel, on the same packed weights, was faster on a
 // 16-core Xeon with AMX (one thread, N = K = 4096, interleaved runs: M = 6
 // 262-274 GOPS against 209-255 on tiles; M = 8 267-317 against 279-347).
-constexpr GemmKernels kAmx{
-    .isa = Isa::amx,
-    .ukernel_name = "gemm_u8s8s32_ukernel_32x64c4__amx",
-    .mr = 32,
-    .nr = 64,
-    .kr = 4,
-    .a_shift_u8 = 0,
-    .a_shift_s8 = 128,
-    .ukernel = gemm_u8s8s32_ukernel_32x64c4__amx,
-    .pack_a = gemm_pack_a_k64__scalar,
-    .requantize_u8 = gemm_requantize_u8__avx512vnni,
-    .requantize_s8 = gemm_requantize_s8__avx512vnni,
-    .dequantize = gemm_dequantize__avx512vnni,
-    .range = gemm_range__avx512vnni,
-    .quantize = gemm_quantize__avx512vnni,
-    .small_m = &kAvx512Vnni,
-    .small_m_below = 8,
-};
+constexpr GemmKernels kAmx =
+    with_small_m(SPARQ_GEMM_TABLE(amx, 32, 64, 4, 1, gemm_u8s8s32_ukernel_32x64c4__amx,
+                                  gemm_pack_a_k64__scalar, avx512vnni),
+                 &kAvx512Vnni, 8);
 #endif
 
 // The same AMX kernel source built against the tile emulation: portable
 // (scalar output stages), every M on the tile kernel so tests cover it all.
-constexpr GemmKernels kAmxEmulated{
-    .isa = Isa::amx,
-    .ukernel_name = "gemm_u8s8s32_ukernel_32x64c4__amxemu",
-    .mr = 32,
-    .nr = 64,
-    .kr = 4,
-    .a_shift_u8 = 0,
-    .a_shift_s8 = 128,
-    .ukernel = gemm_u8s8s32_ukernel_32x64c4__amxemu,
-    .pack_a = gemm_pack_a_k64__scalar,
-    .requantize_u8 = gemm_requantize_u8__scalar,
-    .requantize_s8 = gemm_requantize_s8__scalar,
-    .dequantize = gemm_dequantize__scalar,
-    .range = gemm_range__scalar,
-    .quantize = gemm_quantize__scalar,
-};
-
-std::atomic<const GemmKernels*> g_override{nullptr};
+constexpr GemmKernels kAmxEmulated = SPARQ_GEMM_TABLE(
+    amx, 32, 64, 4, 1, gemm_u8s8s32_ukernel_32x64c4__amxemu, gemm_pack_a_k64__scalar, scalar);
 
 #if defined(SPARQ_ARCH_ARM) && defined(SPARQ_HAVE_NEON)
 // ARM: activations are packed as on x86 (u8 as is, s8 + 128) and every
 // kernel reads them as u8 (the dot-product kernel flips their top bit
 // itself; see its file). The NEON output stages serve all three tables.
-#define SPARQ_NEON_TABLE(isa_, name_, mr_, nr_, kr_, ukernel_)                            \
-  GemmKernels {                                                                           \
-    .isa = isa_, .ukernel_name = name_, .mr = mr_, .nr = nr_, .kr = kr_, .a_shift_u8 = 0, \
-    .a_shift_s8 = 128, .ukernel = ukernel_, .pack_a = gemm_pack_a__scalar,                \
-    .requantize_u8 = gemm_requantize_u8__neon, .requantize_s8 = gemm_requantize_s8__neon, \
-    .dequantize = gemm_dequantize__neon, .range = gemm_range__scalar,                     \
-    .quantize = gemm_quantize__scalar,                                                    \
-  }
-constexpr GemmKernels kNeon = SPARQ_NEON_TABLE(Isa::neon, "gemm_u8s8s32_ukernel_4x4c8__neon", 4, 4,
-                                               8, gemm_u8s8s32_ukernel_4x4c8__neon);
+constexpr GemmKernels kNeon =
+    SPARQ_GEMM_TABLE(neon, 4, 4, 8, 1, gemm_u8s8s32_ukernel_4x4c8__neon, gemm_pack_a__scalar, neon);
 #if defined(SPARQ_HAVE_NEONDOT)
-constexpr GemmKernels kNeonDot =
-    SPARQ_NEON_TABLE(Isa::neondot, "gemm_u8s8s32_ukernel_8x8c4__neondot", 8, 8, 4,
-                     gemm_u8s8s32_ukernel_8x8c4__neondot);
+constexpr GemmKernels kNeonDot = SPARQ_GEMM_TABLE(
+    neondot, 8, 8, 4, 1, gemm_u8s8s32_ukernel_8x8c4__neondot, gemm_pack_a__scalar, neon);
 #endif
 #if defined(SPARQ_HAVE_NEONI8MM)
-constexpr GemmKernels kNeonI8mm =
-    SPARQ_NEON_TABLE(Isa::neoni8mm, "gemm_u8s8s32_ukernel_8x8c8__neoni8mm", 8, 8, 8,
-                     gemm_u8s8s32_ukernel_8x8c8__neoni8mm);
+constexpr GemmKernels kNeonI8mm = SPARQ_GEMM_TABLE(
+    neoni8mm, 8, 8, 8, 1, gemm_u8s8s32_ukernel_8x8c8__neoni8mm, gemm_pack_a__scalar, neon);
 #endif
-#undef SPARQ_NEON_TABLE
 #endif  // SPARQ_ARCH_ARM
+
+#undef SPARQ_GEMM_TABLE
+
+// The list: an ISA without a table of its own runs the next lower level's.
+constexpr std::array kList = {
+    KernelEntry<GemmKernels>{Isa::scalar, &kScalar},
+#if defined(SPARQ_HAVE_AVX2)
+    KernelEntry<GemmKernels>{Isa::avx2, &kAvx2},
+#endif
+#if defined(SPARQ_HAVE_AVXVNNI)
+    KernelEntry<GemmKernels>{Isa::avxvnni, &kAvxVnni},
+#endif
+#if defined(SPARQ_HAVE_AVX512VNNI)
+    KernelEntry<GemmKernels>{Isa::avx512vnni, &kAvx512Vnni},
+#endif
+#if defined(SPARQ_HAVE_AMX) && defined(SPARQ_HAVE_AVX512VNNI)
+    KernelEntry<GemmKernels>{Isa::amx, &kAmx},
+#endif
+#if defined(SPARQ_ARCH_ARM) && defined(SPARQ_HAVE_NEON)
+    KernelEntry<GemmKernels>{Isa::neon, &kNeon},
+#endif
+#if defined(SPARQ_ARCH_ARM) && defined(SPARQ_HAVE_NEONDOT)
+    KernelEntry<GemmKernels>{Isa::neondot, &kNeonDot},
+#endif
+#if defined(SPARQ_ARCH_ARM) && defined(SPARQ_HAVE_NEONI8MM)
+    KernelEntry<GemmKernels>{Isa::neoni8mm, &kNeonI8mm},
+#endif
+};
+
+std::atomic<const GemmKernels*> g_override{nullptr};
 
 }  // namespace
 
 const GemmKernels& gemm_kernels(Isa isa) {
   if (const GemmKernels* forced = g_override.load(std::memory_order_relaxed)) return *forced;
-  switch (isa) {
-#if defined(SPARQ_ARCH_X86)
-#if defined(SPARQ_HAVE_AVX2)
-    case Isa::avx2:
-      return kAvx2;
-#endif
-#if defined(SPARQ_HAVE_AVXVNNI)
-    case Isa::avxvnni:
-      return kAvxVnni;
-#endif
-#if defined(SPARQ_HAVE_AVX512VNNI)
-    case Isa::avx512vnni:
-      return kAvx512Vnni;
-#endif
-#if defined(SPARQ_HAVE_AMX) && defined(SPARQ_HAVE_AVX512VNNI)
-    case Isa::amx:
-      return kAmx;
-#endif
-#endif
-#if defined(SPARQ_ARCH_ARM) && defined(SPARQ_HAVE_NEON)
-    case Isa::neon:
-      return kNeon;
-#if defined(SPARQ_HAVE_NEONDOT)
-    case Isa::neondot:
-      return kNeonDot;
-#endif
-#if defined(SPARQ_HAVE_NEONI8MM)
-    case Isa::neoni8mm:
-      return kNeonI8mm;
-#endif
-#endif
-    default:
-      return kScalar;
-  }
+  return select(kList, isa);
 }
 
 const GemmKernels& gemm_kernels_for(Isa isa, int64_t m) {

@@ -8,6 +8,10 @@
 // and the A tile no longer fit L1 together).
 #include "kernels/sgemm_kernels.hpp"
 
+#include <array>
+
+#include "dispatch/kernel_list.hpp"
+
 namespace sparq::detail {
 namespace {
 
@@ -55,42 +59,24 @@ constexpr SgemmKernels kNeon{
 };
 #endif
 
+// The list (src/dispatch/kernel_list.hpp): avxvnni falls back to AVX2's
+// FP32 kernel (AVX-VNNI adds integer dot products only), amx to AVX-512's,
+// neondot and neoni8mm to NEON's.
+constexpr std::array kList = {
+    KernelEntry<SgemmKernels>{Isa::scalar, &kScalar},
+#if defined(SPARQ_HAVE_AVX2)
+    KernelEntry<SgemmKernels>{Isa::avx2, &kAvx2},
+#endif
+#if defined(SPARQ_HAVE_AVX512VNNI)
+    KernelEntry<SgemmKernels>{Isa::avx512vnni, &kAvx512},
+#endif
+#if defined(SPARQ_ARCH_ARM) && defined(SPARQ_HAVE_NEON)
+    KernelEntry<SgemmKernels>{Isa::neon, &kNeon},
+#endif
+};
+
 }  // namespace
 
-const SgemmKernels& sgemm_kernels(Isa isa) {
-  switch (isa) {
-    case Isa::scalar:
-      return kScalar;
-#if defined(SPARQ_ARCH_X86) && defined(SPARQ_HAVE_AVX2)
-    case Isa::avx2:
-    case Isa::avxvnni:  // AVX-VNNI adds integer dot products only: AVX2's FP32 kernel
-      return kAvx2;
-#endif
-#if defined(SPARQ_ARCH_X86) && defined(SPARQ_HAVE_AVX512VNNI)
-    case Isa::avx512vnni:
-      return kAvx512;
-#endif
-#if defined(SPARQ_ARCH_ARM) && defined(SPARQ_HAVE_NEON)
-    case Isa::neon:
-    case Isa::neondot:
-    case Isa::neoni8mm:
-      return kNeon;
-#endif
-    default:
-      // An ISA without FP32 kernels of its own (amx, or any level added
-      // later): every x86 level above avx512vnni implies AVX-512, but check
-      // what this CPU runs rather than assume the enum's order.
-#if defined(SPARQ_ARCH_X86) && defined(SPARQ_HAVE_AVX512VNNI)
-      if (isa_supported(Isa::avx512vnni)) return kAvx512;
-#endif
-#if defined(SPARQ_ARCH_X86) && defined(SPARQ_HAVE_AVX2)
-      if (isa_supported(Isa::avx2)) return kAvx2;
-#endif
-#if defined(SPARQ_ARCH_ARM) && defined(SPARQ_HAVE_NEON)
-      if (isa_supported(Isa::neon)) return kNeon;
-#endif
-      return kScalar;
-  }
-}
+const SgemmKernels& sgemm_kernels(Isa isa) { return select(kList, isa); }
 
 }  // namespace sparq::detail

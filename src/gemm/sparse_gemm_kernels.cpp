@@ -6,10 +6,12 @@
 // (docs/sparse-gemm.md).
 #include "kernels/sparse_gemm_kernels.hpp"
 
-#include "dispatch/cpu_features.hpp"
-
+#include <array>
 #include <cstdint>
 #include <limits>
+
+#include "dispatch/cpu_features.hpp"
+#include "dispatch/kernel_list.hpp"
 
 namespace sparq::detail {
 namespace {
@@ -19,47 +21,31 @@ namespace {
 // wins at every M: the expand path is never chosen automatically.
 constexpr int64_t kAlwaysDirect = std::numeric_limits<int64_t>::max();
 
-constexpr SparseGemmKernels kScalar{
-    .isa = Isa::scalar,
-    .ukernel_name = "spgemm_u8s8s32_ukernel_4xNc8__scalar",
-    .expand_name = "spgemm_expand_Nc4__scalar",
-    .mr = 4,
-    .nr = 8,
-    .direct_max_m = kAlwaysDirect,
-    .direct_max_m_in_l2 = kAlwaysDirect,
-    .ukernel = spgemm_u8s8s32_ukernel_4xNc8__scalar,
-    .expand = spgemm_expand_Nc4__scalar,
-};
+// A table's names are its kernels' symbols (stringified), so what `sparq
+// bench` prints is the code that ran.
+#define SPARQ_SPARSE_TABLE(isa_, mr_, nr_, a_kr_, max_m_, max_m_in_l2_, ukernel_, expand_)      \
+  SparseGemmKernels {                                                                           \
+    .isa = Isa::isa_, .ukernel_name = #ukernel_, .expand_name = #expand_, .mr = mr_, .nr = nr_, \
+    .a_kr = a_kr_, .direct_max_m = max_m_, .direct_max_m_in_l2 = max_m_in_l2_,                  \
+    .ukernel = ukernel_, .expand = expand_                                                      \
+  }
+
+constexpr SparseGemmKernels kScalar =
+    SPARQ_SPARSE_TABLE(scalar, 4, 8, 8, kAlwaysDirect, kAlwaysDirect,
+                       spgemm_u8s8s32_ukernel_4xNc8__scalar, spgemm_expand_Nc4__scalar);
 
 #if defined(SPARQ_HAVE_AVX2)
-constexpr SparseGemmKernels kAvx2{
-    .isa = Isa::avx2,
-    .ukernel_name = "spgemm_u8s8s32_ukernel_4x8c8__avx2",
-    .expand_name = "spgemm_expand_Nc4__scalar",
-    .mr = 4,
-    .nr = 8,
-    .direct_max_m = kAlwaysDirect,
-    .direct_max_m_in_l2 = kAlwaysDirect,
-    .ukernel = spgemm_u8s8s32_ukernel_4x8c8__avx2,
-    .expand = spgemm_expand_Nc4__scalar,
-};
+constexpr SparseGemmKernels kAvx2 =
+    SPARQ_SPARSE_TABLE(avx2, 4, 8, 8, kAlwaysDirect, kAlwaysDirect,
+                       spgemm_u8s8s32_ukernel_4x8c8__avx2, spgemm_expand_Nc4__scalar);
 #endif
 
 #if defined(SPARQ_HAVE_AVXVNNI)
 // No AVX-VNNI sparse kernel (this ISA cannot run on the development host):
 // the scalar direct kernel at the dense 6x16 table's panel width; large M
 // expands into the AVX-VNNI dense kernel.
-constexpr SparseGemmKernels kAvxVnni{
-    .isa = Isa::avxvnni,
-    .ukernel_name = "spgemm_u8s8s32_ukernel_4xNc8__scalar",
-    .expand_name = "spgemm_expand_Nc4__scalar",
-    .mr = 4,
-    .nr = 16,
-    .direct_max_m = 0,
-    .direct_max_m_in_l2 = 0,
-    .ukernel = spgemm_u8s8s32_ukernel_4xNc8__scalar,
-    .expand = spgemm_expand_Nc4__scalar,
-};
+constexpr SparseGemmKernels kAvxVnni = SPARQ_SPARSE_TABLE(
+    avxvnni, 4, 16, 8, 0, 0, spgemm_u8s8s32_ukernel_4xNc8__scalar, spgemm_expand_Nc4__scalar);
 #endif
 
 #if defined(SPARQ_HAVE_AVX512VNNI)
@@ -74,29 +60,12 @@ constexpr SparseGemmKernels kAvxVnni{
 // (N = K = 1024) direct led up to M = 32, tied at 64 and lost at 256 (0.85x
 // against expand's 0.97x: 16 row tiles x 4 passes over a short K), hence 64
 // there.
-constexpr SparseGemmKernels kAvx512Vbmi{
-    .isa = Isa::avx512vnni,
-    .ukernel_name = "spgemm_u8s8s32_ukernel_16x64c64__avx512vbmi",
-    .expand_name = "spgemm_expand_64c4__avx512vbmi",
-    .mr = 16,
-    .nr = 64,
-    .a_kr = 64,
-    .direct_max_m = kAlwaysDirect,
-    .direct_max_m_in_l2 = 64,
-    .ukernel = spgemm_u8s8s32_ukernel_16x64c64__avx512vbmi,
-    .expand = spgemm_expand_64c4__avx512vbmi,
-};
-constexpr SparseGemmKernels kAvx512Vnni{
-    .isa = Isa::avx512vnni,
-    .ukernel_name = "spgemm_u8s8s32_ukernel_4x64c8__avx512vnni",
-    .expand_name = "spgemm_expand_Nc4__scalar",
-    .mr = 4,
-    .nr = 64,
-    .direct_max_m = 48,
-    .direct_max_m_in_l2 = 24,
-    .ukernel = spgemm_u8s8s32_ukernel_4x64c8__avx512vnni,
-    .expand = spgemm_expand_Nc4__scalar,
-};
+constexpr SparseGemmKernels kAvx512Vbmi =
+    SPARQ_SPARSE_TABLE(avx512vnni, 16, 64, 64, kAlwaysDirect, 64,
+                       spgemm_u8s8s32_ukernel_16x64c64__avx512vbmi, spgemm_expand_64c4__avx512vbmi);
+constexpr SparseGemmKernels kAvx512Vnni =
+    SPARQ_SPARSE_TABLE(avx512vnni, 4, 64, 8, 48, 24, spgemm_u8s8s32_ukernel_4x64c8__avx512vnni,
+                       spgemm_expand_Nc4__scalar);
 
 bool cpu_has_vbmi() {
   // Detected once with every other CPU feature (src/dispatch: CPUID and the
@@ -113,28 +82,11 @@ bool cpu_has_vbmi() {
 // measured on ARM hardware (qemu timings mean nothing): 48 mirrors AVX-512,
 // whose instruction mix (one gather + one dot product per 4 kept values) is
 // the same.
-constexpr SparseGemmKernels kNeonDot{
-    .isa = Isa::neondot,
-    .ukernel_name = "spgemm_u8s8s32_ukernel_4x8c8__neondot",
-    .expand_name = "spgemm_expand_Nc4__scalar",
-    .mr = 4,
-    .nr = 8,
-    .direct_max_m = 48,
-    .direct_max_m_in_l2 = 24,
-    .ukernel = spgemm_u8s8s32_ukernel_4x8c8__neondot,
-    .expand = spgemm_expand_Nc4__scalar,
-};
-constexpr SparseGemmKernels kNeonI8mm{
-    .isa = Isa::neoni8mm,
-    .ukernel_name = "spgemm_u8s8s32_ukernel_4x8c8__neondot",
-    .expand_name = "spgemm_expand_Nc4__scalar",
-    .mr = 4,
-    .nr = 8,
-    .direct_max_m = kAlwaysDirect,
-    .direct_max_m_in_l2 = kAlwaysDirect,
-    .ukernel = spgemm_u8s8s32_ukernel_4x8c8__neondot,
-    .expand = spgemm_expand_Nc4__scalar,
-};
+constexpr SparseGemmKernels kNeonDot = SPARQ_SPARSE_TABLE(
+    neondot, 4, 8, 8, 48, 24, spgemm_u8s8s32_ukernel_4x8c8__neondot, spgemm_expand_Nc4__scalar);
+constexpr SparseGemmKernels kNeonI8mm =
+    SPARQ_SPARSE_TABLE(neoni8mm, 4, 8, 8, kAlwaysDirect, kAlwaysDirect,
+                       spgemm_u8s8s32_ukernel_4x8c8__neondot, spgemm_expand_Nc4__scalar);
 #endif
 
 }  // namespace
@@ -148,33 +100,31 @@ const SparseGemmKernels& sparse_gemm_kernels_without_vbmi() {
 }
 
 const SparseGemmKernels& sparse_gemm_kernels(Isa isa) {
-  switch (isa) {
-#if defined(SPARQ_ARCH_X86)
-#if defined(SPARQ_HAVE_AVX2)
-    case Isa::avx2:
-      return kAvx2;
+  // The list (src/dispatch/kernel_list.hpp); built at the first call since
+  // the avx512vnni entry depends on the CPU (VBMI or not). amx CPUs
+  // (Sapphire Rapids and later) all have VBMI and run the avx512vnni entry.
+  static const auto list = [] {
+    return std::array {
+      KernelEntry<SparseGemmKernels>{Isa::scalar, &kScalar},
+#if defined(SPARQ_ARCH_X86) && defined(SPARQ_HAVE_AVX2)
+          KernelEntry<SparseGemmKernels>{Isa::avx2, &kAvx2},
 #endif
-#if defined(SPARQ_HAVE_AVXVNNI)
-    case Isa::avxvnni:
-      return kAvxVnni;
+#if defined(SPARQ_ARCH_X86) && defined(SPARQ_HAVE_AVXVNNI)
+          KernelEntry<SparseGemmKernels>{Isa::avxvnni, &kAvxVnni},
 #endif
-#if defined(SPARQ_HAVE_AVX512VNNI)
-    case Isa::avx512vnni:
-    case Isa::amx:  // AMX CPUs (Sapphire Rapids and later) all have VBMI
-      return cpu_has_vbmi() ? kAvx512Vbmi : kAvx512Vnni;
-#endif
+#if defined(SPARQ_ARCH_X86) && defined(SPARQ_HAVE_AVX512VNNI)
+          KernelEntry<SparseGemmKernels>{Isa::avx512vnni,
+                                         cpu_has_vbmi() ? &kAvx512Vbmi : &kAvx512Vnni},
 #endif
 #if defined(SPARQ_ARCH_ARM) && defined(SPARQ_HAVE_NEONDOT)
-    case Isa::neondot:
-      return kNeonDot;
-#if defined(SPARQ_HAVE_NEONI8MM)
-    case Isa::neoni8mm:
-      return kNeonI8mm;
+          KernelEntry<SparseGemmKernels>{Isa::neondot, &kNeonDot},
 #endif
+#if defined(SPARQ_ARCH_ARM) && defined(SPARQ_HAVE_NEONDOT) && defined(SPARQ_HAVE_NEONI8MM)
+          KernelEntry<SparseGemmKernels>{Isa::neoni8mm, &kNeonI8mm},
 #endif
-    default:
-      return kScalar;
-  }
+    };
+  }();
+  return select(list, isa);
 }
 
 }  // namespace sparq::detail

@@ -121,21 +121,6 @@ struct GemmDequantizeParams {
 };
 using GemmDequantizeFn = void (*)(const GemmDequantizeParams&) noexcept;
 
-/// Dynamic quantization of one row of floats (linear_dynamic), identical on
-/// every ISA: q = clamp(round_half_even(x / scale) + zero_point, 0, 255).
-struct GemmQuantizeParams {
-  const float* x = nullptr;
-  int64_t n = 0;
-  float scale = 1.0f;
-  int32_t zero_point = 0;
-  uint8_t* q = nullptr;
-};
-using GemmQuantizeFn = void (*)(const GemmQuantizeParams&) noexcept;
-
-/// Updates *min / *max with the n values of x; returns false if any value
-/// is NaN or infinite (then *min / *max are unspecified).
-using GemmRangeFn = bool (*)(const float* x, int64_t n, float* min, float* max) noexcept;
-
 /// One ISA's GEMM: tile sizes, packing and kernels. The packed weights
 /// record (isa, nr, kr), so a table change never misreads old packs.
 struct GemmKernels {
@@ -158,8 +143,6 @@ struct GemmKernels {
   GemmRequantizeFn requantize_u8 = nullptr;
   GemmRequantizeFn requantize_s8 = nullptr;
   GemmDequantizeFn dequantize = nullptr;
-  GemmRangeFn range = nullptr;
-  GemmQuantizeFn quantize = nullptr;
   /// Per-call choice: calls with M < small_m_below run `*small_m` instead
   /// (AMX: a tile holds 16 rows, so a few rows run faster on the AVX-512
   /// VNNI kernel). Its weight layout must be this table's (same nr and kr),
@@ -168,8 +151,9 @@ struct GemmKernels {
   int64_t small_m_below = 0;
 };
 
-/// The table for `isa`; falls back to the scalar table for an ISA without
-/// GEMM kernels in this build. Defined in src/gemm/gemm_kernels.cpp.
+/// The table for `isa`, or for the next lower level of its fallback chain
+/// (src/dispatch/kernel_list.hpp) when this build has no table for it.
+/// Defined in src/gemm/gemm_kernels.cpp.
 const GemmKernels& gemm_kernels(Isa isa);
 
 /// The table that runs a GEMM call of m rows on `isa`: gemm_kernels(isa),
@@ -209,8 +193,6 @@ void gemm_u8s8s32_ukernel_4x8c4__scalar(const GemmUkernelParams& p) noexcept;
 void gemm_requantize_u8__scalar(const GemmRequantizeParams& p) noexcept;
 void gemm_requantize_s8__scalar(const GemmRequantizeParams& p) noexcept;
 void gemm_dequantize__scalar(const GemmDequantizeParams& p) noexcept;
-bool gemm_range__scalar(const float* x, int64_t n, float* min, float* max) noexcept;
-void gemm_quantize__scalar(const GemmQuantizeParams& p) noexcept;
 
 void gemm_pack_a_s16__avx2(const GemmPackAParams& p) noexcept;
 void gemm_u8s8s32_ukernel_4x8c4__avx2(const GemmUkernelParams& p) noexcept;
@@ -224,8 +206,6 @@ void gemm_u8s8s32_ukernel_6x64c4__avx512vnni(const GemmUkernelParams& p) noexcep
 void gemm_requantize_u8__avx512vnni(const GemmRequantizeParams& p) noexcept;
 void gemm_requantize_s8__avx512vnni(const GemmRequantizeParams& p) noexcept;
 void gemm_dequantize__avx512vnni(const GemmDequantizeParams& p) noexcept;
-bool gemm_range__avx512vnni(const float* x, int64_t n, float* min, float* max) noexcept;
-void gemm_quantize__avx512vnni(const GemmQuantizeParams& p) noexcept;
 
 // AMX (docs/gemm.md): the tile kernel and its k64 activation packing; the
 // same kernel source built against the tile emulation (reference/, no ISA

@@ -64,9 +64,10 @@ struct SparseGemmKernels {
   SpgemmExpandFn expand = nullptr;
 };
 
-/// The table for `isa` (the scalar table, panel width 8, for an ISA without
-/// its own; the driver then runs the direct path whenever the dense table's
-/// nr/kr do not fit the expand kernel, e.g. neon's 4x4c8). Defined in
+/// The table for `isa`, or for the next lower level of its fallback chain
+/// (src/dispatch/kernel_list.hpp; neon ends at the scalar table, panel width
+/// 8: the driver then runs the direct path whenever the dense table's nr/kr
+/// do not fit the expand kernel, e.g. neon's 4x4c8). Defined in
 /// src/gemm/sparse_gemm_kernels.cpp.
 const SparseGemmKernels& sparse_gemm_kernels(Isa isa);
 /// The avx512vnni table for CPUs without VBMI (scalar table in builds

@@ -220,46 +220,27 @@ TEST_P(GemmStageTest, StagesOnTheSplitKPath) {
   }
 }
 
-// linear_dynamic's quantization kernels: identical to the scalar ones,
-// including ties (x / scale = j + 0.5 rounds to even), clamping and the
-// detection of NaN / infinity at any position (tails included).
-TEST_P(GemmStageTest, DynamicQuantizationKernelsMatchScalar) {
-  const auto& k = detail::gemm_kernels(GetParam());
-  const auto& ref = detail::gemm_kernels(Isa::scalar);
-  std::normal_distribution<float> normal(0.0f, 3.0f);
+// linear_dynamic refuses a NaN or an infinity at any position of any row
+// (vector bodies and tails of the dispatched min/max kernel), per call and
+// per row. Its rounding, ties included, is tests/unit/one_quantize_test.cpp's.
+TEST_P(GemmStageTest, LinearDynamicRefusesNonFiniteInputs) {
+  const std::vector<int8_t> w(16 * 100, 1);
   for (int64_t n : {1, 15, 16, 17, 100}) {
-    std::vector<float> x(static_cast<std::size_t>(n));
-    for (int64_t i = 0; i < n; ++i) {
-      x[i] = i % 4 == 0 ? 0.25f * static_cast<float>(2 * i - n) + 0.125f : normal(rng_);
-    }
-    x[0] = 1e30f;
-    if (n > 2) x[2] = -1e30f;
-    float mn = 0, mx = 0, rmn = 0, rmx = 0;
-    ASSERT_TRUE(k.range(x.data(), n, &mn, &mx));
-    ASSERT_TRUE(ref.range(x.data(), n, &rmn, &rmx));
-    EXPECT_EQ(mn, rmn);
-    EXPECT_EQ(mx, rmx);
-    for (float scale : {0.25f, 0.1f, 0.0371f}) {
-      for (int32_t zp : {0, 1, 128, 255}) {
-        std::vector<uint8_t> q(x.size()), rq(x.size());
-        detail::GemmQuantizeParams p{x.data(), n, scale, zp, q.data()};
-        k.quantize(p);
-        p.q = rq.data();
-        ref.quantize(p);
-        ASSERT_EQ(q, rq) << "n=" << n << " scale=" << scale << " zp=" << zp;
-        for (int64_t i = 0; i < n; ++i) {
-          const double want =
-              std::clamp(std::nearbyint(static_cast<double>(x[i] / scale)) + zp, 0.0, 255.0);
-          ASSERT_EQ(q[i], want) << i;
+    const PackedWeights packed = pack_weights(w.data(), 16, n, WeightLayout::out_in);
+    std::normal_distribution<float> normal(0.0f, 3.0f);
+    std::vector<float> x(static_cast<std::size_t>(2 * n));
+    for (float& v : x) v = normal(rng_);
+    std::vector<float> y(2 * 16);
+    for (bool per_row : {false, true}) {
+      linear_dynamic(x.data(), 2, n, packed, {}, y.data(), 0, {per_row, false, 0});  // fine
+      for (int64_t pos : {int64_t{0}, n / 2, n - 1, n, 2 * n - 1}) {
+        for (float bad : {NAN, INFINITY, -INFINITY}) {
+          std::vector<float> xb = x;
+          xb[static_cast<std::size_t>(pos)] = bad;
+          EXPECT_THROW(
+              linear_dynamic(xb.data(), 2, n, packed, {}, y.data(), 0, {per_row, false, 0}), Error)
+              << "n=" << n << " pos=" << pos << " per_row=" << per_row;
         }
-      }
-    }
-    for (int64_t pos : {int64_t{0}, n / 2, n - 1}) {
-      for (float bad : {NAN, INFINITY, -INFINITY}) {
-        std::vector<float> y = x;
-        y[static_cast<std::size_t>(pos)] = bad;
-        float a = 0, b = 0;
-        EXPECT_FALSE(k.range(y.data(), n, &a, &b)) << "n=" << n << " pos=" << pos;
       }
     }
   }
