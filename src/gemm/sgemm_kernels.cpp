@@ -15,48 +15,29 @@
 namespace sparq::detail {
 namespace {
 
-constexpr SgemmKernels kScalar{
-    .isa = Isa::scalar,
-    .ukernel_name = "sgemm_f32_ukernel_4x8__scalar",
-    .mr = 4,
-    .nr = 8,
-    .kc = 256,
-    .ukernel = sgemm_f32_ukernel_4x8__scalar,
-};
+// A table's name is its microkernel's symbol (stringified).
+#define SPARQ_SGEMM_TABLE(isa_, mr_, nr_, kc_, ukernel_)                          \
+  SgemmKernels {                                                                  \
+    .isa = Isa::isa_, .ukernel_name = #ukernel_, .mr = mr_, .nr = nr_, .kc = kc_, \
+    .ukernel = ukernel_                                                           \
+  }
+
+constexpr SgemmKernels kScalar =
+    SPARQ_SGEMM_TABLE(scalar, 4, 8, 256, sgemm_f32_ukernel_4x8__scalar);
 
 #if defined(SPARQ_HAVE_AVX2)
-constexpr SgemmKernels kAvx2{
-    .isa = Isa::avx2,
-    .ukernel_name = "sgemm_f32_ukernel_6x16__avx2fma",
-    .mr = 6,
-    .nr = 16,
-    .kc = 256,
-    .ukernel = sgemm_f32_ukernel_6x16__avx2fma,
-};
+constexpr SgemmKernels kAvx2 = SPARQ_SGEMM_TABLE(avx2, 6, 16, 256, sgemm_f32_ukernel_6x16__avx2fma);
 #endif
 
 #if defined(SPARQ_HAVE_AVX512VNNI)
 // Lives in the avx512vnni folder (built with AVX-512 F/BW/VL/DQ + VNNI
 // flags) but uses AVX-512F only.
-constexpr SgemmKernels kAvx512{
-    .isa = Isa::avx512vnni,
-    .ukernel_name = "sgemm_f32_ukernel_14x32__avx512f",
-    .mr = 14,
-    .nr = 32,
-    .kc = 256,
-    .ukernel = sgemm_f32_ukernel_14x32__avx512f,
-};
+constexpr SgemmKernels kAvx512 =
+    SPARQ_SGEMM_TABLE(avx512vnni, 14, 32, 256, sgemm_f32_ukernel_14x32__avx512f);
 #endif
 
 #if defined(SPARQ_ARCH_ARM) && defined(SPARQ_HAVE_NEON)
-constexpr SgemmKernels kNeon{
-    .isa = Isa::neon,
-    .ukernel_name = "sgemm_f32_ukernel_8x8__neon",
-    .mr = 8,
-    .nr = 8,
-    .kc = 256,
-    .ukernel = sgemm_f32_ukernel_8x8__neon,
-};
+constexpr SgemmKernels kNeon = SPARQ_SGEMM_TABLE(neon, 8, 8, 256, sgemm_f32_ukernel_8x8__neon);
 #endif
 
 // The list (src/dispatch/kernel_list.hpp): avxvnni falls back to AVX2's
