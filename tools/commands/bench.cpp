@@ -212,6 +212,13 @@ ShapeRecord measure(const Options& o, int64_t m, int64_t n, int64_t k,
     sparq::gemm(sparq::ActivationsU8{a.data(), m, k, 0, 3}, packed, c.data(), 0, go);
   });
   slots.push_back(&r.gops);
+  if (o.threads > 1) {  // the thread speedup, from the same interleaved repetitions
+    fns.emplace_back([&] {
+      sparq::gemm(sparq::ActivationsU8{a.data(), m, k, 0, 3}, packed, c.data(), 0,
+                  sparq::GemmOptions{1});
+    });
+    slots.push_back(&r.gops_1thread);
+  }
   fns.emplace_back([&] {
     sparq::gemm(sparq::ActivationsS8{as.data(), m, k, 0, -3}, packed, c.data(), 0, go);
   });
@@ -285,9 +292,10 @@ int run_gemm_bench(const Options& o) {
                sparq::sgemm_kernel_name(isa), zmm ? fmt::format("{:.1f}", *zmm) : "-",
                ymm ? fmt::format("{:.1f}", *ymm) : "-");
     fmt::print(
-        "{:>6} {:>6} {:>6} {:>8} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}{}\n",
+        "{:>6} {:>6} {:>6} {:>8} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} "
+        "{:>7}{}\n",
         "M", "N", "K", "GOPS", "%peak", "bound", "s8", "dynamic", "oneDNN", "oDNN-s8", "fp32",
-        "sq-fp32", "GB/s", "x oDNN", o.sparse ? "   sparse  path    x dense" : "");
+        "sq-fp32", "GB/s", "x oDNN", "x 1thr", o.sparse ? "   sparse  path    x dense" : "");
   }
   std::map<std::pair<int64_t, int64_t>, std::pair<sparq::PackedWeights, double>> packs;
   std::map<std::size_t, double> bandwidths;
@@ -327,11 +335,12 @@ int run_gemm_bench(const Options& o) {
     if (o.json) {
       fmt::print("{}\n", to_json(r));
     } else {
-      fmt::print("{:>6} {:>6} {:>6} {} {} {} {} {} {} {} {} {} {} {}{}\n", m, n, k, cell(r.gops),
+      fmt::print("{:>6} {:>6} {:>6} {} {} {} {} {} {} {} {} {} {} {} {}{}\n", m, n, k, cell(r.gops),
                  quotient(r.gops, r.peak_gops, 100.0, "{:6.1f}"), cell(r.bound_gops),
                  cell(r.s8_gops), cell(r.dynamic_gops), cell(r.onednn_gops), cell(r.onednn_s8_gops),
                  cell(r.fp32_gops), cell(r.sparq_fp32_gops), cell(r.bandwidth_gbs),
                  quotient(r.gops, r.onednn_gops, 1.0, "{:7.2f}"),
+                 quotient(r.gops, r.gops_1thread, 1.0, "{:7.2f}"),
                  o.sparse
                      ? fmt::format(" {} {:>7} {}", cell(r.sparse_gops), r.sparse_path.value_or("-"),
                                    quotient(r.sparse_gops, r.gops, 1.0, "{:8.2f}"))

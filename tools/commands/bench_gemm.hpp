@@ -297,7 +297,9 @@ struct ShapeRecord {
   int threads = 1;
   std::string isa;
   std::string kernel;
-  std::optional<double> gops;          ///< sparq, u8 activations, int32 output
+  std::optional<double> gops;  ///< sparq, u8 activations, int32 output
+  /// sparq on one thread, same shape, timed in the same run (threads > 1 only)
+  std::optional<double> gops_1thread;
   std::optional<double> s8_gops;       ///< sparq, s8 activations
   std::optional<double> dynamic_gops;  ///< sparq linear_dynamic (fp32 in/out)
   std::optional<double> peak_gops;     ///< probe x threads
@@ -317,18 +319,24 @@ inline std::string json_number(const std::optional<double>& v) {
   return v ? fmt::format("{:.2f}", *v) : std::string("null");
 }
 
+/// gops / gops_1thread, when both were measured.
+inline std::optional<double> speedup_vs_1thread(const ShapeRecord& r) {
+  if (!r.gops || !r.gops_1thread || *r.gops_1thread == 0.0) return std::nullopt;
+  return *r.gops / *r.gops_1thread;
+}
+
 inline std::string to_json(const ShapeRecord& r) {
   return fmt::format(
       "{{\"m\": {}, \"n\": {}, \"k\": {}, \"threads\": {}, \"isa\": \"{}\", \"kernel\": \"{}\", "
       "\"gops\": {}, \"s8_gops\": {}, \"dynamic_gops\": {}, \"peak_gops\": {}, "
       "\"bound_gops\": {}, \"bandwidth_gbs\": {}, \"onednn_gops\": {}, \"onednn_s8_gops\": {}, "
-      "\"fp32_gops\": {}, \"sparq_fp32_gops\": {}, \"fp32_peak_gops\": {}, \"sparse_gops\": {}, "
-      "\"sparse_path\": {}, \"pack_ms\": {:.2f}}}",
+      "\"fp32_gops\": {}, \"sparq_fp32_gops\": {}, \"fp32_peak_gops\": {}, \"gops_1thread\": {}, "
+      "\"speedup_vs_1thread\": {}, \"sparse_gops\": {}, \"sparse_path\": {}, \"pack_ms\": {:.2f}}}",
       r.m, r.n, r.k, r.threads, r.isa, r.kernel, json_number(r.gops), json_number(r.s8_gops),
       json_number(r.dynamic_gops), json_number(r.peak_gops), json_number(r.bound_gops),
       json_number(r.bandwidth_gbs), json_number(r.onednn_gops), json_number(r.onednn_s8_gops),
       json_number(r.fp32_gops), json_number(r.sparq_fp32_gops), json_number(r.fp32_peak_gops),
-      json_number(r.sparse_gops),
+      json_number(r.gops_1thread), json_number(speedup_vs_1thread(r)), json_number(r.sparse_gops),
       r.sparse_path ? fmt::format("\"{}\"", *r.sparse_path) : std::string("null"), r.pack_ms);
 }
 
