@@ -109,7 +109,11 @@ void ObserverIo::get_state(ByteReader& r, MinMaxObserver& o, const ObserverStats
   const float lo = r.get<float>("min");
   const float hi = r.get<float>("max");
   const int64_t batches = r.get<int64_t>("batches");
-  if (batches < 0) r.bad("batches is {}; expected >= 0", batches);
+  // A batch observes at least one value: batches <= observed keeps merged
+  // batch counts within the (checked) merged value counts.
+  if (batches < 0 || batches > stats.observed)
+    r.bad("batches is {}; expected 0 <= batches <= {} (the values observed)", batches,
+          stats.observed);
   if (batches > 0) {
     if (!std::isfinite(lo) || !std::isfinite(hi) || lo > hi || stats.finite() == 0) {
       r.bad("range [{}, {}] after {} batches is not a finite range of observed values", lo, hi,
@@ -335,7 +339,10 @@ void ObserverIo::get_state(ByteReader& r, PerChannelMinMaxObserver& o, const Obs
   r.get_array(std::span<float>(o.maxs_), "maxs");
   r.get_array(std::span<int64_t>(o.batches_), "batches");
   for (uint64_t c = 0; c < channels; ++c) {
-    if (o.batches_[c] < 0) r.bad("batches[{}] is {}; expected >= 0", c, o.batches_[c]);
+    if (o.batches_[c] < 0 || o.batches_[c] > stats.observed) {
+      r.bad("batches[{}] is {}; expected 0 <= batches <= {} (the values observed)", c,
+            o.batches_[c], stats.observed);
+    }
     if (o.batches_[c] == 0) {
       o.mins_[c] = kInf;
       o.maxs_[c] = -kInf;

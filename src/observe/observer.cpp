@@ -185,8 +185,9 @@ ObserverStats ObserverIo::get_stats(ByteReader& r) {
   s.inf_count = r.get<int64_t>("stats.inf_count");
   // Checked without computing finite() first: observed - nan - inf must not
   // be evaluated for counts that would overflow int64.
-  if (s.observed < 0 || s.nan_count < 0 || s.inf_count < 0 || s.nan_count > s.observed ||
-      s.inf_count > s.observed - s.nan_count) {
+  // observed <= 2^62: two loaded observers merge without overflow.
+  if (s.observed < 0 || s.observed > (int64_t{1} << 62) || s.nan_count < 0 || s.inf_count < 0 ||
+      s.nan_count > s.observed || s.inf_count > s.observed - s.nan_count) {
     r.bad("stats (observed {}, nan {}, inf {}) are inconsistent", s.observed, s.nan_count,
           s.inf_count);
   }

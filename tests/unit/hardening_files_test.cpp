@@ -284,6 +284,11 @@ TEST(HardeningFiles, ObserverCountsThatOverflowAreRefused) {
     poke<int64_t>(f, kStats + 16, 1);
     write_bytes(dir / "nan.obs", f);
     EXPECT_ERROR(sparq::load_observer(dir / "nan.obs"), "inconsistent");
+    // More batches than values: merged batch counts could overflow.
+    std::vector<std::byte> g = sparq::detail::read_regular_file(dir / "m.obs", "test");
+    poke<int64_t>(g, kState + 8, 65);  // batches, after min and max; 64 values observed
+    write_bytes(dir / "batches.obs", g);
+    EXPECT_ERROR(sparq::load_observer(dir / "batches.obs"), "expected 0 <= batches <= 64");
   }
   {
     // A per-channel observer that saw nothing has 0 channels: it loads
@@ -301,7 +306,7 @@ TEST(HardeningFiles, ObserverCountsThatOverflowAreRefused) {
     a->observe(x, shape);
     a->save(dir / "a.obs");
     std::vector<std::byte> f = sparq::detail::read_regular_file(dir / "a.obs", "test");
-    const int64_t big = std::numeric_limits<int64_t>::max() - 10;
+    const int64_t big = int64_t{1} << 62;  // the largest count a file may hold
     poke<int64_t>(f, kStats, big);
     write_bytes(dir / "big.obs", f);
     auto b1 = sparq::load_observer(dir / "big.obs");
