@@ -332,6 +332,9 @@ std::pair<float, float> HistogramObserver::range(RangeMethod method) const {
 void HistogramObserver::merge(const Observer& other) {
   detail::check_same_config(config_, other, "HistogramObserver::merge");
   const auto& o = static_cast<const HistogramObserver&>(other);
+  // Counts first: an overflow throws before any state changes, and the
+  // batch counts (<= value counts) cannot overflow after it.
+  detail::add_stats(stats_, o.stats_);
   if (o.has_range()) {
     if (!has_range()) {
       counts_ = o.counts_;
@@ -346,7 +349,6 @@ void HistogramObserver::merge(const Observer& other) {
       rebin_into(o.counts_, o.exponent_, o.k0_, counts_, exponent_, k0_);
     }
   }
-  detail::add_stats(stats_, o.stats_);
 }
 
 void HistogramObserver::save(const std::filesystem::path& file) const {

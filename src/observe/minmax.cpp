@@ -85,10 +85,12 @@ std::pair<float, float> MinMaxObserver::range() const {
 void MinMaxObserver::merge(const Observer& other) {
   detail::check_same_config(config_, other, "MinMaxObserver::merge");
   const auto& o = static_cast<const MinMaxObserver&>(other);
+  // Counts first: an overflow throws before any state changes, and the
+  // batch counts (<= value counts) cannot overflow after it.
+  detail::add_stats(stats_, o.stats_);
   min_ = std::min(min_, o.min_);
   max_ = std::max(max_, o.max_);
   batches_ += o.batches_;
-  detail::add_stats(stats_, o.stats_);
 }
 
 void MinMaxObserver::save(const std::filesystem::path& file) const {
@@ -158,6 +160,9 @@ void MovingAverageMinMaxObserver::observe(std::span<const float> data,
 void MovingAverageMinMaxObserver::merge(const Observer& other) {
   detail::check_same_config(config_, other, "MovingAverageMinMaxObserver::merge");
   const auto& o = static_cast<const MovingAverageMinMaxObserver&>(other);
+  // Counts first: an overflow throws before any state changes, and the
+  // batch counts (<= value counts) cannot overflow after it.
+  detail::add_stats(stats_, o.stats_);
   if (o.batches_ > 0) {
     if (batches_ == 0) {
       min_ = o.min_;
@@ -168,7 +173,6 @@ void MovingAverageMinMaxObserver::merge(const Observer& other) {
     }
   }
   batches_ += o.batches_;
-  detail::add_stats(stats_, o.stats_);
 }
 
 std::unique_ptr<Observer> MovingAverageMinMaxObserver::clone() const {
@@ -297,6 +301,9 @@ void PerChannelMinMaxObserver::check_mergeable(const Observer& other) const {
 void PerChannelMinMaxObserver::merge(const Observer& other) {
   check_mergeable(other);
   const auto& o = static_cast<const PerChannelMinMaxObserver&>(other);
+  // Counts first: an overflow throws before any state changes, and the
+  // batch counts (<= value counts) cannot overflow after it.
+  detail::add_stats(stats_, o.stats_);
   if (mins_.empty()) {
     mins_ = o.mins_;
     maxs_ = o.maxs_;
@@ -308,7 +315,6 @@ void PerChannelMinMaxObserver::merge(const Observer& other) {
       batches_[c] += o.batches_[c];
     }
   }
-  detail::add_stats(stats_, o.stats_);
 }
 
 void PerChannelMinMaxObserver::save(const std::filesystem::path& file) const {
@@ -387,6 +393,9 @@ void MovingAveragePerChannelMinMaxObserver::observe(std::span<const float> data,
 void MovingAveragePerChannelMinMaxObserver::merge(const Observer& other) {
   check_mergeable(other);
   const auto& o = static_cast<const MovingAveragePerChannelMinMaxObserver&>(other);
+  // Counts first: an overflow throws before any state changes, and the
+  // batch counts (<= value counts) cannot overflow after it.
+  detail::add_stats(stats_, o.stats_);
   if (mins_.empty()) {
     mins_ = o.mins_;
     maxs_ = o.maxs_;
@@ -404,7 +413,6 @@ void MovingAveragePerChannelMinMaxObserver::merge(const Observer& other) {
       batches_[c] += o.batches_[c];
     }
   }
-  detail::add_stats(stats_, o.stats_);
 }
 
 std::unique_ptr<Observer> MovingAveragePerChannelMinMaxObserver::clone() const {
