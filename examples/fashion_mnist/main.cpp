@@ -32,6 +32,7 @@
 #include "idx.hpp"
 #include "models.hpp"
 #include "report.hpp"
+#include "sparq/gemm/sgemm.hpp"
 #include "sparq/isa.hpp"
 #include "sparq/threads.hpp"
 
@@ -127,8 +128,10 @@ class Demo {
       nn::load_weights(reloaded, fp32_file);
       reload_check(m, "FP32", fp32_pred, predict(fwd(reloaded), test_, spatial));
     }
-    ResultRow base = measure(m, "FP32", fwd(fp32), fp32_pred, fp32.weight_bytes(), x1, x64,
-                             fp32_file.filename().string(), "sparq::nn FP32 (Eigen)");
+    ResultRow base =
+        measure(m, "FP32", fwd(fp32), fp32_pred, fp32.weight_bytes(), x1, x64,
+                fp32_file.filename().string(),
+                fmt::format("sparq::nn FP32 ({})", sparq::sgemm_kernel_name(sparq::active_isa())));
     fp32_acc_ = base.accuracy;
     fp32_row_ = base;
     add_row(base);
