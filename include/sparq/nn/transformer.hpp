@@ -1,0 +1,130 @@
+// Transformer operators (FP32): embeddings, LayerNorm, GELU, softmax, tanh,
+// token selection and multi-head scaled dot-product attention, as graph
+// operators (see the operator concept in graph.hpp).
+//
+// Activations are [batch][sequence][hidden]. Token ids and attention masks
+// travel as FP32 tensors holding exact integers (ids up to 2^24).
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <span>
+#include <string>
+
+#include "sparq/nn/graph_op.hpp"
+#include "sparq/nn/tensor.hpp"
+
+namespace sparq::nn {
+
+/// Row lookup: [batch][seq] ids -> [batch][seq][embedding_dim]; an id
+/// outside [0, num_embeddings) or not an integer throws sparq::Error naming
+/// the id. Two modes ignore the input's values and use only its shape (so
+/// they can be fed the token ids):
+///   positional     position s reads row s (BERT's position embeddings,
+///                  position_ids = 0..seq-1); seq must be <= num_embeddings.
+///   fixed_row >= 0 every position reads that row (BERT's token type
+///                  embeddings when every token_type_id is 0).
+struct Embedding {
+  static constexpr const char* kind = "Embedding";
+  static constexpr int arity = 1;
+  int64_t num_embeddings = 0, embedding_dim = 0;
+  bool positional = false;
+  int64_t fixed_row = -1;  ///< -1: read the ids
+  Tensor weight;           ///< [num_embeddings][embedding_dim]
+
+  Embedding() = default;
+  /// Throws sparq::Error for sizes < 1, or positional with a fixed_row, or a
+  /// fixed_row outside [-1, num_embeddings).
+  Embedding(int64_t num_embeddings, int64_t embedding_dim, bool positional = false,
+            int64_t fixed_row = -1);
+  std::string describe() const;
+  Tensor forward(const Tensor& ids) const;
+  void for_each_param(const ParamVisitor& f);
+  void init_parameters(std::mt19937_64& rng);
+};
+
+/// Layer normalisation of the last axis (PyTorch's LayerNorm(normalized_shape)):
+///   y = (x - mean) / sqrt(var + eps) * weight + bias, var biased (divided by n).
+/// Mean and variance are accumulated in double (two passes), so the result is
+/// within a few float ulps of PyTorch's.
+struct LayerNorm {
+  static constexpr const char* kind = "LayerNorm";
+  static constexpr int arity = 1;
+  int64_t normalized_shape = 0;
+  float eps = 1e-5f;
+  Tensor weight, bias;  ///< [normalized_shape], start at 1 and 0
+
+  LayerNorm() = default;
+  explicit LayerNorm(int64_t normalized_shape, float eps = 1e-5f);
+  std::string describe() const;
+  Tensor forward(const Tensor& x) const;
+  void for_each_param(const ParamVisitor& f);
+  void init_parameters(std::mt19937_64& rng);
+};
+
+/// GELU with PyTorch's formulas: exact 0.5 x (1 + erf(x / sqrt(2))) (the
+/// default, Hugging Face's "gelu"), or approximate='tanh'
+/// 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))).
+struct GELU {
+  static constexpr const char* kind = "GELU";
+  static constexpr int arity = 1;
+  bool tanh_approximation = false;
+  std::string describe() const;
+  Tensor forward(const Tensor& x) const;
+};
+
+/// Softmax over the last axis: exp(x - max) / sum, the sum in double. A row
+/// that is all -inf gives NaN, as in PyTorch (Attention never produces one).
+struct Softmax {
+  static constexpr const char* kind = "Softmax";
+  static constexpr int arity = 1;
+  std::string describe() const { return "Softmax"; }
+  Tensor forward(const Tensor& x) const;
+};
+
+struct Tanh {
+  static constexpr const char* kind = "Tanh";
+  static constexpr int arity = 1;
+  std::string describe() const { return "Tanh"; }
+  Tensor forward(const Tensor& x) const;
+};
+
+/// Picks one index of one axis and drops that axis: [B][S][H] -> [B][H] for
+/// axis 1, index 0 (BERT's pooler reads the first token). Negative axis and
+/// index count from the end, as torch.select.
+struct SelectIndex {
+  static constexpr const char* kind = "SelectIndex";
+  static constexpr int arity = 1;
+  int64_t axis = 1, index = 0;
+  std::string describe() const;
+  Tensor forward(const Tensor& x) const;
+};
+
+/// Multi-head scaled dot-product attention on already projected inputs:
+/// inputs q, k, v ([B][S][hidden] each) and optionally a padding mask
+/// ([B][S], 1 = attend, 0 = padding, Hugging Face's attention_mask).
+/// Per head h (d = hidden / heads columns): softmax(q_h k_h^T / sqrt(d) + m) v_h,
+/// heads concatenated back to [B][S][hidden]. q may have another sequence
+/// length than k and v (cross attention); the mask is over the keys.
+///
+/// The mask follows Hugging Face BERT exactly: m[b][j] = (1 - mask[b][j]) *
+/// lowest float (torch.finfo(float32).min), added to every query's score
+/// for key j. A padded key gets exp(~-3.4e38) = 0 weight; a sequence whose
+/// keys are all padding gets near-uniform weights over its keys (finite,
+/// never NaN), as in Hugging Face, not -inf's NaN.
+///
+/// The two products per (batch, head) run on sparq's FP32 GEMM (sgemm.hpp:
+/// its ISA kernels and sparq::set_num_threads).
+struct Attention {
+  static constexpr const char* kind = "Attention";
+  static constexpr int arity = -1;  ///< 3 (q, k, v) or 4 (q, k, v, mask)
+  int64_t heads = 1;
+
+  Attention() = default;
+  /// Throws sparq::Error for heads < 1.
+  explicit Attention(int64_t heads);
+  std::string describe() const;
+  Tensor forward(std::span<const Tensor* const> inputs) const;
+};
+
+}  // namespace sparq::nn

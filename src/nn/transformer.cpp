@@ -1,0 +1,308 @@
+// Transformer operators (include/sparq/nn/transformer.hpp).
+#include "sparq/nn/transformer.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <numbers>
+#include <vector>
+
+#include "gemm/sgemm_packed.hpp"
+#include "sparq/error.hpp"
+#include "sparq/gemm/sgemm.hpp"
+
+namespace sparq::nn {
+
+using sparq::detail::fail;
+
+namespace {
+
+/// Rows of a tensor whose last axis is `width` (the shape is checked by the caller).
+int64_t rows_of(const Tensor& x, int64_t width) { return width == 0 ? 0 : x.numel() / width; }
+
+/// Softmax of one row in place: exp(x - max) / sum, the sum in double so a
+/// long row does not lose the small terms.
+void softmax_row(float* x, int64_t n) {
+  const float max = *std::max_element(x, x + n);
+  double sum = 0.0;
+  for (int64_t j = 0; j < n; ++j) {
+    x[j] = std::exp(x[j] - max);
+    sum += x[j];
+  }
+  const auto inv = static_cast<float>(1.0 / sum);
+  for (int64_t j = 0; j < n; ++j) x[j] *= inv;
+}
+
+template <class F>
+Tensor map_elements(const Tensor& x, F f) {
+  Tensor y = x;
+  for (float& v : y.data) v = f(v);
+  return y;
+}
+
+}  // namespace
+
+// --------------------------------------------------------------- Embedding
+Embedding::Embedding(int64_t num, int64_t dim, bool pos, int64_t row)
+    : num_embeddings(num), embedding_dim(dim), positional(pos), fixed_row(row) {
+  if (num < 1 || dim < 1) {
+    fail("Embedding: num_embeddings ({}) and embedding_dim ({}) must be >= 1", num, dim);
+  }
+  if (row < -1 || row >= num) {
+    fail("Embedding: fixed_row ({}) must be -1 (read the ids) or in [0, {})", row, num);
+  }
+  if (pos && row >= 0) {
+    fail("Embedding: positional and fixed_row ({}) are exclusive: fixed_row must be -1", row);
+  }
+  weight = Tensor({num, dim});
+}
+
+std::string Embedding::describe() const {
+  std::string mode;
+  if (positional) mode = ", positional";
+  if (fixed_row >= 0) mode = fmt::format(", row {}", fixed_row);
+  return fmt::format("Embedding({}, {}{})", num_embeddings, embedding_dim, mode);
+}
+
+Tensor Embedding::forward(const Tensor& ids) const {
+  if (weight.shape != std::vector<int64_t>{num_embeddings, embedding_dim}) {
+    fail("Embedding: weight shape {} must be [{}, {}]", shape_to_string(weight.shape),
+         num_embeddings, embedding_dim);
+  }
+  if (ids.rank() < 1) fail("Embedding: ids shape {} must have rank >= 1", shape_to_string(ids.shape));
+  const int64_t seq = ids.shape.back();
+  if (positional && seq > num_embeddings) {
+    fail("Embedding: sequence length ({}) must be <= num_embeddings ({}) for positions", seq,
+         num_embeddings);
+  }
+  std::vector<int64_t> shape = ids.shape;
+  shape.push_back(embedding_dim);
+  Tensor y(shape);
+  const auto dim = static_cast<std::size_t>(embedding_dim);
+  for (int64_t i = 0; i < ids.numel(); ++i) {
+    int64_t row = fixed_row;
+    if (positional) {
+      row = i % seq;
+    } else if (fixed_row < 0) {
+      const float id = ids.data[static_cast<std::size_t>(i)];
+      // The comparison form also rejects NaN.
+      if (!(id >= 0.0f && id < static_cast<float>(num_embeddings) && id == std::floor(id))) {
+        fail("Embedding: id ({}) at flat index {} must be an integer in [0, {}) (the row count)",
+             id, i, num_embeddings);
+      }
+      row = static_cast<int64_t>(id);
+    }
+    std::copy_n(weight.data.begin() + static_cast<std::ptrdiff_t>(row * embedding_dim), dim,
+                y.data.begin() + static_cast<std::ptrdiff_t>(i * embedding_dim));
+  }
+  return y;
+}
+
+void Embedding::for_each_param(const ParamVisitor& f) { f("weight", weight); }
+
+void Embedding::init_parameters(std::mt19937_64& rng) {
+  // torch.nn.Embedding: N(0, 1).
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (float& w : weight.data) w = normal(rng);
+}
+
+// --------------------------------------------------------------- LayerNorm
+LayerNorm::LayerNorm(int64_t n, float e) : normalized_shape(n), eps(e) {
+  if (n < 1) fail("LayerNorm: normalized_shape ({}) must be >= 1", n);
+  if (!(e > 0.0f) || !std::isfinite(e)) fail("LayerNorm: eps ({}) must be finite and > 0", e);
+  weight = Tensor({n}, std::vector<float>(static_cast<std::size_t>(n), 1.0f));
+  bias = Tensor({n});
+}
+
+std::string LayerNorm::describe() const {
+  return fmt::format("LayerNorm({}, eps={})", normalized_shape, eps);
+}
+
+Tensor LayerNorm::forward(const Tensor& x) const {
+  if (x.rank() < 1 || x.shape.back() != normalized_shape) {
+    fail("LayerNorm: input shape {} must end with normalized_shape = {}", shape_to_string(x.shape),
+         normalized_shape);
+  }
+  if (weight.numel() != normalized_shape || bias.numel() != normalized_shape) {
+    fail("LayerNorm: weight ({}) and bias ({}) must have normalized_shape ({}) elements",
+         weight.numel(), bias.numel(), normalized_shape);
+  }
+  Tensor y(x.shape);
+  const int64_t n = normalized_shape;
+  for (int64_t r = 0; r < rows_of(x, n); ++r) {
+    const float* in = x.data.data() + r * n;
+    float* out = y.data.data() + r * n;
+    double mean = 0.0;
+    for (int64_t j = 0; j < n; ++j) mean += in[j];
+    mean /= static_cast<double>(n);
+    double var = 0.0;
+    for (int64_t j = 0; j < n; ++j) var += (in[j] - mean) * (in[j] - mean);
+    var /= static_cast<double>(n);
+    const double rstd = 1.0 / std::sqrt(var + static_cast<double>(eps));
+    for (int64_t j = 0; j < n; ++j) {
+      out[j] = static_cast<float>((in[j] - mean) * rstd * weight.data[static_cast<std::size_t>(j)] +
+                                  bias.data[static_cast<std::size_t>(j)]);
+    }
+  }
+  return y;
+}
+
+void LayerNorm::for_each_param(const ParamVisitor& f) {
+  f("weight", weight);
+  f("bias", bias);
+}
+
+void LayerNorm::init_parameters(std::mt19937_64& /*rng*/) {
+  // torch.nn.LayerNorm: weight 1, bias 0 (no randomness).
+  std::fill(weight.data.begin(), weight.data.end(), 1.0f);
+  std::fill(bias.data.begin(), bias.data.end(), 0.0f);
+}
+
+// -------------------------------------------------------------- activations
+std::string GELU::describe() const { return tanh_approximation ? "GELU(tanh)" : "GELU"; }
+
+Tensor GELU::forward(const Tensor& x) const {
+  if (tanh_approximation) {
+    // torch's approximate='tanh': kBeta = sqrt(2/pi), kKappa = 0.044715.
+    constexpr auto beta = static_cast<float>(std::numbers::sqrt2 * std::numbers::inv_sqrtpi);
+    return map_elements(x, [](float v) {
+      return 0.5f * v * (1.0f + std::tanh(beta * (v + 0.044715f * v * v * v)));
+    });
+  }
+  constexpr auto inv_sqrt2 = static_cast<float>(1.0 / std::numbers::sqrt2);
+  return map_elements(x, [](float v) { return v * 0.5f * (1.0f + std::erf(v * inv_sqrt2)); });
+}
+
+Tensor Softmax::forward(const Tensor& x) const {
+  if (x.rank() < 1 || x.shape.back() < 1) {
+    fail("Softmax: input shape {} must have rank >= 1 and a last axis >= 1",
+         shape_to_string(x.shape));
+  }
+  Tensor y = x;
+  const int64_t n = x.shape.back();
+  for (int64_t r = 0; r < rows_of(x, n); ++r) softmax_row(y.data.data() + r * n, n);
+  return y;
+}
+
+Tensor Tanh::forward(const Tensor& x) const {
+  return map_elements(x, [](float v) { return std::tanh(v); });
+}
+
+// ------------------------------------------------------------- SelectIndex
+std::string SelectIndex::describe() const {
+  return fmt::format("SelectIndex(axis {}, index {})", axis, index);
+}
+
+Tensor SelectIndex::forward(const Tensor& x) const {
+  const int64_t rank = x.rank();
+  if (axis < -rank || axis >= rank) {
+    fail("SelectIndex: axis ({}) must be in [{}, {}) for input shape {}", axis, -rank, rank,
+         shape_to_string(x.shape));
+  }
+  const auto a = static_cast<std::size_t>(axis < 0 ? axis + rank : axis);
+  const int64_t size = x.shape[a];
+  if (index < -size || index >= size) {
+    fail("SelectIndex: index ({}) must be in [{}, {}) for axis {} of input shape {}", index, -size,
+         size, axis, shape_to_string(x.shape));
+  }
+  const int64_t i = index < 0 ? index + size : index;
+  // x as [outer][size][inner]: copy [outer][i][inner].
+  int64_t outer = 1, inner = 1;
+  for (std::size_t d = 0; d < a; ++d) outer *= x.shape[d];
+  for (std::size_t d = a + 1; d < x.shape.size(); ++d) inner *= x.shape[d];
+  std::vector<int64_t> shape = x.shape;
+  shape.erase(shape.begin() + static_cast<std::ptrdiff_t>(a));
+  Tensor y(shape);
+  for (int64_t o = 0; o < outer; ++o) {
+    std::copy_n(x.data.begin() + static_cast<std::ptrdiff_t>((o * size + i) * inner),
+                static_cast<std::size_t>(inner),
+                y.data.begin() + static_cast<std::ptrdiff_t>(o * inner));
+  }
+  return y;
+}
+
+// --------------------------------------------------------------- Attention
+Attention::Attention(int64_t h) : heads(h) {
+  if (h < 1) fail("Attention: heads ({}) must be >= 1", h);
+}
+
+std::string Attention::describe() const { return fmt::format("Attention(heads {})", heads); }
+
+Tensor Attention::forward(std::span<const Tensor* const> inputs) const {
+  if (inputs.size() != 3 && inputs.size() != 4) {
+    fail("Attention: inputs ({}) must be 3 (q, k, v) or 4 (q, k, v, mask)", inputs.size());
+  }
+  const Tensor& q = *inputs[0];
+  const Tensor& k = *inputs[1];
+  const Tensor& v = *inputs[2];
+  if (q.rank() != 3) fail("Attention: q shape {} must be [batch][seq][hidden]", shape_to_string(q.shape));
+  const int64_t batch = q.shape[0], seq_q = q.shape[1], hidden = q.shape[2];
+  if (heads < 1 || hidden % heads != 0) {
+    fail("Attention: heads ({}) must be >= 1 and divide hidden ({})", heads, hidden);
+  }
+  if (k.rank() != 3 || k.shape[0] != batch || k.shape[2] != hidden) {
+    fail("Attention: k shape {} must be [{}][seq][{}] (q's batch and hidden)",
+         shape_to_string(k.shape), batch, hidden);
+  }
+  if (v.shape != k.shape) {
+    fail("Attention: v shape {} must equal k shape {}", shape_to_string(v.shape),
+         shape_to_string(k.shape));
+  }
+  const int64_t seq_k = k.shape[1];
+  if (seq_k < 1) fail("Attention: key sequence length ({}) must be >= 1", seq_k);
+  // Hugging Face's extended attention mask: (1 - mask) * finfo(float32).min.
+  std::vector<float> additive(static_cast<std::size_t>(batch * seq_k), 0.0f);
+  if (inputs.size() == 4) {
+    const Tensor& mask = *inputs[3];
+    if (mask.shape != std::vector<int64_t>{batch, seq_k}) {
+      fail("Attention: mask shape {} must be [{}][{}] (batch, key sequence)",
+           shape_to_string(mask.shape), batch, seq_k);
+    }
+    for (std::size_t i = 0; i < additive.size(); ++i) {
+      const float m = mask.data[i];
+      if (m != 0.0f && m != 1.0f) {
+        fail("Attention: mask value ({}) at flat index {} must be 0 (padding) or 1 (token)", m, i);
+      }
+      additive[i] = (1.0f - m) * std::numeric_limits<float>::lowest();
+    }
+  }
+
+  const int64_t d = hidden / heads;
+  const float inv_sqrt_d = 1.0f / std::sqrt(static_cast<float>(d));
+  Tensor out({batch, seq_q, hidden});
+  thread_local std::vector<float> scores;
+  scores.resize(static_cast<std::size_t>(seq_q * seq_k));
+  thread_local std::shared_ptr<sparq::detail::PackedWeightsF32Data> k_scratch, v_scratch;
+  for (int64_t b = 0; b < batch; ++b) {
+    const float* mask_row = additive.data() + b * seq_k;
+    for (int64_t h = 0; h < heads; ++h) {
+      const float* qh = q.data.data() + b * seq_q * hidden + h * d;
+      const float* kh = k.data.data() + b * seq_k * hidden + h * d;
+      const float* vh = v.data.data() + b * seq_k * hidden + h * d;
+      float* oh = out.data.data() + b * seq_q * hidden + h * d;
+      {
+        // scores[i][j] = q_h[i] . k_h[j]: k_h is the [seq_k][d] "weight" (out_in).
+        const PackedWeightsF32 kw = sparq::detail::pack_weights_f32_scratch(
+            k_scratch, kh, seq_k, d, WeightLayout::out_in, hidden);
+        sgemm(qh, seq_q, d, hidden, kw, {}, false, scores.data(), seq_k);
+      }
+      for (int64_t i = 0; i < seq_q; ++i) {
+        float* row = scores.data() + i * seq_k;
+        // Hugging Face divides by sqrt(d) before adding the mask; multiplying
+        // by the float reciprocal differs by at most one rounding.
+        for (int64_t j = 0; j < seq_k; ++j) row[j] = row[j] * inv_sqrt_d + mask_row[j];
+        softmax_row(row, seq_k);
+      }
+      {
+        // out_h[i][c] = sum_j p[i][j] v_h[j][c]: v_h is [K = seq_k][N = d] (in_out).
+        const PackedWeightsF32 vw = sparq::detail::pack_weights_f32_scratch(
+            v_scratch, vh, d, seq_k, WeightLayout::in_out, hidden);
+        sgemm(scores.data(), seq_q, seq_k, seq_k, vw, {}, false, oh, hidden);
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace sparq::nn
