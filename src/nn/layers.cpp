@@ -445,11 +445,7 @@ Tensor Sequential::forward(const Tensor& x) const {
   return y;
 }
 
-namespace {
-
-/// Calls f(name, tensor&) for every parameter of layer `index`.
-template <class LayerT, class F>
-void for_each_param(LayerT& layer, const std::string& prefix, F&& f) {
+void detail::for_each_layer_param(Layer& layer, const std::string& prefix, const ParamVisitor& f) {
   std::visit(
       [&](auto& l) {
         using L = std::decay_t<decltype(l)>;
@@ -464,6 +460,15 @@ void for_each_param(LayerT& layer, const std::string& prefix, F&& f) {
         }
       },
       layer);
+}
+
+namespace {
+
+// The Sequential's parameters are only read through a const model; the
+// visitor gets Tensor& because it serves loading too.
+template <class F>
+void for_each_param(const Layer& layer, const std::string& prefix, F&& f) {
+  detail::for_each_layer_param(const_cast<Layer&>(layer), prefix, f);
 }
 
 }  // namespace
@@ -517,24 +522,26 @@ void Sequential::load_state_dict(const TensorMap& tensors, bool strict) {
   }
 }
 
+void detail::init_layer_parameters(Layer& layer, std::mt19937_64& rng) {
+  std::visit(
+      [&](auto& l) {
+        using L = std::decay_t<decltype(l)>;
+        if constexpr (std::is_same_v<L, Linear> || std::is_same_v<L, Conv2d>) {
+          const int64_t fan_in = l.weight.numel() / l.weight.shape[0];
+          const float bound = 1.0f / std::sqrt(static_cast<float>(fan_in));
+          std::uniform_real_distribution<float> u(-bound, bound);
+          for (float& v : l.weight.data) v = u(rng);
+          for (float& v : l.bias.data) v = u(rng);
+        } else if constexpr (std::is_same_v<L, BatchNorm>) {
+          l = BatchNorm(l.num_features, l.eps);
+        }
+      },
+      layer);
+}
+
 void Sequential::init_parameters(uint64_t seed) {
   std::mt19937_64 rng(seed);
-  for (Layer& layer : layers_) {
-    std::visit(
-        [&](auto& l) {
-          using L = std::decay_t<decltype(l)>;
-          if constexpr (std::is_same_v<L, Linear> || std::is_same_v<L, Conv2d>) {
-            const int64_t fan_in = l.weight.numel() / l.weight.shape[0];
-            const float bound = 1.0f / std::sqrt(static_cast<float>(fan_in));
-            std::uniform_real_distribution<float> u(-bound, bound);
-            for (float& v : l.weight.data) v = u(rng);
-            for (float& v : l.bias.data) v = u(rng);
-          } else if constexpr (std::is_same_v<L, BatchNorm>) {
-            l = BatchNorm(l.num_features, l.eps);
-          }
-        },
-        layer);
-  }
+  for (Layer& layer : layers_) detail::init_layer_parameters(layer, rng);
 }
 
 std::size_t Sequential::weight_bytes() const {
@@ -551,44 +558,45 @@ std::string Sequential::summary() const {
 }
 
 // ------------------------------------------------------- BatchNorm folding
+bool detail::fold_batchnorm_into(Layer& prev, const BatchNorm& bn, const std::string& where) {
+  Tensor* w = nullptr;
+  Tensor* b = nullptr;
+  int64_t channels = 0;
+  if (auto* lin = std::get_if<Linear>(&prev)) {
+    w = &lin->weight, b = &lin->bias, channels = lin->out_features;
+  } else if (auto* conv = std::get_if<Conv2d>(&prev)) {
+    w = &conv->weight, b = &conv->bias, channels = conv->out_channels;
+  }
+  if (w == nullptr) return false;
+  if (channels != bn.num_features) {
+    fail("fold_batchnorm: BatchNorm {} has {} features but the layer before it has {} outputs",
+         where, bn.num_features, channels);
+  }
+  const int64_t per = w->numel() / channels;
+  std::vector<float> new_bias(static_cast<std::size_t>(channels));
+  for (int64_t c = 0; c < channels; ++c) {
+    const double g = static_cast<double>(bn.weight.data[c]) /
+                     std::sqrt(static_cast<double>(bn.running_var.data[c]) +
+                               static_cast<double>(bn.eps));
+    for (int64_t j = 0; j < per; ++j) {
+      float& v = w->data[c * per + j];
+      v = static_cast<float>(static_cast<double>(v) * g);
+    }
+    const double old_b = b->empty() ? 0.0 : static_cast<double>(b->data[c]);
+    new_bias[c] = static_cast<float>((old_b - static_cast<double>(bn.running_mean.data[c])) * g +
+                                     static_cast<double>(bn.bias.data[c]));
+  }
+  *b = Tensor({channels}, std::move(new_bias));
+  return true;
+}
+
 int fold_batchnorm(Sequential& model) {
   Sequential out;
   int folded = 0;
   for (std::size_t i = 0; i < model.size(); ++i) {
     const Layer& layer = model[i];
     if (const auto* bn = std::get_if<BatchNorm>(&layer); bn && !out.empty()) {
-      Layer& prev = out[out.size() - 1];
-      Tensor* w = nullptr;
-      Tensor* b = nullptr;
-      int64_t channels = 0;
-      if (auto* lin = std::get_if<Linear>(&prev)) {
-        w = &lin->weight, b = &lin->bias, channels = lin->out_features;
-      } else if (auto* conv = std::get_if<Conv2d>(&prev)) {
-        w = &conv->weight, b = &conv->bias, channels = conv->out_channels;
-      }
-      if (w != nullptr) {
-        if (channels != bn->num_features) {
-          fail(
-              "fold_batchnorm: BatchNorm at {} has {} features but the layer before it has {} "
-              "outputs",
-              i, bn->num_features, channels);
-        }
-        const int64_t per = w->numel() / channels;
-        std::vector<float> new_bias(static_cast<std::size_t>(channels));
-        for (int64_t c = 0; c < channels; ++c) {
-          const double g = static_cast<double>(bn->weight.data[c]) /
-                           std::sqrt(static_cast<double>(bn->running_var.data[c]) +
-                                     static_cast<double>(bn->eps));
-          for (int64_t j = 0; j < per; ++j) {
-            float& v = w->data[c * per + j];
-            v = static_cast<float>(static_cast<double>(v) * g);
-          }
-          const double old_b = b->empty() ? 0.0 : static_cast<double>(b->data[c]);
-          new_bias[c] =
-              static_cast<float>((old_b - static_cast<double>(bn->running_mean.data[c])) * g +
-                                 static_cast<double>(bn->bias.data[c]));
-        }
-        *b = Tensor({channels}, std::move(new_bias));
+      if (detail::fold_batchnorm_into(out[out.size() - 1], *bn, "at " + std::to_string(i))) {
         ++folded;
         continue;
       }

@@ -5,15 +5,32 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <memory>
+#include <random>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "sparq/error.hpp"
+#include "sparq/nn/graph.hpp"
+#include "sparq/nn/graph_op.hpp"
 #include "sparq/nn/layers.hpp"
 #include "sparq/nn/quantized.hpp"
+#include "sparq/nn/workflow.hpp"
+#include "sparq/observe/observer.hpp"
+#include "sparq/quant/requantize.hpp"
 
 namespace sparq::nn::detail {
+
+/// Calls f(prefix + name, tensor) for every parameter of a layer, in
+/// state_dict order ("weight", "bias", "running_mean", "running_var").
+void for_each_layer_param(Layer& layer, const std::string& prefix, const ParamVisitor& f);
+/// PyTorch's default initialisation of one layer (see Sequential::init_parameters).
+void init_layer_parameters(Layer& layer, std::mt19937_64& rng);
+/// Folds `bn` into `prev` when it is a Linear or Conv2d (returns false and
+/// changes nothing otherwise); `where` names the BatchNorm in errors.
+bool fold_batchnorm_into(Layer& prev, const BatchNorm& bn, const std::string& where);
 
 /// Checks a rank-4 NHWC input against a layer's channel count.
 inline void check_nhwc(const std::vector<int64_t>& shape, int64_t channels, const char* who) {
@@ -274,5 +291,79 @@ inline void apply_activation(float* y, int64_t n, Activation a) {
     for (int64_t i = 0; i < n; ++i) y[i] = std::min(std::max(y[i], 0.0f), 6.0f);
   }
 }
+
+/// Leaves the elements of resize() uninitialized: every buffer below is
+/// written in full by the kernel that fills it, and zeroing it first cost a
+/// memory pass per layer (a few % of the CNN forward).
+template <class T>
+struct UninitAllocator : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = UninitAllocator<U>;
+  };
+  UninitAllocator() = default;
+  template <class U>
+  UninitAllocator(const UninitAllocator<U>&) noexcept {}
+  template <class U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... A>
+  void construct(U* p, A&&... a) {
+    ::new (static_cast<void*>(p)) U(std::forward<A>(a)...);
+  }
+};
+template <class T>
+using Buffer = std::vector<T, UninitAllocator<T>>;
+
+/// An activation between units: FP32, or u8 with its qparams.
+struct Act {
+  std::vector<int64_t> shape;
+  bool quantized = false;
+  Buffer<float> f;
+  Buffer<uint8_t> q;
+  QParams qp;
+};
+
+/// A residual input fused into a static convolution's output stage (see
+/// sparq::ResidualInput): the u8 shortcut, shaped like the conv's output,
+/// and one multiplier list per group, s_r / (s_in * s_w[n]).
+struct ConvResidual {
+  const uint8_t* data = nullptr;
+  int32_t zero_point = 0;
+  const std::vector<std::vector<QuantizedMultiplier>>* multipliers = nullptr;
+};
+
+// The workflow pieces of workflow.cpp that graphs share.
+/// The INT8 form of a (BatchNorm-folded) Linear or Conv2d with its fused
+/// activation: dynamic, or static with the given input/output qparams.
+QuantizedUnit quantize_layer(const std::string& name, const Layer& layer, Activation act,
+                             Granularity gran, QuantMode mode, const QParams& in,
+                             const QParams& out);
+/// A layer's weight granularity: its override's, else the global one.
+Granularity granularity_for(const std::string& name, Granularity global,
+                            const std::map<std::string, LayerOverride>& overrides);
+/// An observer for a u8 per-tensor activation (the config's spec adjusted).
+std::unique_ptr<Observer> make_activation_observer(ObserverConfig config, const std::string& name);
+
+// Graph operators (graph.cpp).
+/// Runs a node operator on its inputs (count already checked).
+Tensor run_node_op(const NodeOp& op, std::span<const Tensor* const> inputs);
+/// Calls f(prefix + name, tensor) for every parameter of a node operator.
+void for_each_node_param(NodeOp& op, const std::string& prefix, const ParamVisitor& f);
+
+// The interpreter of quantized.cpp, shared by QuantizedModel and QuantizedGraph.
+Act act_from_tensor(const Tensor& x);
+Tensor act_to_tensor(Act a);
+void act_to_float(Act& a);
+void act_to_u8(Act& a, const QParams& qp);
+/// Runs one unit (QLinear, QConv2d, MaxPool2d, Flatten or FP32 block).
+Act run_unit_act(const QuantizedUnit& u, Act in);
+/// Bytes of a unit's weights as the kernels read them (int8 + FP32 parameters).
+std::size_t unit_weight_bytes(const QuantizedUnit& u);
+/// A static or dynamic QConv2d, optionally with a fused max pool (see
+/// QuantizedModel::forward) or a residual input (static, not depthwise).
+Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool = nullptr,
+             const ConvResidual* residual = nullptr);
 
 }  // namespace sparq::nn::detail

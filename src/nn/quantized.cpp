@@ -241,40 +241,7 @@ void QConv2d::prepare() {
 }
 
 // ------------------------------------------------------------ execution
-namespace {
-
-/// Leaves the elements of resize() uninitialized: every buffer below is
-/// written in full by the kernel that fills it, and zeroing it first cost a
-/// memory pass per layer (a few % of the CNN forward).
-template <class T>
-struct UninitAllocator : std::allocator<T> {
-  template <class U>
-  struct rebind {
-    using other = UninitAllocator<U>;
-  };
-  UninitAllocator() = default;
-  template <class U>
-  UninitAllocator(const UninitAllocator<U>&) noexcept {}
-  template <class U>
-  void construct(U* p) noexcept {
-    ::new (static_cast<void*>(p)) U;
-  }
-  template <class U, class... A>
-  void construct(U* p, A&&... a) {
-    ::new (static_cast<void*>(p)) U(std::forward<A>(a)...);
-  }
-};
-template <class T>
-using Buffer = std::vector<T, UninitAllocator<T>>;
-
-/// An activation between units: FP32, or u8 with its qparams.
-struct Act {
-  std::vector<int64_t> shape;
-  bool quantized = false;
-  Buffer<float> f;
-  Buffer<uint8_t> q;
-  QParams qp;
-};
+namespace detail {
 
 QParams dynamic_qparams(const Buffer<float>& x) {
   return sparq::detail::dynamic_u8_qparams(x.data(), 1, static_cast<int64_t>(x.size()), 0,
@@ -289,7 +256,7 @@ Buffer<uint8_t> quantize_u8(const Buffer<float>& x, const QParams& qp) {
   return q;
 }
 
-void to_float(Act& a) {
+void act_to_float(Act& a) {
   if (!a.quantized) return;
   a.f.resize(a.q.size());
   sparq::detail::dequantize_tensor(DType::u8, a.q.data(), a.f.data(), a.q.size(), a.qp.scale,
@@ -298,9 +265,9 @@ void to_float(Act& a) {
   a.q.clear();
 }
 
-void to_u8(Act& a, const QParams& qp) {
+void act_to_u8(Act& a, const QParams& qp) {
   if (a.quantized && a.qp == qp) return;
-  to_float(a);
+  act_to_float(a);
   a.q = quantize_u8(a.f, qp);
   a.qp = qp;
   a.quantized = true;
@@ -318,7 +285,7 @@ Act run_linear(const QLinear& l, Act in) {
   out.shape.back() = l.out_features;
   const auto count = static_cast<std::size_t>(m * l.out_features);
   if (l.mode == QuantMode::dynamic) {
-    to_float(in);
+    act_to_float(in);
     out.f.resize(count);
     if (m > 0) {
       DynamicOptions o;
@@ -330,7 +297,7 @@ Act run_linear(const QLinear& l, Act in) {
         detail::apply_activation(out.f.data(), m * l.out_features, Activation::relu6);
     }
   } else {
-    to_u8(in, l.input_qparams);
+    act_to_u8(in, l.input_qparams);
     out.quantized = true;
     out.qp = l.output_qparams;
     out.q.resize(count);
@@ -406,19 +373,23 @@ bool fusable(const QConv2d& c, const MaxPool2d& pool, const std::vector<int64_t>
 /// so the full-resolution activation never goes to memory. Every output row
 /// depends only on its own patch row, and the pool sees exactly the values
 /// the conv unit would have produced, so neither changes a single bit.
-Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool = nullptr) {
+Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool,
+                       const ConvResidual* residual) {
   detail::check_nhwc(in.shape, c.in_channels, "QConv2d");
   const int64_t b = in.shape[0], h = in.shape[1], w = in.shape[2];
   const int64_t oh = c.out_h(h), ow = c.out_w(w);
   const int64_t m = b * oh * ow, cg = c.in_channels / c.groups, og = c.out_channels / c.groups;
   const int64_t patch = c.patch_size(), oc = c.out_channels;
   const bool is_static = c.mode == QuantMode::static_;
+  if (residual && (pool || !is_static || c.depthwise())) {
+    fail("QConv2d: a residual input needs a static, non-depthwise convolution without a fused pool");
+  }
   if (!is_static) {
-    to_float(in);
+    act_to_float(in);
     const QParams qp = dynamic_qparams(in.f);
-    to_u8(in, qp);
+    act_to_u8(in, qp);
   } else {
-    to_u8(in, c.input_qparams);
+    act_to_u8(in, c.input_qparams);
   }
   const int64_t ph = pool ? pool->out_h(oh) : oh, pw = pool ? pool->out_w(ow) : ow;
   Act out;
@@ -459,7 +430,11 @@ Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool = nullptr) {
   auto reserve = [](auto& buf, int64_t n) {
     if (buf.size() < static_cast<std::size_t>(n)) buf.resize(static_cast<std::size_t>(n));
   };
-  reserve(cols, block * patch);
+  // A 1x1 convolution with stride 1 and no padding multiplies the NHWC input
+  // itself: its patch matrix would be a copy of it.
+  const bool pointwise = c.kernel_h == 1 && c.kernel_w == 1 && c.stride_h == 1 &&
+                         c.stride_w == 1 && c.pad_h == 0 && c.pad_w == 0 && c.groups == 1;
+  if (!pointwise) reserve(cols, block * patch);
   if (pool_sums) {
     reserve(conv_s, block * oc);
     reserve(pooled_s, block / image * ph * pw * oc);
@@ -471,16 +446,26 @@ Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool = nullptr) {
     dq[g].activation_scale = in.qp.scale;
     if (!c.bias.empty()) dq[g].bias.assign(c.bias.begin() + g * og, c.bias.begin() + (g + 1) * og);
   }
+  RequantizeStage with_residual;
   for (int64_t r0 = 0; r0 < m; r0 += block) {
     const int64_t r1 = std::min(m, r0 + block);
     uint8_t* yq = is_static ? (pool ? conv_q.data() : out.q.data() + r0 * oc) : nullptr;
     float* yf = is_static ? nullptr : (pool ? conv_f.data() : out.f.data() + r0 * oc);
     for (int64_t g = 0; g < c.groups; ++g) {
-      detail::im2col(in.q.data(), h, w, c.in_channels, c, g * cg, cg, oh, ow,
-                     static_cast<uint8_t>(in.qp.zero_point), r0, r1, cols.data());
-      const ActivationsU8 a{cols.data(), r1 - r0, patch, patch, in.qp.zero_point};
+      const uint8_t* rows = in.q.data() + r0 * patch;
+      if (!pointwise) {
+        detail::im2col(in.q.data(), h, w, c.in_channels, c, g * cg, cg, oh, ow,
+                       static_cast<uint8_t>(in.qp.zero_point), r0, r1, cols.data());
+        rows = cols.data();
+      }
+      const ActivationsU8 a{rows, r1 - r0, patch, patch, in.qp.zero_point};
       if (pool_sums) {
         c.weights[g]->gemm(a, conv_s.data() + g * og, oc);
+      } else if (is_static && residual) {
+        with_residual = c.stages[g];
+        with_residual.residual = ResidualInput{residual->data + r0 * oc + g * og, false, oc,
+                                               residual->zero_point, (*residual->multipliers)[g]};
+        c.weights[g]->gemm(a, with_residual, yq + g * og, oc);
       } else if (is_static) {
         c.weights[g]->gemm(a, c.stages[g], yq + g * og, oc);
       } else {
@@ -552,7 +537,7 @@ Act run_unit_act(const QuantizedUnit& u, Act in) {
           in.shape = {b, b == 0 ? 0 : n / b};
           return in;
         } else {
-          to_float(in);
+          act_to_float(in);
           Tensor t(in.shape, std::vector<float>(in.f.begin(), in.f.end()));
           for (const Layer& l : op.layers) t = forward(l, t);
           Act out;
@@ -564,7 +549,7 @@ Act run_unit_act(const QuantizedUnit& u, Act in) {
       u.op);
 }
 
-Act from_tensor(const Tensor& x) {
+Act act_from_tensor(const Tensor& x) {
   Act a;
   a.shape = x.shape;
   a.f.assign(x.data.begin(), x.data.end());
@@ -574,8 +559,8 @@ Act from_tensor(const Tensor& x) {
   return a;
 }
 
-Tensor to_tensor(Act a) {
-  to_float(a);
+Tensor act_to_tensor(Act a) {
+  act_to_float(a);
   return Tensor(std::move(a.shape), std::vector<float>(a.f.begin(), a.f.end()));
 }
 
@@ -593,7 +578,9 @@ Act run_checked(const std::vector<QuantizedUnit>& units, std::size_t i, Act in) 
   return checked(units[i], [&] { return run_unit_act(units[i], std::move(in)); });
 }
 
-}  // namespace
+}  // namespace detail
+
+using namespace detail;  // the interpreter above, for QuantizedModel
 
 // ------------------------------------------------------------ QuantizedUnit/Model
 std::string QuantizedUnit::describe() const {
@@ -638,7 +625,7 @@ QuantizedModel::QuantizedModel(std::vector<QuantizedUnit> units) : units_(std::m
 }
 
 Tensor QuantizedModel::forward(const Tensor& x) const {
-  Act a = from_tensor(x);
+  Act a = act_from_tensor(x);
   for (std::size_t i = 0; i < units_.size(); ++i) {
     // A conv followed by a max pool runs as one pass (see run_conv); only
     // here, where the conv's own output is not returned.
@@ -651,39 +638,43 @@ Tensor QuantizedModel::forward(const Tensor& x) const {
     }
     a = run_checked(units_, i, std::move(a));
   }
-  return to_tensor(std::move(a));
+  return act_to_tensor(std::move(a));
 }
 
 std::vector<Tensor> QuantizedModel::forward_trace(const Tensor& x) const {
   std::vector<Tensor> out;
-  Act a = from_tensor(x);
+  Act a = act_from_tensor(x);
   for (std::size_t i = 0; i < units_.size(); ++i) {
     a = run_checked(units_, i, std::move(a));
     Act copy = a;
-    out.push_back(to_tensor(std::move(copy)));
+    out.push_back(act_to_tensor(std::move(copy)));
   }
   return out;
 }
 
 Tensor QuantizedModel::run_unit(std::size_t i, const Tensor& x) const {
   if (i >= units_.size()) fail("QuantizedModel::run_unit: index {} >= {} units", i, units_.size());
-  return to_tensor(run_checked(units_, i, from_tensor(x)));
+  return act_to_tensor(run_checked(units_, i, act_from_tensor(x)));
+}
+
+std::size_t detail::unit_weight_bytes(const QuantizedUnit& u) {
+  std::size_t bytes = 0;
+  if (const auto* l = std::get_if<QLinear>(&u.op)) {
+    bytes += l->weights->bytes() + l->bias.size() * sizeof(float);
+  } else if (const auto* c = std::get_if<QConv2d>(&u.op)) {
+    for (const auto& w : c->weights) bytes += w->bytes();
+    bytes += c->bias.size() * sizeof(float);
+  } else if (const auto* f = std::get_if<Fp32Block>(&u.op)) {
+    Sequential s;
+    for (const Layer& l : f->layers) s.add(l);
+    bytes += s.weight_bytes();
+  }
+  return bytes;
 }
 
 std::size_t QuantizedModel::weight_bytes() const {
   std::size_t bytes = 0;
-  for (const QuantizedUnit& u : units_) {
-    if (const auto* l = std::get_if<QLinear>(&u.op)) {
-      bytes += l->weights->bytes() + l->bias.size() * sizeof(float);
-    } else if (const auto* c = std::get_if<QConv2d>(&u.op)) {
-      for (const auto& w : c->weights) bytes += w->bytes();
-      bytes += c->bias.size() * sizeof(float);
-    } else if (const auto* f = std::get_if<Fp32Block>(&u.op)) {
-      Sequential s;
-      for (const Layer& l : f->layers) s.add(l);
-      bytes += s.weight_bytes();
-    }
-  }
+  for (const QuantizedUnit& u : units_) bytes += unit_weight_bytes(u);
   return bytes;
 }
 

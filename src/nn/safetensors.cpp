@@ -14,6 +14,7 @@
 
 #include "io/files.hpp"
 #include "sparq/error.hpp"
+#include "sparq/nn/graph.hpp"
 #include "sparq/nn/io.hpp"
 #include "util/checked_size.hpp"
 
@@ -323,6 +324,29 @@ void load_weights(Sequential& model, const std::filesystem::path& path,
     params[name] = Tensor(it->second.shape, detail::st_f32_finite(it->second, file_name, what));
   }
   model.load_state_dict(params, true);
+}
+
+void load_weights(Graph& graph, const std::filesystem::path& path, bool strict,
+                  ConvWeightLayout layout) {
+  const std::vector<std::byte> bytes = sparq::detail::read_regular_file(path, "load_weights");
+  const std::string what = path.string();
+  const detail::StFile f = detail::parse_safetensors(bytes, what);
+  const TensorMap expected = graph.state_dict();
+  TensorMap params;
+  for (const auto& [name, t] : f.tensors) {
+    // PyTorch exports BatchNorm's int64 counter; nothing at inference reads it.
+    if (name.ends_with(".num_batches_tracked")) continue;
+    if (t.dtype != "F32") {
+      if (!expected.count(name) && !strict) continue;
+      fail("{}: tensor '{}' has dtype {}; sparq reads F32 parameters", what, name, t.dtype);
+    }
+    params[name] = Tensor(t.shape, detail::st_f32_finite(t, name, what));
+  }
+  try {
+    graph.load_state_dict(params, strict, layout);
+  } catch (const Error& e) {
+    fail("{}: {}", what, e.what());
+  }
 }
 
 }  // namespace sparq::nn

@@ -13,6 +13,46 @@
 namespace sparq::nn {
 
 using sparq::detail::fail;
+using detail::granularity_for;
+
+// ------------------------------------------------------------------ shared with graphs
+Granularity detail::granularity_for(const std::string& name, Granularity global,
+                                    const std::map<std::string, LayerOverride>& overrides) {
+  auto it = overrides.find(name);
+  return it != overrides.end() && it->second.weight_granularity ? *it->second.weight_granularity
+                                                                : global;
+}
+
+QuantizedUnit detail::quantize_layer(const std::string& name, const Layer& layer, Activation act,
+                                     Granularity gran, QuantMode mode, const QParams& in,
+                                     const QParams& out) {
+  auto finish = [&](auto q, const Tensor& bias) {
+    q.bias = bias.data;
+    q.activation = act;
+    q.mode = mode;
+    q.input_qparams = in;
+    q.output_qparams = out;
+    q.prepare();
+    return QuantizedUnit{name, std::move(q)};
+  };
+  if (const auto* l = std::get_if<Linear>(&layer)) {
+    QLinear ql;
+    ql.in_features = l->in_features;
+    ql.out_features = l->out_features;
+    QuantizedTensor w = quantize_weights(l->weight.data, l->out_features, l->in_features, gran);
+    ql.weights = make_dense_weights(std::move(w.values), l->out_features, l->in_features,
+                                    std::move(w.scales));
+    return finish(std::move(ql), l->bias);
+  }
+  const auto* c = std::get_if<Conv2d>(&layer);
+  if (!c) fail("quantize: layer '{}' ({}) has no INT8 form", name, describe(layer));
+  QConv2d qc;
+  static_cast<Conv2dGeometry&>(qc) = *c;
+  // One quantization of the whole tensor (a per-tensor scale is shared by all groups).
+  QuantizedTensor w = quantize_weights(c->weight.data, c->out_channels, c->patch_size(), gran);
+  qc.weights = detail::split_groups(w.values, w.scales, *c);
+  return finish(std::move(qc), c->bias);
+}
 
 // ------------------------------------------------------------------ plan
 namespace {
@@ -95,48 +135,15 @@ void check_overrides(const std::map<std::string, LayerOverride>& overrides,
   }
 }
 
-Granularity granularity_for(const std::string& name, Granularity global,
-                            const std::map<std::string, LayerOverride>& overrides) {
-  auto it = overrides.find(name);
-  return it != overrides.end() && it->second.weight_granularity ? *it->second.weight_granularity
-                                                                : global;
-}
 
 bool kept_fp32(const std::string& name, const std::map<std::string, LayerOverride>& overrides) {
   auto it = overrides.find(name);
   return it != overrides.end() && it->second.keep_fp32;
 }
 
-/// Builds the quantized form of a Linear/Conv2d plan unit (prepare() is run
-/// by the QuantizedModel constructor or the caller).
 QuantizedUnit quantize_unit(const PlanUnit& u, Granularity gran, QuantMode mode, const QParams& in,
                             const QParams& out) {
-  auto finish = [&](auto layer, const Tensor& bias) {
-    layer.bias = bias.data;
-    layer.activation = u.act;
-    layer.mode = mode;
-    layer.input_qparams = in;
-    layer.output_qparams = out;
-    layer.prepare();
-    return QuantizedUnit{u.name, std::move(layer)};
-  };
-  if (u.kind == PlanUnit::linear) {
-    const auto& l = std::get<Linear>(u.main);
-    QLinear ql;
-    ql.in_features = l.in_features;
-    ql.out_features = l.out_features;
-    QuantizedTensor w = quantize_weights(l.weight.data, l.out_features, l.in_features, gran);
-    ql.weights =
-        make_dense_weights(std::move(w.values), l.out_features, l.in_features, std::move(w.scales));
-    return finish(std::move(ql), l.bias);
-  }
-  const auto& c = std::get<Conv2d>(u.main);
-  QConv2d qc;
-  static_cast<Conv2dGeometry&>(qc) = c;
-  // One quantization of the whole tensor (a per-tensor scale is shared by all groups).
-  QuantizedTensor w = quantize_weights(c.weight.data, c.out_channels, c.patch_size(), gran);
-  qc.weights = detail::split_groups(w.values, w.scales, c);
-  return finish(std::move(qc), c.bias);
+  return detail::quantize_layer(u.name, u.main, u.act, gran, mode, in, out);
 }
 
 QuantizedUnit passthrough_unit(const PlanUnit& u, bool fp32) {
@@ -226,9 +233,8 @@ struct Calibrator::Impl {
   void resolve() const;
 };
 
-namespace {
-
-std::unique_ptr<Observer> make_activation_observer(ObserverConfig c, const std::string& name) {
+std::unique_ptr<Observer> detail::make_activation_observer(ObserverConfig c,
+                                                          const std::string& name) {
   if (c.kind == ObserverKind::per_channel_minmax ||
       c.kind == ObserverKind::moving_average_per_channel_minmax) {
     fail("Calibrator: activation '{}' needs a per-tensor observer (got {})", name,
@@ -241,8 +247,6 @@ std::unique_ptr<Observer> make_activation_observer(ObserverConfig c, const std::
   return make_observer(c);
 }
 
-}  // namespace
-
 Calibrator::Calibrator(const Sequential& model, const CalibrationConfig& config)
     : impl_(std::make_unique<Impl>()) {
   Impl& s = *impl_;
@@ -254,10 +258,10 @@ Calibrator::Calibrator(const Sequential& model, const CalibrationConfig& config)
     auto it = config.per_layer.find(name);
     return it == config.per_layer.end() ? config.observer : it->second;
   };
-  s.input_observer = make_activation_observer(config_for("input"), "input");
+  s.input_observer = detail::make_activation_observer(config_for("input"), "input");
   for (const PlanUnit& u : s.plan) {
     if (u.observed()) {
-      s.observers.push_back(make_activation_observer(config_for(u.name), u.name));
+      s.observers.push_back(detail::make_activation_observer(config_for(u.name), u.name));
       names.insert(u.name);
     } else {
       s.observers.push_back(nullptr);

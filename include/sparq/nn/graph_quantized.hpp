@@ -1,0 +1,73 @@
+// INT8 graphs: the quantization workflow of workflow.hpp on a Graph.
+//
+//   nn::Graph g = nn::resnet50();  nn::load_weights(g, "resnet50.safetensors");
+//   nn::QuantizedGraph qd = nn::quantize_dynamic(g);          // no data needed
+//   nn::GraphCalibrator cal(g);                                // static:
+//   for (const nn::Tensor& batch : calibration) cal.observe(batch);
+//   nn::QuantizedGraph qs = nn::quantize_static(cal);
+//   nn::Tensor y = qs.forward(x);
+//
+// Overrides in the configs are keyed by node name ("layer1.0.conv1").
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sparq/nn/graph.hpp"
+#include "sparq/nn/workflow.hpp"
+
+namespace sparq::nn {
+
+class QuantizedGraph {
+ public:
+  struct Impl;
+  QuantizedGraph();
+  explicit QuantizedGraph(std::shared_ptr<const Impl> impl);
+
+  /// FP32 in, FP32 out, like Graph::forward.
+  Tensor forward(const Tensor& x) const;
+  Tensor forward(const std::vector<Tensor>& inputs) const;
+  /// Bytes of the weights as the kernels read them (int8 + FP32-kept parameters).
+  std::size_t weight_bytes() const;
+  /// One line per step: name, what runs (INT8 static/dynamic, FP32, fused ops).
+  std::string summary() const;
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  std::shared_ptr<const Impl> impl_;
+};
+
+/// INT8 weights for every Linear/Conv2d node, activations quantized per call
+/// (per row with config.per_row_activations); everything else FP32.
+QuantizedGraph quantize_dynamic(const Graph& graph, const DynamicConfig& config = {});
+
+/// Observes every node output of the BatchNorm-folded graph on calibration data.
+class GraphCalibrator {
+ public:
+  explicit GraphCalibrator(const Graph& graph, const CalibrationConfig& config = {});
+  GraphCalibrator(GraphCalibrator&&) noexcept;
+  GraphCalibrator& operator=(GraphCalibrator&&) noexcept;
+  ~GraphCalibrator();
+  void observe(const Tensor& batch);
+  void observe(const std::vector<Tensor>& inputs);
+  int64_t batches_observed() const noexcept;
+  /// Calibrated qparams of a node output (or a graph input) by name.
+  QParams qparams(const std::string& name) const;
+
+  struct Impl;
+  const Impl& impl() const noexcept { return *impl_; }
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Static INT8: u8 activations between INT8 nodes, Conv2d/Linear with
+/// BatchNorm folded and ReLU fused, a residual Add (+ ReLU) fused into the
+/// output stage of the convolution that produces one of its inputs, pooling
+/// on u8. Nodes with no INT8 form run in FP32 between a dequantize and a
+/// quantize.
+QuantizedGraph quantize_static(const GraphCalibrator& calibrator, const StaticConfig& config = {});
+
+}  // namespace sparq::nn

@@ -1,0 +1,375 @@
+// INT8 graphs (sparq/nn/graph_quantized.hpp): the fusion plan of a
+// BatchNorm-folded Graph, its calibration, and the interpreter that runs the
+// quantized steps on the Act values of quantized.cpp.
+#include "sparq/nn/graph_quantized.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <set>
+
+#include "nn/nn_internal.hpp"
+#include "sparq/error.hpp"
+#include "sparq/quant/requantize.hpp"
+
+namespace sparq::nn {
+
+using sparq::detail::fail;
+using detail::Act;
+using detail::granularity_for;
+
+namespace {
+
+// ------------------------------------------------------------- the plan
+/// One step of the quantized graph: a Linear/Conv2d with what was fused into
+/// it, or any other node on its own.
+struct PlanStep {
+  std::string name;                 ///< the value it produces (the last fused node's name)
+  std::vector<std::string> inputs;  ///< the node's inputs
+  NodeOp op;                        ///< the (folded) node operator
+  Activation act = Activation::none;
+  std::string residual;             ///< value added before the final rounding, or empty
+  std::vector<std::string> covers;  ///< the graph nodes it runs, first to last
+
+  bool quantizable() const {
+    const auto* l = std::get_if<Layer>(&op);
+    return l && (std::holds_alternative<Linear>(*l) || std::holds_alternative<Conv2d>(*l));
+  }
+  const Layer& layer() const { return std::get<Layer>(op); }
+};
+
+bool is_layer(const NodeOp& op, auto tag) {
+  const auto* l = std::get_if<Layer>(&op);
+  return l && std::holds_alternative<decltype(tag)>(*l);
+}
+
+/// Fuses ReLU/ReLU6 into the Linear/Conv2d before them, and (with
+/// `fuse_residual`) a residual Add (+ ReLU) into the static convolution that
+/// is computed last of the Add's two inputs; nothing else changes.
+std::vector<PlanStep> make_plan(const Graph& g, bool fuse_residual,
+                                const std::map<std::string, LayerOverride>& overrides) {
+  std::map<std::string, std::vector<std::size_t>> readers;
+  for (std::size_t i = 0; i < g.size(); ++i) {
+    for (const std::string& in : g.nodes()[i].inputs) readers[in].push_back(i);
+  }
+  std::set<std::string> outputs(g.outputs().begin(), g.outputs().end());
+  // The node that alone reads `name` (none when `name` is an output).
+  auto sole_reader = [&](const std::string& name) -> const Node* {
+    auto it = readers.find(name);
+    if (outputs.count(name) || it == readers.end() || it->second.size() != 1) return nullptr;
+    return &g.nodes()[it->second[0]];
+  };
+  std::set<std::string> consumed;
+  std::vector<PlanStep> plan;
+  for (std::size_t i = 0; i < g.size(); ++i) {
+    const Node& n = g.nodes()[i];
+    if (consumed.count(n.name)) continue;
+    PlanStep s{n.name, n.inputs, n.op, Activation::none, {}, {n.name}};
+    const bool fp32 = overrides.count(n.name) && overrides.at(n.name).keep_fp32;
+    if (s.quantizable() && !fp32) {
+      auto take_activation = [&](const std::string& from) {
+        const Node* r = sole_reader(from);
+        if (r && (is_layer(r->op, ReLU{}) || is_layer(r->op, ReLU6{}))) {
+          s.act = is_layer(r->op, ReLU{}) ? Activation::relu : Activation::relu6;
+          s.name = r->name;
+          s.covers.push_back(r->name);
+          consumed.insert(r->name);
+        }
+      };
+      const Node* r = sole_reader(n.name);
+      const auto* conv = std::get_if<Conv2d>(&s.layer());
+      if (fuse_residual && conv && !conv->depthwise() && r && std::holds_alternative<Add>(r->op) &&
+          r->inputs[0] != r->inputs[1]) {
+        const std::string& other = r->inputs[0] == n.name ? r->inputs[1] : r->inputs[0];
+        const int64_t j = g.find(other);
+        if (j < static_cast<int64_t>(i)) {  // a graph input (-1) or computed before
+          s.residual = other;
+          s.name = r->name;
+          s.covers.push_back(r->name);
+          consumed.insert(r->name);
+          take_activation(r->name);  // the ReLU after the add, if any
+        }
+      }
+      if (s.residual.empty()) take_activation(n.name);
+    }
+    plan.push_back(std::move(s));
+  }
+  return plan;
+}
+
+void check_overrides(const std::map<std::string, LayerOverride>& overrides, const Graph& g) {
+  for (const auto& [name, o] : overrides) {
+    const int64_t i = g.find(name);
+    const auto* l = i < 0 ? nullptr : std::get_if<Layer>(&g.nodes()[static_cast<std::size_t>(i)].op);
+    if (!l || !(std::holds_alternative<Linear>(*l) || std::holds_alternative<Conv2d>(*l))) {
+      fail("override '{}' names no Linear/Conv2d node of the graph", name);
+    }
+  }
+}
+
+
+Graph folded_copy(const Graph& g) {
+  Graph f = g;
+  fold_batchnorm(f);
+  return f;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------- QuantizedGraph
+struct QuantizedGraph::Impl {
+  struct Step {
+    std::string name;
+    std::vector<std::string> inputs;
+    std::variant<QuantizedUnit, NodeOp> op;  ///< INT8 unit, or an FP32 graph operator
+    std::string residual;
+    QParams residual_qparams;
+    std::vector<std::vector<QuantizedMultiplier>> residual_multipliers;  ///< per group
+    std::vector<std::string> covers;
+  };
+  std::vector<std::string> inputs;
+  std::vector<std::string> outputs;
+  std::vector<Step> steps;
+};
+
+QuantizedGraph::QuantizedGraph() : impl_(std::make_shared<Impl>()) {}
+QuantizedGraph::QuantizedGraph(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
+
+namespace {
+
+Act run_step(const QuantizedGraph::Impl::Step& s, std::vector<Act> in, const Act* residual) {
+  if (const auto* u = std::get_if<QuantizedUnit>(&s.op)) {
+    if (!residual) return detail::run_unit_act(*u, std::move(in[0]));
+    const auto& conv = std::get<QConv2d>(u->op);
+    // The shortcut in its calibrated u8 form (a copy only if it is not already).
+    Act converted;
+    const Act* r = residual;
+    if (!r->quantized || !(r->qp == s.residual_qparams)) {
+      converted = *residual;
+      detail::act_to_u8(converted, s.residual_qparams);
+      r = &converted;
+    }
+    const detail::ConvResidual cr{r->q.data(), r->qp.zero_point, &s.residual_multipliers};
+    Act out = detail::run_conv(conv, std::move(in[0]), nullptr, &cr);
+    if (out.shape != r->shape) {
+      fail("residual '{}' has shape {} but the convolution's output is {}", s.residual,
+           shape_to_string(r->shape), shape_to_string(out.shape));
+    }
+    return out;
+  }
+  std::vector<Tensor> tensors;
+  tensors.reserve(in.size());
+  for (Act& a : in) tensors.push_back(detail::act_to_tensor(std::move(a)));
+  std::vector<const Tensor*> args;
+  for (const Tensor& t : tensors) args.push_back(&t);
+  return detail::act_from_tensor(detail::run_node_op(std::get<NodeOp>(s.op), args));
+}
+
+}  // namespace
+
+Tensor QuantizedGraph::forward(const Tensor& x) const { return forward(std::vector<Tensor>{x}); }
+
+Tensor QuantizedGraph::forward(const std::vector<Tensor>& inputs) const {
+  const Impl& g = *impl_;
+  if (g.steps.empty()) fail("QuantizedGraph::forward: the graph is empty");
+  if (inputs.size() != g.inputs.size()) {
+    fail("QuantizedGraph::forward: got {} input tensor(s); the graph takes {} ({})", inputs.size(),
+         g.inputs.size(), fmt::join(g.inputs, ", "));
+  }
+  // Values by name, each freed after its last reader (moved into it).
+  std::map<std::string, int> uses;
+  for (const auto& s : g.steps) {
+    for (const std::string& in : s.inputs) ++uses[in];
+    if (!s.residual.empty()) ++uses[s.residual];
+  }
+  for (const std::string& o : g.outputs) ++uses[o];
+  std::map<std::string, Act> values;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    values[g.inputs[i]] = detail::act_from_tensor(inputs[i]);
+  }
+  auto take = [&](const std::string& name) -> Act {
+    Act& v = values.at(name);
+    return --uses[name] == 0 ? std::move(v) : v;
+  };
+  for (const auto& s : g.steps) {
+    std::vector<Act> in;
+    for (const std::string& name : s.inputs) in.push_back(take(name));
+    try {
+      const Act* residual = s.residual.empty() ? nullptr : &values.at(s.residual);
+      Act out = run_step(s, std::move(in), residual);
+      if (!s.residual.empty() && --uses[s.residual] == 0) values.erase(s.residual);
+      values[s.name] = std::move(out);
+    } catch (const Error& e) {
+      fail("QuantizedGraph step '{}': {}", s.name, e.what());
+    }
+    for (const std::string& name : s.inputs) {
+      if (uses[name] == 0) values.erase(name);
+    }
+  }
+  return detail::act_to_tensor(take(g.outputs.front()));
+}
+
+std::size_t QuantizedGraph::weight_bytes() const {
+  std::size_t bytes = 0;
+  for (const auto& s : impl_->steps) {
+    if (const auto* u = std::get_if<QuantizedUnit>(&s.op)) {
+      bytes += detail::unit_weight_bytes(*u);
+    } else {
+      detail::for_each_node_param(const_cast<NodeOp&>(std::get<NodeOp>(s.op)), "",
+                                  [&](const std::string&, Tensor& t) {
+                                    bytes += t.data.size() * sizeof(float);
+                                  });
+    }
+  }
+  return bytes;
+}
+
+std::string QuantizedGraph::summary() const {
+  std::size_t width = 8;
+  for (const auto& s : impl_->steps) width = std::max(width, s.name.size() + 2);
+  std::string out;
+  for (const auto& s : impl_->steps) {
+    std::string what = std::holds_alternative<QuantizedUnit>(s.op)
+                           ? std::get<QuantizedUnit>(s.op).describe()
+                           : "FP32 " + describe(std::get<NodeOp>(s.op));
+    if (!s.residual.empty()) what += fmt::format(" + residual '{}'", s.residual);
+    if (s.covers.size() > 1) what += fmt::format(" [{}]", fmt::join(s.covers, " + "));
+    out += fmt::format("{:<{}}{}  <- {}\n", s.name, width, what, fmt::join(s.inputs, ", "));
+  }
+  return out;
+}
+
+// ------------------------------------------------------------- dynamic
+QuantizedGraph quantize_dynamic(const Graph& graph, const DynamicConfig& config) {
+  check_overrides(config.overrides, graph);
+  const Graph g = folded_copy(graph);
+  auto impl = std::make_shared<QuantizedGraph::Impl>();
+  impl->inputs = g.input_names();
+  impl->outputs = g.outputs();
+  for (PlanStep& p : make_plan(g, false, config.overrides)) {
+    QuantizedGraph::Impl::Step s{p.name, p.inputs, p.op, {}, {}, {}, p.covers};
+    if (p.quantizable()) {
+      QuantizedUnit u = detail::quantize_layer(
+          p.covers.front(), p.layer(), p.act,
+          granularity_for(p.covers.front(), config.weight_granularity, config.overrides),
+          QuantMode::dynamic, {}, {});
+      if (auto* l = std::get_if<QLinear>(&u.op)) l->per_row = config.per_row_activations;
+      s.op = std::move(u);
+    }
+    impl->steps.push_back(std::move(s));
+  }
+  return QuantizedGraph(std::move(impl));
+}
+
+// ------------------------------------------------------------- calibration
+struct GraphCalibrator::Impl {
+  Graph graph;  ///< BatchNorm folded
+  std::map<std::string, std::unique_ptr<Observer>> observers;  ///< inputs and every node
+  int64_t batches = 0;
+};
+
+GraphCalibrator::GraphCalibrator(const Graph& graph, const CalibrationConfig& config)
+    : impl_(std::make_unique<Impl>()) {
+  if (graph.size() == 0) fail("GraphCalibrator: the graph has no node");
+  impl_->graph = folded_copy(graph);
+  std::set<std::string> names(impl_->graph.input_names().begin(), impl_->graph.input_names().end());
+  for (const Node& n : impl_->graph.nodes()) names.insert(n.name);
+  for (const auto& [name, c] : config.per_layer) {
+    if (!names.count(name)) fail("GraphCalibrator: per_layer names '{}', which is no node or input", name);
+  }
+  for (const std::string& name : names) {
+    auto it = config.per_layer.find(name);
+    impl_->observers[name] =
+        detail::make_activation_observer(it == config.per_layer.end() ? config.observer : it->second, name);
+  }
+}
+
+GraphCalibrator::GraphCalibrator(GraphCalibrator&&) noexcept = default;
+GraphCalibrator& GraphCalibrator::operator=(GraphCalibrator&&) noexcept = default;
+GraphCalibrator::~GraphCalibrator() = default;
+
+void GraphCalibrator::observe(const Tensor& batch) { observe(std::vector<Tensor>{batch}); }
+
+void GraphCalibrator::observe(const std::vector<Tensor>& inputs) {
+  Impl& s = *impl_;
+  // Run first so that a bad batch leaves the observers untouched.
+  std::vector<Tensor> values(s.graph.size());
+  s.graph.forward_visit(inputs, [&](std::size_t i, const Tensor& v) { values[i] = v; });
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    s.observers.at(s.graph.input_names()[i])->observe(inputs[i].data, inputs[i].shape);
+  }
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    s.observers.at(s.graph.nodes()[i].name)->observe(values[i].data, values[i].shape);
+  }
+  ++s.batches;
+}
+
+int64_t GraphCalibrator::batches_observed() const noexcept { return impl_->batches; }
+
+QParams GraphCalibrator::qparams(const std::string& name) const {
+  if (impl_->batches == 0) fail("GraphCalibrator: no batch observed yet; call observe() first");
+  auto it = impl_->observers.find(name);
+  if (it == impl_->observers.end()) fail("GraphCalibrator: no node or input named '{}'", name);
+  return it->second->qparams();
+}
+
+// ------------------------------------------------------------- static
+QuantizedGraph quantize_static(const GraphCalibrator& cal, const StaticConfig& config) {
+  if (config.fallback_sqnr_db || config.bias_correction) {
+    fail("quantize_static(GraphCalibrator): fallback_sqnr_db and bias_correction are not "
+         "available for graphs yet; use overrides (keep_fp32) per node");
+  }
+  const Graph& g = cal.impl().graph;
+  check_overrides(config.overrides, g);
+  auto impl = std::make_shared<QuantizedGraph::Impl>();
+  impl->inputs = g.input_names();
+  impl->outputs = g.outputs();
+  // Values that stay u8 through pooling/flatten keep their input's qparams.
+  std::map<std::string, QParams> qp;
+  auto qparams_of = [&](const std::string& name) {
+    auto it = qp.find(name);
+    return it != qp.end() ? it->second : cal.qparams(name);
+  };
+  for (PlanStep& p : make_plan(g, true, config.overrides)) {
+    QuantizedGraph::Impl::Step s{p.name, p.inputs, p.op, p.residual, {}, {}, p.covers};
+    if (p.quantizable()) {
+      const QParams in = qparams_of(p.inputs.front());
+      QuantizedUnit u = detail::quantize_layer(
+          p.covers.front(), p.layer(), p.act,
+          granularity_for(p.covers.front(), config.weight_granularity, config.overrides),
+          QuantMode::static_, in, qparams_of(p.name));
+      if (!p.residual.empty()) {
+        s.residual_qparams = qparams_of(p.residual);
+        const auto& conv = std::get<QConv2d>(u.op);
+        for (const auto& w : conv.weights) {
+          std::vector<QuantizedMultiplier> m;
+          for (float ws : w->scales()) {
+            const double real = static_cast<double>(s.residual_qparams.scale) /
+                                (static_cast<double>(in.scale) * static_cast<double>(ws));
+            m.push_back(quantize_multiplier(real));
+          }
+          s.residual_multipliers.push_back(std::move(m));
+        }
+      }
+      s.op = std::move(u);
+    } else if (is_layer(p.op, MaxPool2d{}) || is_layer(p.op, Flatten{})) {
+      // Exact on u8 (max commutes with dequantization; flatten moves nothing).
+      const Layer& l = p.layer();
+      QuantizedUnit u;
+      u.name = p.name;
+      if (const auto* m = std::get_if<MaxPool2d>(&l)) {
+        u.op = *m;
+      } else {
+        u.op = Flatten{};
+      }
+      qp[p.name] = qparams_of(p.inputs.front());
+      s.op = std::move(u);
+    }
+    impl->steps.push_back(std::move(s));
+  }
+  return QuantizedGraph(std::move(impl));
+}
+
+}  // namespace sparq::nn
