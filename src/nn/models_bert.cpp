@@ -4,6 +4,7 @@
 // identity at inference and has no node.
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "sparq/error.hpp"
 #include "sparq/nn/models.hpp"
@@ -43,14 +44,18 @@ void validate(const BertConfig& c) {
   }
 }
 
-/// One BertLayer on `x`; returns the name of its output (output.LayerNorm).
-std::string add_encoder_layer(Graph& g, const BertConfig& c, const std::string& p,
-                              const std::string& x) {
+}  // namespace
+
+std::string add_bert_layer(Graph& g, const BertConfig& c, const std::string& p,
+                           const std::string& x, const std::string& mask) {
+  validate(c);
   const int64_t h = c.hidden_size;
   const std::string query = g.add(p + ".attention.self.query", Linear(h, h), {x});
   const std::string key = g.add(p + ".attention.self.key", Linear(h, h), {x});
   const std::string value = g.add(p + ".attention.self.value", Linear(h, h), {x});
-  g.add(p + ".attention.self", Attention(c.num_heads), {query, key, value, "attention_mask"});
+  std::vector<std::string> attention_inputs = {query, key, value};
+  if (!mask.empty()) attention_inputs.push_back(mask);
+  g.add(p + ".attention.self", Attention(c.num_heads), attention_inputs);
   const std::string dense = g.add(p + ".attention.output.dense", Linear(h, h));
   g.add(p + ".attention.output.residual", Add(), {dense, x});
   const std::string attention_out =
@@ -61,8 +66,6 @@ std::string add_encoder_layer(Graph& g, const BertConfig& c, const std::string& 
   g.add(p + ".output.residual", Add(), {out, attention_out});
   return g.add(p + ".output.LayerNorm", LayerNorm(h, c.layer_norm_eps));
 }
-
-}  // namespace
 
 Graph bert(const BertConfig& c) {
   validate(c);
@@ -79,7 +82,7 @@ Graph bert(const BertConfig& c) {
   g.add("bert.embeddings.add_token_types", Add(), {"bert.embeddings.add_positions", types});
   std::string x = g.add("bert.embeddings.LayerNorm", LayerNorm(h, c.layer_norm_eps));
   for (int64_t layer = 0; layer < c.num_layers; ++layer) {
-    x = add_encoder_layer(g, c, "bert.encoder.layer." + std::to_string(layer), x);
+    x = add_bert_layer(g, c, "bert.encoder.layer." + std::to_string(layer), x, "attention_mask");
   }
   const std::string last_hidden_state = x;
   // Pooler: dense + tanh on the first ([CLS]) token.

@@ -34,6 +34,30 @@ void softmax_row(float* x, int64_t n) {
   for (int64_t j = 0; j < n; ++j) x[j] *= inv;
 }
 
+/// x viewed as [outer][size][inner] around one axis, and x's shape without
+/// that axis (the result of SelectIndex and Mean).
+struct AxisView {
+  int64_t outer = 1, size = 0, inner = 1;
+  std::vector<int64_t> dropped_shape;
+};
+
+/// Checks `axis` (negative counts from the end) against x's rank.
+AxisView view_around_axis(const Tensor& x, int64_t axis, const char* who) {
+  const int64_t rank = x.rank();
+  if (axis < -rank || axis >= rank) {
+    fail("{}: axis ({}) must be in [{}, {}) for input shape {}", who, axis, -rank, rank,
+         shape_to_string(x.shape));
+  }
+  const auto a = static_cast<std::size_t>(axis < 0 ? axis + rank : axis);
+  AxisView v;
+  v.size = x.shape[a];
+  for (std::size_t d = 0; d < a; ++d) v.outer *= x.shape[d];
+  for (std::size_t d = a + 1; d < x.shape.size(); ++d) v.inner *= x.shape[d];
+  v.dropped_shape = x.shape;
+  v.dropped_shape.erase(v.dropped_shape.begin() + static_cast<std::ptrdiff_t>(a));
+  return v;
+}
+
 template <class F>
 Tensor map_elements(const Tensor& x, F f) {
   Tensor y = x;
@@ -195,29 +219,71 @@ std::string SelectIndex::describe() const {
 }
 
 Tensor SelectIndex::forward(const Tensor& x) const {
-  const int64_t rank = x.rank();
-  if (axis < -rank || axis >= rank) {
-    fail("SelectIndex: axis ({}) must be in [{}, {}) for input shape {}", axis, -rank, rank,
-         shape_to_string(x.shape));
-  }
-  const auto a = static_cast<std::size_t>(axis < 0 ? axis + rank : axis);
-  const int64_t size = x.shape[a];
+  const auto [outer, size, inner, shape] = view_around_axis(x, axis, "SelectIndex");
   if (index < -size || index >= size) {
     fail("SelectIndex: index ({}) must be in [{}, {}) for axis {} of input shape {}", index, -size,
          size, axis, shape_to_string(x.shape));
   }
   const int64_t i = index < 0 ? index + size : index;
-  // x as [outer][size][inner]: copy [outer][i][inner].
-  int64_t outer = 1, inner = 1;
-  for (std::size_t d = 0; d < a; ++d) outer *= x.shape[d];
-  for (std::size_t d = a + 1; d < x.shape.size(); ++d) inner *= x.shape[d];
-  std::vector<int64_t> shape = x.shape;
-  shape.erase(shape.begin() + static_cast<std::ptrdiff_t>(a));
-  Tensor y(shape);
+  Tensor y(shape);  // [outer][inner]: x's [outer][i][inner]
   for (int64_t o = 0; o < outer; ++o) {
     std::copy_n(x.data.begin() + static_cast<std::ptrdiff_t>((o * size + i) * inner),
                 static_cast<std::size_t>(inner),
                 y.data.begin() + static_cast<std::ptrdiff_t>(o * inner));
+  }
+  return y;
+}
+
+// ------------------------------------------------------------------ Reshape
+std::string Reshape::describe() const {
+  std::string dims;
+  for (int64_t d : shape) dims += fmt::format(", {}", d);
+  return fmt::format("Reshape(batch{})", dims);
+}
+
+Tensor Reshape::forward(const Tensor& x) const {
+  if (x.rank() < 1) fail("Reshape: input shape {} must have a batch axis", shape_to_string(x.shape));
+  const int64_t batch = x.shape[0];
+  int64_t known = 1, inferred = -1;
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == -1 && inferred < 0) {
+      inferred = static_cast<int64_t>(i);
+    } else if (shape[i] < 0) {
+      fail("Reshape: shape entry {} ({}) must be >= 0, or -1 once", i, shape[i]);
+    } else {
+      known *= shape[i];
+    }
+  }
+  std::vector<int64_t> out = {batch};
+  out.insert(out.end(), shape.begin(), shape.end());
+  const int64_t per_item = batch == 0 ? 0 : x.numel() / batch;
+  const bool fits = inferred >= 0 ? known > 0 && per_item % known == 0 : known == per_item;
+  if (fits && inferred >= 0) out[static_cast<std::size_t>(inferred) + 1] = per_item / known;
+  if (!fits || checked_numel(out, "Reshape") != x.numel()) {
+    fail("Reshape: input shape {} has {} elements per batch item; shape {} does not fit",
+         shape_to_string(x.shape), per_item, shape_to_string(shape));
+  }
+  return Tensor(std::move(out), x.data);
+}
+
+// --------------------------------------------------------------------- Mean
+std::string Mean::describe() const { return fmt::format("Mean(axis {})", axis); }
+
+Tensor Mean::forward(const Tensor& x) const {
+  const auto [outer, size, inner, shape] = view_around_axis(x, axis, "Mean");
+  if (size < 1) fail("Mean: axis {} of input shape {} is empty", axis, shape_to_string(x.shape));
+  Tensor y(shape);
+  std::vector<double> sum(static_cast<std::size_t>(inner));
+  for (int64_t o = 0; o < outer; ++o) {
+    std::fill(sum.begin(), sum.end(), 0.0);
+    for (int64_t s = 0; s < size; ++s) {
+      const float* row = x.data.data() + (o * size + s) * inner;
+      for (int64_t i = 0; i < inner; ++i) sum[static_cast<std::size_t>(i)] += row[i];
+    }
+    for (int64_t i = 0; i < inner; ++i) {
+      y.data[static_cast<std::size_t>(o * inner + i)] =
+          static_cast<float>(sum[static_cast<std::size_t>(i)] / static_cast<double>(size));
+    }
   }
   return y;
 }

@@ -38,6 +38,16 @@ MAX_POSITIONS, TYPE_VOCAB, LABELS, EPS = 32, 2, 3, 1e-12
 BATCH, SEQ, PADDED_TOKENS = 2, 16, 5
 
 
+class LayerShape:
+    """The sizes of one encoder layer (the ViT example reuses the layer)."""
+
+    def __init__(self, hidden, heads, intermediate, eps):
+        self.hidden, self.heads, self.intermediate, self.eps = hidden, heads, intermediate, eps
+
+
+SHAPE = LayerShape(HIDDEN, HEADS, INTERMEDIATE, EPS)
+
+
 class BertEmbeddings(nn.Module):
     def __init__(self):
         super().__init__()
@@ -55,81 +65,84 @@ class BertEmbeddings(nn.Module):
 
 
 class BertSelfAttention(nn.Module):
-    def __init__(self):
+    def __init__(self, shape):
         super().__init__()
-        self.query = nn.Linear(HIDDEN, HIDDEN)
-        self.key = nn.Linear(HIDDEN, HIDDEN)
-        self.value = nn.Linear(HIDDEN, HIDDEN)
+        self.heads, self.head_size = shape.heads, shape.hidden // shape.heads
+        self.query = nn.Linear(shape.hidden, shape.hidden)
+        self.key = nn.Linear(shape.hidden, shape.hidden)
+        self.value = nn.Linear(shape.hidden, shape.hidden)
 
     def split_heads(self, x):
         b, s, _ = x.shape
-        return x.view(b, s, HEADS, HIDDEN // HEADS).permute(0, 2, 1, 3)
+        return x.view(b, s, self.heads, self.head_size).permute(0, 2, 1, 3)
 
-    def forward(self, x, extended_mask):
+    def forward(self, x, extended_mask=None):
         q, k, v = (self.split_heads(f(x)) for f in (self.query, self.key, self.value))
-        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(HIDDEN // HEADS)
-        probs = torch.softmax(scores + extended_mask, dim=-1)
+        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_size)
+        if extended_mask is not None:
+            scores = scores + extended_mask
+        probs = torch.softmax(scores, dim=-1)
         context = torch.matmul(probs, v).permute(0, 2, 1, 3).contiguous()
         return context.view(x.shape)
 
 
 class BertSelfOutput(nn.Module):
-    def __init__(self):
+    def __init__(self, shape):
         super().__init__()
-        self.dense = nn.Linear(HIDDEN, HIDDEN)
-        self.LayerNorm = nn.LayerNorm(HIDDEN, eps=EPS)
+        self.dense = nn.Linear(shape.hidden, shape.hidden)
+        self.LayerNorm = nn.LayerNorm(shape.hidden, eps=shape.eps)
 
     def forward(self, hidden, residual):
         return self.LayerNorm(self.dense(hidden) + residual)
 
 
 class BertAttention(nn.Module):
-    def __init__(self):
+    def __init__(self, shape):
         super().__init__()
-        self.self = BertSelfAttention()
-        self.output = BertSelfOutput()
+        self.self = BertSelfAttention(shape)
+        self.output = BertSelfOutput(shape)
 
-    def forward(self, x, extended_mask):
+    def forward(self, x, extended_mask=None):
         return self.output(self.self(x, extended_mask), x)
 
 
 class BertIntermediate(nn.Module):
-    def __init__(self):
+    def __init__(self, shape):
         super().__init__()
-        self.dense = nn.Linear(HIDDEN, INTERMEDIATE)
+        self.dense = nn.Linear(shape.hidden, shape.intermediate)
 
     def forward(self, x):
         return nn.functional.gelu(self.dense(x))  # exact (erf) GELU, HF's "gelu"
 
 
 class BertOutput(nn.Module):
-    def __init__(self):
+    def __init__(self, shape):
         super().__init__()
-        self.dense = nn.Linear(INTERMEDIATE, HIDDEN)
-        self.LayerNorm = nn.LayerNorm(HIDDEN, eps=EPS)
+        self.dense = nn.Linear(shape.intermediate, shape.hidden)
+        self.LayerNorm = nn.LayerNorm(shape.hidden, eps=shape.eps)
 
     def forward(self, hidden, residual):
         return self.LayerNorm(self.dense(hidden) + residual)
 
 
 class BertLayer(nn.Module):
-    def __init__(self):
+    def __init__(self, shape):
         super().__init__()
-        self.attention = BertAttention()
-        self.intermediate = BertIntermediate()
-        self.output = BertOutput()
+        self.attention = BertAttention(shape)
+        self.intermediate = BertIntermediate(shape)
+        self.output = BertOutput(shape)
 
-    def forward(self, x, extended_mask):
+    def forward(self, x, extended_mask=None):
         attended = self.attention(x, extended_mask)
         return self.output(self.intermediate(attended), attended)
 
 
 class BertEncoder(nn.Module):
-    def __init__(self):
+    def __init__(self, shape, layers):
         super().__init__()
-        self.layer = nn.ModuleList(BertLayer() for _ in range(LAYERS))
+        self.layer = nn.ModuleList(BertLayer(shape) for _ in range(layers))
 
-    def forward(self, x, extended_mask):
+    def forward(self, x, extended_mask=None):
         for layer in self.layer:
             x = layer(x, extended_mask)
         return x
@@ -149,7 +162,7 @@ class BertModel(nn.Module):
     def __init__(self):
         super().__init__()
         self.embeddings = BertEmbeddings()
-        self.encoder = BertEncoder()
+        self.encoder = BertEncoder(SHAPE, LAYERS)
         self.pooler = BertPooler()
 
     def forward(self, input_ids, attention_mask):

@@ -3,6 +3,9 @@
 // bert_pytorch ctest (tests/pytorch/).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <numeric>
 #include <random>
 #include <set>
@@ -11,6 +14,7 @@
 
 #include "sparq/error.hpp"
 #include "sparq/nn/models.hpp"
+#include "sparq/threads.hpp"
 
 namespace nn = sparq::nn;
 
@@ -149,4 +153,37 @@ TEST(Bert, RejectsBadConfigsAndIds) {
   } catch (const sparq::Error& e) {
     EXPECT_NE(std::string(e.what()).find("id (50)"), std::string::npos) << e.what();
   }
+}
+
+// FP32 latency at sequence 128, batch 1 (docs/transformers.md), for bert-tiny
+// and bert-base with random weights: the median of repeated forwards after a
+// warm-up, at 1 thread and at the machine's count. Not a correctness test:
+// run it with --gtest_also_run_disabled_tests --gtest_filter='*Latency*'.
+TEST(Bert, DISABLED_LatencySeq128Batch1) {
+  const int64_t seq = 128;
+  const nn::Tensor mask({1, seq}, std::vector<float>(seq, 1.0f));
+  nn::Tensor ids({1, seq});
+  std::mt19937 rng(3);
+  for (float& id : ids.data) id = static_cast<float>(std::uniform_int_distribution<int>(0, 30521)(rng));
+  const int saved = sparq::num_threads();
+  for (const auto& [name, config] : {std::pair{"bert-tiny", nn::bert_tiny_config()},
+                                     std::pair{"bert-base", nn::bert_base_config()}}) {
+    nn::Graph g = nn::bert(config);
+    g.init_parameters(4);
+    const int reps = config.num_layers > 2 ? 7 : 51;
+    for (const int threads : {1, saved}) {
+      sparq::set_num_threads(threads);
+      g.forward({ids, mask});  // warm-up: scratch buffers, page faults
+      std::vector<double> ms;
+      for (int r = 0; r < reps; ++r) {
+        const auto t0 = std::chrono::steady_clock::now();
+        g.forward({ids, mask});
+        ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      }
+      std::nth_element(ms.begin(), ms.begin() + reps / 2, ms.end());
+      std::printf("%s FP32 seq %lld batch 1, %d thread(s): median %.2f ms of %d runs\n", name,
+                  static_cast<long long>(seq), threads, ms[reps / 2], reps);
+    }
+  }
+  sparq::set_num_threads(saved);
 }

@@ -263,6 +263,46 @@ TEST(SelectIndex, DropsTheAxisAndCountsFromTheEnd) {
   expect_error([&] { bad.forward(x); }, {"axis (3)", "[2, 5, 3]"});
 }
 
+// ------------------------------------------------------------ Reshape, Mean
+TEST(Reshape, KeepsTheBatchAndTheDataAndInfersOneAxis) {
+  std::mt19937 rng(10);
+  const nn::Tensor x = random_tensor({2, 4, 4, 6}, rng);  // NHWC patch embedding
+  nn::Reshape tokens;
+  tokens.shape = {16, 6};
+  const nn::Tensor y = tokens.forward(x);
+  EXPECT_EQ(y.shape, (std::vector<int64_t>{2, 16, 6}));
+  EXPECT_EQ(y.data, x.data);
+  tokens.shape = {-1, 6};
+  EXPECT_EQ(tokens.forward(x).shape, (std::vector<int64_t>{2, 16, 6}));
+  EXPECT_EQ(tokens.describe(), "Reshape(batch, -1, 6)");
+  tokens.shape = {-1, 5};
+  expect_error([&] { tokens.forward(x); }, {"[2, 4, 4, 6]", "96 elements", "[-1, 5]"});
+  tokens.shape = {-1, -1};
+  expect_error([&] { tokens.forward(x); }, {"entry 1 (-1)"});
+}
+
+TEST(Mean, MatchesFp64AndDropsTheAxis) {
+  std::mt19937 rng(11);
+  const nn::Tensor x = random_tensor({3, 16, 5}, rng, -4.0f, 4.0f);
+  nn::Mean pool;  // axis 1: mean over tokens
+  const nn::Tensor y = pool.forward(x);
+  ASSERT_EQ(y.shape, (std::vector<int64_t>{3, 5}));
+  for (int64_t b = 0; b < 3; ++b)
+    for (int64_t c = 0; c < 5; ++c) {
+      double sum = 0;
+      for (int64_t s = 0; s < 16; ++s) sum += x.data[(b * 16 + s) * 5 + c];
+      // Summed in double, rounded once to float.
+      EXPECT_NEAR(y.data[b * 5 + c], sum / 16, kUlp * std::fabs(sum / 16) + 1e-12);
+    }
+  pool.axis = -1;
+  EXPECT_EQ(pool.forward(x).shape, (std::vector<int64_t>{3, 16}));
+  EXPECT_EQ(pool.describe(), "Mean(axis -1)");
+  pool.axis = 3;
+  expect_error([&] { pool.forward(x); }, {"Mean: axis (3)", "[-3, 3)"});
+  pool.axis = 1;
+  expect_error([&] { pool.forward(nn::Tensor({2, 0, 3})); }, {"axis 1", "empty"});
+}
+
 // ---------------------------------------------------------------- Attention
 TEST(Attention, MatchesFp64WithAndWithoutMask) {
   std::mt19937 rng(7);

@@ -10,6 +10,7 @@
 #include <random>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "sparq/nn/graph_op.hpp"
 #include "sparq/nn/tensor.hpp"
@@ -100,6 +101,30 @@ struct SelectIndex {
   Tensor forward(const Tensor& x) const;
 };
 
+/// x.reshape(batch, *shape): the batch axis is kept, the others are
+/// reinterpreted in row-major order (no data moves). One entry of `shape`
+/// may be -1 (inferred). A ViT turns its NHWC patch embedding
+/// [B][4][4][64] into tokens [B][16][64] with shape {16, 64}: the same
+/// token order as PyTorch's conv(x).flatten(2).transpose(1, 2).
+struct Reshape {
+  static constexpr const char* kind = "Reshape";
+  static constexpr int arity = 1;
+  std::vector<int64_t> shape;  ///< every axis but the batch
+  std::string describe() const;
+  Tensor forward(const Tensor& x) const;
+};
+
+/// torch.mean(x, dim=axis): the mean over one axis, which is dropped (a
+/// ViT's mean pooling over its tokens: [B][S][H] -> [B][H] for axis 1).
+/// Summed in double. Negative axis counts from the end.
+struct Mean {
+  static constexpr const char* kind = "Mean";
+  static constexpr int arity = 1;
+  int64_t axis = 1;
+  std::string describe() const;
+  Tensor forward(const Tensor& x) const;
+};
+
 /// Multi-head scaled dot-product attention on already projected inputs:
 /// inputs q, k, v ([B][S][hidden] each) and optionally a padding mask
 /// ([B][S], 1 = attend, 0 = padding, Hugging Face's attention_mask).
@@ -126,5 +151,20 @@ struct Attention {
   std::string describe() const;
   Tensor forward(std::span<const Tensor* const> inputs) const;
 };
+
+class Graph;
+struct BertConfig;
+
+/// Adds one Hugging Face BertLayer (post-norm encoder layer) reading node
+/// `input` ([B][S][hidden]) to `graph`, with nodes named
+/// <prefix>.attention.self.query|key|value (Linear), <prefix>.attention.self
+/// (Attention, reading `mask` too unless it is empty),
+/// <prefix>.attention.output.dense, a residual Add, .attention.output.LayerNorm,
+/// <prefix>.intermediate.dense + GELU (erf), <prefix>.output.dense, Add,
+/// <prefix>.output.LayerNorm; returns the last one's name. Uses the config's
+/// hidden_size, num_heads, intermediate_size and layer_norm_eps. nn::bert
+/// builds its encoder with it; a ViT reuses it without a mask.
+std::string add_bert_layer(Graph& graph, const BertConfig& config, const std::string& prefix,
+                           const std::string& input, const std::string& mask = {});
 
 }  // namespace sparq::nn
