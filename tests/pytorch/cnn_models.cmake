@@ -6,3 +6,13 @@ add_test(NAME cnn_models_pytorch
          COMMAND Python3::Interpreter ${CMAKE_CURRENT_LIST_DIR}/torchvision_reference.py
                  $<TARGET_FILE:nn_cnn_models_test>)
 set_tests_properties(cnn_models_pytorch PROPERTIES SKIP_RETURN_CODE 77)
+
+# `sparq bench model` end to end on a small input (no PyTorch needed: --no-peer):
+# both sparq variants print a JSON record; a bad flag names itself.
+add_test(NAME bench_model_cli
+         COMMAND sparq_tool bench model resnet18 --size 32 --repeat 1 --json --no-peer)
+set_tests_properties(bench_model_cli PROPERTIES PASS_REGULAR_EXPRESSION
+                     "\"model\":\"resnet18\".*\"variant\":\"fp32\".*\n.*\"variant\":\"int8\"")
+add_test(NAME bench_model_cli_errors COMMAND sparq_tool bench model resnet18 --threads 0)
+set_tests_properties(bench_model_cli_errors PROPERTIES PASS_REGULAR_EXPRESSION
+                     "bench model: --threads '0': expected a positive integer")
