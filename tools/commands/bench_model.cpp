@@ -25,12 +25,16 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
 #include <string>
+#include <utility>
+#include <variant>
 #include <vector>
 
 #include "commands/bench_args.hpp"
@@ -72,6 +76,7 @@ struct Options {
   int64_t seq = 128;
   bool json = false;
   bool peer = true;
+  bool profile = false;
   std::string peer_script;
   std::string python = "python3";
 };
@@ -104,12 +109,14 @@ void print_usage() {
       "usage: sparq bench model NAME [--int8|--fp32|--both] [--threads N] [--batch B]\n"
       "                              [--repeat R] [--size 224] [--seq 128] [--json]\n"
       "                              [--no-peer] [--peer-script PATH] [--python EXE]\n"
+      "                              [--profile]\n"
       "  NAME: resnet18, resnet50, mobilenet_v2, bert-tiny, bert-base (random weights).\n"
       "  Median latency of R forward calls after one warm-up and the weight bytes of\n"
       "  sparq FP32 (Graph::forward) and INT8 (CNNs: quantize_static, 2 calibration\n"
       "  batches; BERT: quantize_dynamic, per-row activations), and of PyTorch when\n"
       "  python3 has torch (tests/pytorch/bench_model_peer.py; --no-peer skips it).\n"
-      "  --size: CNN image height and width; --seq: BERT sequence length.\n");
+      "  --size: CNN image height and width; --seq: BERT sequence length.\n"
+      "  --profile: FP32 time per operator kind (conv by kernel shape), averaged over R runs.\n");
 }
 
 Options parse(const sparq::tool::Args& args) {
@@ -155,6 +162,8 @@ Options parse(const sparq::tool::Args& args) {
       seq_given = true;
     } else if (a == "--json") {
       o.json = true;
+    } else if (a == "--profile") {
+      o.profile = true;
     } else if (a == "--no-peer") {
       o.peer = false;
     } else if (a == "--peer-script") {
@@ -237,6 +246,30 @@ class Printer {
     std::fflush(stdout);
   }
 
+  /// The FP32 profile: one JSON line, or a table sorted by time.
+  void profile(const std::map<std::string, double>& ms_by_label) const {
+    if (o_.json) {
+      fmt::print("{}\n", nlohmann::json{{"model", o_.model},
+                                        {"variant", "fp32-profile"},
+                                        {"batch", o_.batch},
+                                        {"threads", o_.threads},
+                                        {"ms_by_op", ms_by_label}}
+                             .dump());
+      return;
+    }
+    std::vector<std::pair<double, std::string>> rows;
+    double total = 0;
+    for (const auto& [label, ms] : ms_by_label) {
+      rows.emplace_back(ms, label);
+      total += ms;
+    }
+    std::sort(rows.rbegin(), rows.rend());
+    fmt::print("  fp32 time by operator (mean of {} runs):\n", o_.repeat);
+    for (const auto& [ms, label] : rows)
+      fmt::print("    {:<18} {:>10.2f} ms {:>6.1f}%\n", label, ms, 100.0 * ms / total);
+    std::fflush(stdout);
+  }
+
   /// Remarks (the peer skipped, ...): stderr with --json, so stdout stays JSON lines.
   void note(const std::string& text) const {
     fmt::print(o_.json ? stderr : stdout, "note: {}\n", text);
@@ -248,6 +281,37 @@ class Printer {
   const Options& o_;
   std::optional<double> fp32_ms_;  // speedups are against sparq FP32 of the same run
 };
+
+// What a node is, for the profile: the operator kind, convolutions split by
+// kernel shape (1x1, 3x3, 7x7 and depthwise convs cost very differently per FLOP).
+std::string profile_label(const nn::NodeOp& op) {
+  if (const auto* layer = std::get_if<nn::Layer>(&op)) {
+    if (const auto* conv = std::get_if<nn::Conv2d>(layer)) {
+      if (conv->depthwise()) return fmt::format("Conv2d dw {}x{}", conv->kernel_h, conv->kernel_w);
+      return fmt::format("Conv2d {}x{}", conv->kernel_h, conv->kernel_w);
+    }
+  }
+  return nn::op_kind(op);
+}
+
+// FP32 time per operator kind: the wall time between consecutive node
+// outputs of Graph::forward_visit, averaged over `repeat` calls after a warm-up.
+void profile_fp32(const Options& o, const nn::Graph& g, const std::vector<nn::Tensor>& inputs,
+                  const Printer& out) {
+  using Clock = std::chrono::steady_clock;
+  std::map<std::string, double> ms_by_label;
+  (void)g.forward(inputs);
+  for (int r = 0; r < o.repeat; ++r) {
+    Clock::time_point last = Clock::now();
+    (void)g.forward_visit(inputs, [&](std::size_t node, const nn::Tensor&) {
+      const Clock::time_point now = Clock::now();
+      ms_by_label[profile_label(g.nodes()[node].op)] +=
+          std::chrono::duration<double, std::milli>(now - last).count() / o.repeat;
+      last = now;
+    });
+  }
+  out.profile(ms_by_label);
+}
 
 void run_sparq(const Options& o, Printer& out) {
   sparq::set_num_threads(o.threads);
@@ -262,6 +326,7 @@ void run_sparq(const Options& o, Printer& out) {
     r.bytes = g.weight_bytes();
     r.ms = median_ms([&] { (void)g.forward(inputs); }, o.repeat);
     out.print(r);
+    if (o.profile) profile_fp32(o, g, inputs, out);
   }
   if (o.int8) {
     nn::QuantizedGraph q;
