@@ -86,10 +86,13 @@ class BertSelfAttention(nn.Module):
         return context.view(x.shape)
 
 
-class BertSelfOutput(nn.Module):
-    def __init__(self, shape):
+class BertOutput(nn.Module):
+    """Hugging Face's BertSelfOutput (in_features = hidden) and BertOutput
+    (in_features = intermediate): the same dense + residual + LayerNorm."""
+
+    def __init__(self, in_features, shape):
         super().__init__()
-        self.dense = nn.Linear(shape.hidden, shape.hidden)
+        self.dense = nn.Linear(in_features, shape.hidden)
         self.LayerNorm = nn.LayerNorm(shape.hidden, eps=shape.eps)
 
     def forward(self, hidden, residual):
@@ -100,7 +103,7 @@ class BertAttention(nn.Module):
     def __init__(self, shape):
         super().__init__()
         self.self = BertSelfAttention(shape)
-        self.output = BertSelfOutput(shape)
+        self.output = BertOutput(shape.hidden, shape)
 
     def forward(self, x, extended_mask=None):
         return self.output(self.self(x, extended_mask), x)
@@ -115,22 +118,12 @@ class BertIntermediate(nn.Module):
         return nn.functional.gelu(self.dense(x))  # exact (erf) GELU, HF's "gelu"
 
 
-class BertOutput(nn.Module):
-    def __init__(self, shape):
-        super().__init__()
-        self.dense = nn.Linear(shape.intermediate, shape.hidden)
-        self.LayerNorm = nn.LayerNorm(shape.hidden, eps=shape.eps)
-
-    def forward(self, hidden, residual):
-        return self.LayerNorm(self.dense(hidden) + residual)
-
-
 class BertLayer(nn.Module):
     def __init__(self, shape):
         super().__init__()
         self.attention = BertAttention(shape)
         self.intermediate = BertIntermediate(shape)
-        self.output = BertOutput(shape)
+        self.output = BertOutput(shape.intermediate, shape)
 
     def forward(self, x, extended_mask=None):
         attended = self.attention(x, extended_mask)

@@ -13,6 +13,7 @@
 #include "sparq/error.hpp"
 #include "sparq/nn/transformer.hpp"
 #include "sparq/threads.hpp"
+#include "support/nn_random.hpp"
 
 namespace nn = sparq::nn;
 
@@ -20,13 +21,7 @@ namespace {
 
 constexpr double kUlp = 1.0 / (1 << 24);  // 2^-24, half a float ulp at 1
 
-nn::Tensor random_tensor(std::vector<int64_t> shape, std::mt19937& rng, float lo = -1.0f,
-                         float hi = 1.0f) {
-  nn::Tensor t(std::move(shape));
-  std::uniform_real_distribution<float> u(lo, hi);
-  for (float& v : t.data) v = u(rng);
-  return t;
-}
+using sparq::test::random_tensor;
 
 // Runs `f` and expects a sparq::Error whose message contains every piece.
 template <class F>

@@ -1,0 +1,139 @@
+// A tiny Vision Transformer on Fashion-MNIST in sparq (FP32), with the
+// weights train.py trained in PyTorch: the test accuracy must equal
+// PyTorch's, prediction for prediction up to float near-ties.
+//
+//   vit_fashion [--weights vit_fashion.safetensors]
+//               [--reference vit_fashion_reference.safetensors] [--data DIR]
+//
+// The graph's node names are train.py's module paths, so the state_dict
+// loads as it is (the patch convolution's weight OIHW, converted on load).
+// Exit 0: accuracies equal; 1: they differ or something failed; 77: the data
+// set is not installed (ctest's skip).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <filesystem>
+#include <string>
+
+#include "idx.hpp"
+#include "sparq/nn/io.hpp"
+#include "sparq/nn/models.hpp"
+
+namespace nn = sparq::nn;
+
+namespace {
+
+constexpr int64_t kImage = 28, kPatch = 7, kTokens = 16, kHidden = 64, kClasses = 10;
+constexpr int64_t kLayers = 4;
+
+/// train.py's VitFashion, node for node: patch embedding (7x7 stride-7
+/// conv), tokens in row-major patch order, learned position embedding,
+/// LayerNorm, 4 BERT encoder layers, mean over tokens, classifier.
+nn::Graph vit_fashion_graph() {
+  nn::BertConfig layer;
+  layer.hidden_size = kHidden;
+  layer.num_heads = 4;
+  layer.intermediate_size = 128;
+  layer.layer_norm_eps = 1e-5f;  // torch.nn.LayerNorm's default, as train.py uses
+  nn::Graph g;                   // input "input": [B][28][28][1] NHWC, pixel / 255
+  g.add("patch_embeddings",
+        nn::Conv2d(1, kHidden, kPatch, {.stride = {kPatch, kPatch}}));  // [B][4][4][64]
+  g.add("tokens", nn::Reshape{.shape = {kTokens, kHidden}});            // [B][16][64]
+  // position_embeddings reads rows 0..15 and only the shape of its input
+  // ([B][16]), which any [B][16] tensor provides: one channel of the tokens.
+  g.add("position_ids", nn::SelectIndex{.axis = 2, .index = 0});
+  g.add("position_embeddings", nn::Embedding(kTokens, kHidden, /*positional=*/true));
+  g.add("add_positions", nn::Add(), {"tokens", "position_embeddings"});
+  std::string x = g.add("LayerNorm", nn::LayerNorm(kHidden, layer.layer_norm_eps));
+  for (int64_t l = 0; l < kLayers; ++l) {
+    x = nn::add_bert_layer(g, layer, "encoder.layer." + std::to_string(l), x);
+  }
+  g.add("pool", nn::Mean{.axis = 1});
+  g.add("classifier", nn::Linear(kHidden, kClasses));
+  return g;
+}
+
+int64_t argmax(const float* logits) {
+  return std::max_element(logits, logits + kClasses) - logits;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::filesystem::path weights = std::filesystem::path(VIT_FASHION_DIR) / "vit_fashion.safetensors";
+  std::filesystem::path reference =
+      std::filesystem::path(VIT_FASHION_DIR) / "vit_fashion_reference.safetensors";
+  std::filesystem::path data = fashion::default_data_dir();
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (flag == "--weights") weights = argv[i + 1];
+    else if (flag == "--reference") reference = argv[i + 1];
+    else if (flag == "--data") data = argv[i + 1];
+    else {
+      std::fprintf(stderr, "vit_fashion: unknown flag %s\n", argv[i]);
+      return 1;
+    }
+  }
+  fashion::Dataset test;
+  try {
+    test = fashion::load_fashion_mnist(data, "t10k");
+  } catch (const std::exception& e) {
+    std::printf("skipped: %s\n", e.what());
+    return 77;
+  }
+  try {
+    nn::Graph graph = vit_fashion_graph();
+    nn::load_weights(graph, weights);  // strict, conv weight OIHW
+    const nn::TensorMap ref = nn::load_safetensors(reference);
+    const std::vector<float>& torch_predictions = ref.at("test_predictions").data;
+    const float torch_accuracy = ref.at("test_accuracy").data.at(0);
+    if (static_cast<int64_t>(torch_predictions.size()) != test.count) {
+      std::fprintf(stderr, "FAIL: %zu reference predictions for %lld test images\n",
+                   torch_predictions.size(), static_cast<long long>(test.count));
+      return 1;
+    }
+    const int64_t batch = 500;
+    int64_t correct = 0, disagreements = 0;
+    double seconds = 0;
+    for (int64_t start = 0; start < test.count; start += batch) {
+      const int64_t n = std::min(batch, test.count - start);
+      nn::Tensor x({n, kImage, kImage, 1});
+      for (int64_t i = 0; i < x.numel(); ++i) {
+        x.data[static_cast<std::size_t>(i)] =
+            static_cast<float>(test.images[static_cast<std::size_t>(start * kImage * kImage + i)]) /
+            255.0f;
+      }
+      const auto t0 = std::chrono::steady_clock::now();
+      const nn::Tensor logits = graph.forward(x);
+      seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t predicted = argmax(logits.data.data() + i * kClasses);
+        correct += predicted == test.labels[static_cast<std::size_t>(start + i)];
+        disagreements +=
+            predicted != static_cast<int64_t>(torch_predictions[static_cast<std::size_t>(start + i)]);
+      }
+    }
+    const double accuracy = static_cast<double>(correct) / static_cast<double>(test.count);
+    std::printf(
+        "FP32 test accuracy: sparq %.4f, PyTorch %.4f; %lld of %lld predictions differ; sparq "
+        "%.0f images/s (batch %lld)\n",
+        accuracy, torch_accuracy, static_cast<long long>(disagreements),
+        static_cast<long long>(test.count), static_cast<double>(test.count) / seconds,
+        static_cast<long long>(batch));
+    // PyTorch's accuracy went through float32: compare the counts it stands for.
+    const auto torch_correct =
+        static_cast<int64_t>(std::lround(double{torch_accuracy} * static_cast<double>(test.count)));
+    if (correct != torch_correct) {
+      std::fprintf(stderr, "FAIL: sparq gets %lld right, PyTorch %lld\n",
+                   static_cast<long long>(correct), static_cast<long long>(torch_correct));
+      return 1;
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "FAIL: %s\n", e.what());
+    return 1;
+  }
+}
