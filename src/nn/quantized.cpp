@@ -13,6 +13,7 @@
 #include "quant/dynamic_qparams.hpp"
 #include "sparq/error.hpp"
 #include "sparq/isa.hpp"
+#include "sparq/threads.hpp"
 #include "sparq/nn/sequential.hpp"
 #include "sparq/quant/quantize.hpp"
 #include "sparq/quant/requantize.hpp"
@@ -350,6 +351,86 @@ void depthwise(const QConv2d& c, const Act& in, int64_t oh, int64_t ow, Act& out
       }
 }
 
+/// Depthwise convolution with one output per channel (MobileNet's kind),
+/// channels innermost: the weights are transposed to [tap][channel] so each
+/// tap adds one contiguous run of channels (vectorised by the compiler),
+/// and a row of output pixels goes through the GEMM's output stage kernels
+/// (sparq::apply_stage): the same int32 sums and the same stage arithmetic
+/// as depthwise() above, hence the same bits for a static layer. Rows of
+/// the output run on sparq::num_threads() threads.
+void depthwise_one_per_channel(const QConv2d& c, const Act& in, int64_t oh, int64_t ow, Act& out) {
+  const int64_t b = in.shape[0], h = in.shape[1], w = in.shape[2], ch = c.in_channels;
+  const int64_t taps = c.kernel_h * c.kernel_w;
+  const int32_t zp = in.qp.zero_point;
+  std::vector<int16_t> wt(static_cast<std::size_t>(taps * ch));
+  for (int64_t ic = 0; ic < ch; ++ic) {
+    const int8_t* v = c.weights[ic]->values().data();
+    for (int64_t t = 0; t < taps; ++t) wt[t * ch + ic] = v[t];
+  }
+  const bool is_static = c.mode == QuantMode::static_;
+  RequantizeStage st;
+  DequantizeStage dq;
+  std::vector<float> scales;
+  if (is_static) {
+    const bool bias = !c.stages[0].bias.empty();
+    for (int64_t ic = 0; ic < ch; ++ic) {
+      st.multipliers.push_back(c.stages[ic].multipliers[0]);
+      if (bias) st.bias.push_back(c.stages[ic].bias[0]);
+    }
+    st.output_zero_point = c.stages[0].output_zero_point;
+    st.clamp_min = c.stages[0].clamp_min;
+    st.clamp_max = c.stages[0].clamp_max;
+  } else {
+    for (int64_t ic = 0; ic < ch; ++ic) scales.push_back(c.weights[ic]->scales()[0]);
+    dq.activation_scale = in.qp.scale;
+    dq.bias = c.bias;
+  }
+  const int64_t rows = b * oh;
+  auto row = [&](int64_t r, std::vector<int32_t>& sums) {
+    const int64_t n = r / oh, oy = r % oh;
+    sums.assign(static_cast<std::size_t>(ow * ch), 0);
+    for (int64_t ox = 0; ox < ow; ++ox) {
+      int32_t* acc = sums.data() + ox * ch;
+      for (int64_t ky = 0; ky < c.kernel_h; ++ky) {
+        const int64_t iy = oy * c.stride_h - c.pad_h + ky * c.dilation_h;
+        if (iy < 0 || iy >= h) continue;  // zero-point padding adds (zp - zp) * w = 0
+        for (int64_t kx = 0; kx < c.kernel_w; ++kx) {
+          const int64_t ix = ox * c.stride_w - c.pad_w + kx * c.dilation_w;
+          if (ix < 0 || ix >= w) continue;
+          const uint8_t* x = in.q.data() + ((n * h + iy) * w + ix) * ch;
+          const int16_t* wv = wt.data() + (ky * c.kernel_w + kx) * ch;
+          // |x - zp| <= 255 and |w| <= 128: the product fits int16 exactly,
+          // so it is formed in 16 bits (pmullw) and widened for the sum.
+          for (int64_t i = 0; i < ch; ++i) {
+            acc[i] += static_cast<int16_t>(static_cast<int16_t>(x[i] - zp) * wv[i]);
+          }
+        }
+      }
+    }
+    const int64_t o = r * ow * ch;
+    if (is_static) {
+      apply_stage(sums.data(), ow, ch, ch, st, out.q.data() + o, ch);
+    } else {
+      apply_stage(sums.data(), ow, ch, ch, scales, dq, out.f.data() + o, ch);
+    }
+  };
+  // Row 0 first, on this thread: a stage error is thrown here, never out of
+  // a parallel region (the other rows use the same stage and sizes).
+  std::vector<int32_t> sums;
+  if (rows > 0) row(0, sums);
+#if defined(SPARQ_WITH_OPENMP)
+  const int threads = static_cast<int>(std::clamp<int64_t>(rows - 1, 1, sparq::num_threads()));
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<int32_t> own;
+#pragma omp for schedule(static)
+    for (int64_t r = 1; r < rows; ++r) row(r, own);
+  }
+#else
+  for (int64_t r = 1; r < rows; ++r) row(r, sums);
+#endif
+}
+
 /// True when `pool` can run fused after conv `c` on input shape `shape`:
 /// both units would succeed on their own (the unfused path reports the
 /// errors, under the right unit's name) and the conv goes through im2col.
@@ -404,7 +485,11 @@ Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool,
   }
   if (m == 0) return out;
   if (c.depthwise()) {
-    depthwise(c, in, oh, ow, out);
+    if (c.out_channels == c.in_channels) {
+      depthwise_one_per_channel(c, in, oh, ow, out);
+    } else {
+      depthwise(c, in, oh, ow, out);
+    }
     if (!is_static)
       detail::apply_activation(out.f.data(), static_cast<int64_t>(count), c.activation);
     return out;

@@ -42,6 +42,7 @@
 #include "bench_sparse.hpp"
 #include "command.hpp"
 #include "commands/bench_gemm.hpp"
+#include "commands/bench_model.hpp"
 #include "kernels/gemm_kernels.hpp"
 #include "sparq/error.hpp"
 #include "util/checked_size.hpp"
@@ -360,14 +361,17 @@ int run_bench(const sparq::tool::Args& args) {
         "  the int8 peak and read-bandwidth probes, oneDNN (pre-packed) and an FP32 GEMM.\n"
         "  Default shapes: M in {{1,4,16,64,256}} x N = K = 4096, plus 1024^3.\n"
         "  --sparse: also the 2:4 sparse GEMM (sparse_gops, sparse_path) on the same shapes;\n"
-        "  default shapes then M in {{1,4,16,64,256}} x N = K in {{4096, 8192}}.\n");
+        "  default shapes then M in {{1,4,16,64,256}} x N = K in {{4096, 8192}}.\n"
+        "       sparq bench model NAME [options]   (whole models; sparq bench model --help)\n");
     return args.empty() ? 2 : 0;
   }
   if (args[0] == "gemm") return run_gemm_bench(parse(args));
-  sparq::detail::fail("bench: unknown benchmark '{}'; expected 'gemm'", args[0]);
+  if (args[0] == "model") return run_model_bench(sparq::tool::Args(args.begin() + 1, args.end()));
+  sparq::detail::fail("bench: unknown benchmark '{}'; expected 'gemm' or 'model'", args[0]);
 }
 
-const sparq::tool::Registration reg{"bench", "benchmark kernels: sparq bench gemm [options]",
+const sparq::tool::Registration reg{"bench",
+                                    "benchmarks: sparq bench gemm|model [options]",
                                     run_bench};
 
 }  // namespace

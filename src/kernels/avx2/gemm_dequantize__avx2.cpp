@@ -19,9 +19,15 @@ void gemm_dequantize__avx2(const GemmDequantizeParams& p) noexcept {
     const __m256 b = _mm256_load_ps(b_buf);
     for (int i = 0; i < p.rows; ++i) {
       const __m256 scale = _mm256_mul_ps(_mm256_set1_ps(p.row_scale[i]), cs);
-      alignas(32) int32_t in[8] = {};
-      std::memcpy(in, p.acc + i * p.ld_acc + j, sizeof(int32_t) * n);
-      const __m256 x = _mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(in)));
+      __m256i acc;
+      if (n == 8) {  // full lanes load directly; the tail through a padded buffer
+        acc = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.acc + i * p.ld_acc + j));
+      } else {
+        alignas(32) int32_t in[8] = {};
+        std::memcpy(in, p.acc + i * p.ld_acc + j, sizeof(int32_t) * n);
+        acc = _mm256_load_si256(reinterpret_cast<const __m256i*>(in));
+      }
+      const __m256 x = _mm256_cvtepi32_ps(acc);
       __m256 y = _mm256_fmadd_ps(x, scale, b);
       if (p.relu) y = _mm256_max_ps(y, zero);
       if (n == 8) {

@@ -67,16 +67,25 @@ void requantize_tile(const GemmRequantizeParams& p) noexcept {
     const __m256i m = load8(mul);
     const __m256i s = load8(sh);
     const __m256i b = load8(bias);
-    for (int i = 0; i < p.rows; ++i) {
-      alignas(32) int32_t in[8] = {};
-      std::memcpy(in, p.acc + i * p.ld_acc + j, sizeof(int32_t) * n);
-      __m256i x = load8(in);
+    auto stage = [&](__m256i x) {
       if (p.bias != nullptr) x = add_sat(x, b);
       __m256i y = mul_by_quantized_multiplier(x, m, s);
       y = _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(y, lo), hi), zp);
-      const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(y, narrow), gather);
+      return _mm256_castsi256_si128(
+          _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(y, narrow), gather));
+    };
+    if (n == 8) {  // full lanes: direct loads and 8-byte stores (the common case)
+      for (int i = 0; i < p.rows; ++i) {
+        const __m128i bytes = stage(load8(p.acc + i * p.ld_acc + j));
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(out + i * p.ld_out + j), bytes);
+      }
+      continue;
+    }
+    for (int i = 0; i < p.rows; ++i) {  // the tail, through padded buffers
+      alignas(32) int32_t in[8] = {};
+      std::memcpy(in, p.acc + i * p.ld_acc + j, sizeof(int32_t) * n);
       alignas(16) uint8_t res[16];
-      _mm_store_si128(reinterpret_cast<__m128i*>(res), _mm256_castsi256_si128(bytes));
+      _mm_store_si128(reinterpret_cast<__m128i*>(res), stage(load8(in)));
       std::memcpy(out + i * p.ld_out + j, res, static_cast<size_t>(n));
     }
   }
