@@ -16,3 +16,6 @@ set_tests_properties(bench_model_cli PROPERTIES PASS_REGULAR_EXPRESSION
 add_test(NAME bench_model_cli_errors COMMAND sparq_tool bench model resnet18 --threads 0)
 set_tests_properties(bench_model_cli_errors PROPERTIES PASS_REGULAR_EXPRESSION
                      "bench model: --threads '0': expected a positive integer")
+add_test(NAME bench_model_cli_memory COMMAND sparq_tool bench model resnet18 --batch 1024 --size 4096)
+set_tests_properties(bench_model_cli_memory PROPERTIES PASS_REGULAR_EXPRESSION
+                     "needs about [0-9]+ MiB of activations but [0-9]+ MiB of memory are available")

@@ -3,8 +3,11 @@
 // flag, the value and what was expected.
 #pragma once
 
+#include <unistd.h>
+
 #include <cstdint>
 #include <exception>
+#include <fstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -59,6 +62,21 @@ inline std::vector<int64_t> parse_positive_list(std::string_view command, const 
 inline int64_t parse_positive(std::string_view command, const std::string& flag,
                               const std::string& text, int64_t max_value) {
   return parse_positive_item(command, flag, text, text, "a positive integer", max_value);
+}
+
+/// Bytes the kernel may allocate now: MemAvailable, else the free pages.
+/// Benchmarks refuse sizes whose buffers cannot fit before allocating any.
+inline uint64_t available_memory() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  uint64_t kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib >> unit) {
+    if (key == "MemAvailable:") return kib * 1024;
+  }
+  const long pages = ::sysconf(_SC_AVPHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page)
+                               : UINT64_MAX;
 }
 
 }  // namespace sparq::tool::bench_args

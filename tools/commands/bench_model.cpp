@@ -187,6 +187,36 @@ Options parse(const sparq::tool::Args& args) {
   return o;
 }
 
+// Refuses a batch whose activations cannot fit before building anything. A
+// rough upper estimate of the live FP32 activations per image or sequence,
+// about three maps (input, output, residual) of the widest layer:
+//   CNNs: ResNet's stem output (64 channels at size/2) and MobileNetV2's
+//         first expansion (96 channels at size/2): <= 24 size^2 floats;
+//   BERT: the feed-forward activation (intermediate per token) and the
+//         attention scores (heads x seq per token).
+void check_memory(const Options& o) {
+  const auto batch = static_cast<uint64_t>(o.batch);
+  uint64_t per_item = 0;
+  if (is_bert(o.model)) {
+    const nn::BertConfig c = bert_config(o.model);
+    const auto seq = static_cast<uint64_t>(o.seq);
+    per_item = 3 * 4 * seq *
+               static_cast<uint64_t>(c.intermediate_size + c.num_heads * o.seq + c.hidden_size);
+  } else {
+    const auto size = static_cast<uint64_t>(o.size);
+    per_item = 3 * 4 * 24 * size * size;
+  }
+  const uint64_t need = batch * per_item;  // < 2^64: batch <= 2^10, size <= 2^12, seq <= 2^9
+  const uint64_t available = available_memory();
+  if (need > available) {
+    fail(
+        "{}: {} at batch {} needs about {} MiB of activations but {} MiB of memory are "
+        "available; use a smaller --batch{}",
+        kCommand, o.model, o.batch, need >> 20, available >> 20,
+        is_bert(o.model) ? " or --seq" : " or --size");
+  }
+}
+
 nn::Graph build(const std::string& model) {
   if (model == "resnet18") return nn::resnet18();
   if (model == "resnet50") return nn::resnet50();
@@ -405,6 +435,7 @@ int run_model_bench(const sparq::tool::Args& args) {
     return 0;
   }
   const Options o = parse(args);
+  check_memory(o);
   Printer out(o);
   run_sparq(o, out);
   if (o.peer) run_peer(o, out);
