@@ -1,6 +1,8 @@
 // Transformer operators (FP32): embeddings, LayerNorm, GELU, softmax, tanh,
-// token selection and multi-head scaled dot-product attention, as graph
-// operators (see the operator concept in graph.hpp).
+// token selection, reshape, mean and multi-head scaled dot-product attention,
+// as graph operators (see the operator concept in graph_op.hpp), and
+// add_bert_layer, the encoder layer nn::bert and the ViT example build from
+// them. docs/transformers.md describes them with measured numbers.
 //
 // Activations are [batch][sequence][hidden]. Token ids and attention masks
 // travel as FP32 tensors holding exact integers (ids up to 2^24).
