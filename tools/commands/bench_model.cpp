@@ -247,56 +247,38 @@ double median_ms(const std::function<void()>& fn, int repeat) {
   return sparq::tool::gemm_bench::median_seconds(fn, repeat, 0.0) * 1e3;
 }
 
+// Records go out as JSON lines as they are measured (--json), or as one table
+// once every variant, the peer's included, is in: its "x best fp32" column is
+// each variant's speedup over the faster FP32 of the run, sparq's or
+// PyTorch's (docs/design.md rule 11).
 class Printer {
  public:
-  explicit Printer(const Options& o) : o_(o) {
-    if (o.json) return;
-    const std::string input =
-        is_bert(o.model) ? fmt::format("sequence {}", o.seq) : fmt::format("{}x{}", o.size, o.size);
-    fmt::print(
-        "sparq bench model {}: batch {}, {}, {} thread(s), median of {} runs after 1 "
-        "warm-up\n",
-        o.model, o.batch, input, o.threads, o.repeat);
-    fmt::print("{:<14} {:<14} {:>6} {:>8} {:>10} {:>10} {:>8}\n", "model", "variant", "batch",
-               "threads", "MB", "ms", "x fp32");
-  }
+  explicit Printer(const Options& o) : o_(o) {}
 
   void print(const Record& r) {
-    if (r.variant == "fp32") fp32_ms_ = r.ms;
-    if (o_.json) {
-      const nlohmann::json j = {{"model", r.model},     {"variant", r.variant}, {"batch", r.batch},
-                                {"threads", r.threads}, {"bytes", r.bytes},     {"ms", r.ms},
-                                {"input", input_size()}};
-      fmt::print("{}\n", j.dump());
-    } else {
-      fmt::print("{:<14} {:<14} {:>6} {:>8} {:>10.1f} {:>10.2f} {:>8}\n", r.model, r.variant,
-                 r.batch, r.threads, static_cast<double>(r.bytes) / 1e6, r.ms,
-                 fp32_ms_ ? fmt::format("{:.2f}", *fp32_ms_ / r.ms) : "-");
+    if (!o_.json) {
+      records_.push_back(r);
+      return;
     }
+    const nlohmann::json j = {{"model", r.model},     {"variant", r.variant}, {"batch", r.batch},
+                              {"threads", r.threads}, {"bytes", r.bytes},     {"ms", r.ms},
+                              {"input", input_size()}};
+    fmt::print("{}\n", j.dump());
     std::fflush(stdout);
   }
 
-  /// The FP32 profile: one JSON line, or a table sorted by time.
-  void profile(const std::map<std::string, double>& ms_by_label) const {
-    if (o_.json) {
-      fmt::print("{}\n", nlohmann::json{{"model", o_.model},
-                                        {"variant", "fp32-profile"},
-                                        {"batch", o_.batch},
-                                        {"threads", o_.threads},
-                                        {"ms_by_op", ms_by_label}}
-                             .dump());
+  /// The FP32 profile: one JSON line now, or a table sorted by time at the end.
+  void profile(const std::map<std::string, double>& ms_by_label) {
+    if (!o_.json) {
+      profile_ = ms_by_label;
       return;
     }
-    std::vector<std::pair<double, std::string>> rows;
-    double total = 0;
-    for (const auto& [label, ms] : ms_by_label) {
-      rows.emplace_back(ms, label);
-      total += ms;
-    }
-    std::sort(rows.rbegin(), rows.rend());
-    fmt::print("  fp32 time by operator (mean of {} runs):\n", o_.repeat);
-    for (const auto& [ms, label] : rows)
-      fmt::print("    {:<18} {:>10.2f} ms {:>6.1f}%\n", label, ms, 100.0 * ms / total);
+    fmt::print("{}\n", nlohmann::json{{"model", o_.model},
+                                      {"variant", "fp32-profile"},
+                                      {"batch", o_.batch},
+                                      {"threads", o_.threads},
+                                      {"ms_by_op", ms_by_label}}
+                           .dump());
     std::fflush(stdout);
   }
 
@@ -306,10 +288,45 @@ class Printer {
     std::fflush(o_.json ? stderr : stdout);
   }
 
+  /// The human table (nothing with --json).
+  void finish() const {
+    if (o_.json) return;
+    const std::string input = is_bert(o_.model) ? fmt::format("sequence {}", o_.seq)
+                                                : fmt::format("{}x{}", o_.size, o_.size);
+    fmt::print(
+        "sparq bench model {}: batch {}, {}, {} thread(s), median of {} runs after 1 "
+        "warm-up\n",
+        o_.model, o_.batch, input, o_.threads, o_.repeat);
+    std::optional<double> best_fp32_ms;
+    for (const Record& r : records_) {
+      if (r.variant == "fp32" || r.variant == "pytorch-fp32")
+        best_fp32_ms = std::min(r.ms, best_fp32_ms.value_or(r.ms));
+    }
+    fmt::print("{:<14} {:<14} {:>6} {:>8} {:>10} {:>10} {:>12}\n", "model", "variant", "batch",
+               "threads", "MB", "ms", "x best fp32");
+    for (const Record& r : records_) {
+      fmt::print("{:<14} {:<14} {:>6} {:>8} {:>10.1f} {:>10.2f} {:>12}\n", r.model, r.variant,
+                 r.batch, r.threads, static_cast<double>(r.bytes) / 1e6, r.ms,
+                 best_fp32_ms ? fmt::format("{:.2f}", *best_fp32_ms / r.ms) : "-");
+    }
+    if (profile_.empty()) return;
+    std::vector<std::pair<double, std::string>> rows;
+    double total = 0;
+    for (const auto& [label, ms] : profile_) {
+      rows.emplace_back(ms, label);
+      total += ms;
+    }
+    std::sort(rows.rbegin(), rows.rend());
+    fmt::print("fp32 time by operator (mean of {} runs):\n", o_.repeat);
+    for (const auto& [ms, label] : rows)
+      fmt::print("  {:<18} {:>10.2f} ms {:>6.1f}%\n", label, ms, 100.0 * ms / total);
+  }
+
  private:
   int64_t input_size() const { return is_bert(o_.model) ? o_.seq : o_.size; }
   const Options& o_;
-  std::optional<double> fp32_ms_;  // speedups are against sparq FP32 of the same run
+  std::vector<Record> records_;
+  std::map<std::string, double> profile_;
 };
 
 // What a node is, for the profile: the operator kind, convolutions split by
@@ -327,7 +344,7 @@ std::string profile_label(const nn::NodeOp& op) {
 // FP32 time per operator kind: the wall time between consecutive node
 // outputs of Graph::forward_visit, averaged over `repeat` calls after a warm-up.
 void profile_fp32(const Options& o, const nn::Graph& g, const std::vector<nn::Tensor>& inputs,
-                  const Printer& out) {
+                  Printer& out) {
   using Clock = std::chrono::steady_clock;
   std::map<std::string, double> ms_by_label;
   (void)g.forward(inputs);
@@ -439,5 +456,6 @@ int run_model_bench(const sparq::tool::Args& args) {
   Printer out(o);
   run_sparq(o, out);
   if (o.peer) run_peer(o, out);
+  out.finish();
   return 0;
 }
