@@ -56,22 +56,24 @@ nn::Graph vit_fashion_graph() {
   return g;
 }
 
-int64_t argmax(const float* logits) {
-  return std::max_element(logits, logits + kClasses) - logits;
-}
+int64_t argmax(const float* logits) { return std::max_element(logits, logits + kClasses) - logits; }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::filesystem::path weights = std::filesystem::path(VIT_FASHION_DIR) / "vit_fashion.safetensors";
+  std::filesystem::path weights =
+      std::filesystem::path(VIT_FASHION_DIR) / "vit_fashion.safetensors";
   std::filesystem::path reference =
       std::filesystem::path(VIT_FASHION_DIR) / "vit_fashion_reference.safetensors";
   std::filesystem::path data = fashion::default_data_dir();
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
-    if (flag == "--weights") weights = argv[i + 1];
-    else if (flag == "--reference") reference = argv[i + 1];
-    else if (flag == "--data") data = argv[i + 1];
+    if (flag == "--weights")
+      weights = argv[i + 1];
+    else if (flag == "--reference")
+      reference = argv[i + 1];
+    else if (flag == "--data")
+      data = argv[i + 1];
     else {
       std::fprintf(stderr, "vit_fashion: unknown flag %s\n", argv[i]);
       return 1;
@@ -112,8 +114,8 @@ int main(int argc, char** argv) {
       for (int64_t i = 0; i < n; ++i) {
         const int64_t predicted = argmax(logits.data.data() + i * kClasses);
         correct += predicted == test.labels[static_cast<std::size_t>(start + i)];
-        disagreements +=
-            predicted != static_cast<int64_t>(torch_predictions[static_cast<std::size_t>(start + i)]);
+        disagreements += predicted != static_cast<int64_t>(
+                                          torch_predictions[static_cast<std::size_t>(start + i)]);
       }
     }
     const double accuracy = static_cast<double>(correct) / static_cast<double>(test.count);

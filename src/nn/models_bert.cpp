@@ -27,11 +27,14 @@ BertConfig bert_tiny_config() {
 namespace {
 
 void validate(const BertConfig& c) {
-  const std::pair<const char*, int64_t> sizes[] = {
-      {"vocab_size", c.vocab_size},         {"hidden_size", c.hidden_size},
-      {"num_layers", c.num_layers},         {"num_heads", c.num_heads},
-      {"intermediate_size", c.intermediate_size}, {"max_positions", c.max_positions},
-      {"type_vocab_size", c.type_vocab_size}, {"num_labels", c.num_labels}};
+  const std::pair<const char*, int64_t> sizes[] = {{"vocab_size", c.vocab_size},
+                                                   {"hidden_size", c.hidden_size},
+                                                   {"num_layers", c.num_layers},
+                                                   {"num_heads", c.num_heads},
+                                                   {"intermediate_size", c.intermediate_size},
+                                                   {"max_positions", c.max_positions},
+                                                   {"type_vocab_size", c.type_vocab_size},
+                                                   {"num_labels", c.num_labels}};
   for (const auto& [name, value] : sizes) {
     if (value < 1) fail("bert: config.{} ({}) must be >= 1", name, value);
   }

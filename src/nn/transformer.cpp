@@ -94,7 +94,8 @@ Tensor Embedding::forward(const Tensor& ids) const {
     fail("Embedding: weight shape {} must be [{}, {}]", shape_to_string(weight.shape),
          num_embeddings, embedding_dim);
   }
-  if (ids.rank() < 1) fail("Embedding: ids shape {} must have rank >= 1", shape_to_string(ids.shape));
+  if (ids.rank() < 1)
+    fail("Embedding: ids shape {} must have rank >= 1", shape_to_string(ids.shape));
   const int64_t seq = ids.shape.back();
   if (positional && seq > num_embeddings) {
     fail("Embedding: sequence length ({}) must be <= num_embeddings ({}) for positions", seq,
@@ -242,7 +243,8 @@ std::string Reshape::describe() const {
 }
 
 Tensor Reshape::forward(const Tensor& x) const {
-  if (x.rank() < 1) fail("Reshape: input shape {} must have a batch axis", shape_to_string(x.shape));
+  if (x.rank() < 1)
+    fail("Reshape: input shape {} must have a batch axis", shape_to_string(x.shape));
   const int64_t batch = x.shape[0];
   int64_t known = 1, inferred = -1;
   for (std::size_t i = 0; i < shape.size(); ++i) {
@@ -302,7 +304,8 @@ Tensor Attention::forward(std::span<const Tensor* const> inputs) const {
   const Tensor& q = *inputs[0];
   const Tensor& k = *inputs[1];
   const Tensor& v = *inputs[2];
-  if (q.rank() != 3) fail("Attention: q shape {} must be [batch][seq][hidden]", shape_to_string(q.shape));
+  if (q.rank() != 3)
+    fail("Attention: q shape {} must be [batch][seq][hidden]", shape_to_string(q.shape));
   const int64_t batch = q.shape[0], seq_q = q.shape[1], hidden = q.shape[2];
   if (heads < 1 || hidden % heads != 0) {
     fail("Attention: heads ({}) must be >= 1 and divide hidden ({})", heads, hidden);

@@ -23,18 +23,20 @@ namespace {
 // Every state_dict key of Hugging Face's BertForSequenceClassification
 // (without the position_ids / token_type_ids buffers, which are not parameters).
 std::set<std::string> hf_keys(int64_t layers) {
-  std::set<std::string> keys = {
-      "bert.embeddings.word_embeddings.weight",   "bert.embeddings.position_embeddings.weight",
-      "bert.embeddings.token_type_embeddings.weight", "bert.embeddings.LayerNorm.weight",
-      "bert.embeddings.LayerNorm.bias",           "bert.pooler.dense.weight",
-      "bert.pooler.dense.bias",                   "classifier.weight",
-      "classifier.bias"};
+  std::set<std::string> keys = {"bert.embeddings.word_embeddings.weight",
+                                "bert.embeddings.position_embeddings.weight",
+                                "bert.embeddings.token_type_embeddings.weight",
+                                "bert.embeddings.LayerNorm.weight",
+                                "bert.embeddings.LayerNorm.bias",
+                                "bert.pooler.dense.weight",
+                                "bert.pooler.dense.bias",
+                                "classifier.weight",
+                                "classifier.bias"};
   for (int64_t l = 0; l < layers; ++l) {
     const std::string p = "bert.encoder.layer." + std::to_string(l) + ".";
-    for (const char* module :
-         {"attention.self.query", "attention.self.key", "attention.self.value",
-          "attention.output.dense", "attention.output.LayerNorm", "intermediate.dense",
-          "output.dense", "output.LayerNorm"}) {
+    for (const char* module : {"attention.self.query", "attention.self.key", "attention.self.value",
+                               "attention.output.dense", "attention.output.LayerNorm",
+                               "intermediate.dense", "output.dense", "output.LayerNorm"}) {
       keys.insert(p + module + ".weight");
       keys.insert(p + module + ".bias");
     }
@@ -164,7 +166,8 @@ TEST(Bert, DISABLED_LatencySeq128Batch1) {
   const nn::Tensor mask({1, seq}, std::vector<float>(seq, 1.0f));
   nn::Tensor ids({1, seq});
   std::mt19937 rng(3);
-  for (float& id : ids.data) id = static_cast<float>(std::uniform_int_distribution<int>(0, 30521)(rng));
+  for (float& id : ids.data)
+    id = static_cast<float>(std::uniform_int_distribution<int>(0, 30521)(rng));
   const int saved = sparq::num_threads();
   for (const auto& [name, config] : {std::pair{"bert-tiny", nn::bert_tiny_config()},
                                      std::pair{"bert-base", nn::bert_base_config()}}) {
@@ -178,7 +181,9 @@ TEST(Bert, DISABLED_LatencySeq128Batch1) {
       for (int r = 0; r < reps; ++r) {
         const auto t0 = std::chrono::steady_clock::now();
         g.forward({ids, mask});
-        ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        ms.push_back(
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                .count());
       }
       std::nth_element(ms.begin(), ms.begin() + reps / 2, ms.end());
       std::printf("%s FP32 seq %lld batch 1, %d thread(s): median %.2f ms of %d runs\n", name,

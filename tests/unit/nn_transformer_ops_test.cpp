@@ -64,8 +64,10 @@ std::vector<double> attention_ref(const nn::Tensor& q, const nn::Tensor& k, cons
           }
           s /= std::sqrt(static_cast<double>(d));
           const bool padded = mask != nullptr && mask->data[b * sk + j] == 0;
-          if (all_padded) s = 0;  // every score equal: uniform weights
-          else if (padded) s = -std::numeric_limits<double>::infinity();
+          if (all_padded)
+            s = 0;  // every score equal: uniform weights
+          else if (padded)
+            s = -std::numeric_limits<double>::infinity();
           p[j] = s;
           max = std::max(max, s);
         }
@@ -73,7 +75,8 @@ std::vector<double> attention_ref(const nn::Tensor& q, const nn::Tensor& k, cons
         for (double& x : p) sum += (x = std::exp(x - max));
         for (int64_t c = 0; c < d; ++c) {
           double acc = 0;
-          for (int64_t j = 0; j < sk; ++j) acc += p[j] / sum * v.data[(b * sk + j) * hidden + h * d + c];
+          for (int64_t j = 0; j < sk; ++j)
+            acc += p[j] / sum * v.data[(b * sk + j) * hidden + h * d + c];
           out[(b * sq + i) * hidden + h * d + c] = acc;
         }
       }
@@ -110,7 +113,8 @@ TEST(Embedding, LooksUpRowsPositionsAndAFixedRow) {
   const nn::Tensor yp = pos.forward(ids);  // the ids' values are ignored
   for (int64_t b = 0; b < 2; ++b)
     for (int64_t s = 0; s < 3; ++s)
-      for (int64_t c = 0; c < 6; ++c) EXPECT_EQ(yp.data[(b * 3 + s) * 6 + c], e.weight.data[s * 6 + c]);
+      for (int64_t c = 0; c < 6; ++c)
+        EXPECT_EQ(yp.data[(b * 3 + s) * 6 + c], e.weight.data[s * 6 + c]);
 
   nn::Embedding fixed(10, 6, false, /*fixed_row=*/4);
   fixed.weight = e.weight;
@@ -124,7 +128,11 @@ TEST(Embedding, LooksUpRowsPositionsAndAFixedRow) {
 
 TEST(Embedding, RejectsBadIdsAndArguments) {
   nn::Embedding e(10, 4);
-  expect_error([&] { e.forward(nn::Tensor({1, 2}, {3, 10})); }, {"id (10)", "[0, 10)", "row count"});
+  expect_error(
+      [&] {
+        e.forward(nn::Tensor({1, 2}, {3, 10}));
+      },
+      {"id (10)", "[0, 10)", "row count"});
   expect_error([&] { e.forward(nn::Tensor({1, 2}, {-1, 2})); }, {"id (-1)"});
   expect_error([&] { e.forward(nn::Tensor({1, 2}, {2.5f, 2})); }, {"id (2.5)", "integer"});
   expect_error([&] { e.forward(nn::Tensor({1, 1}, {std::nanf("")})); }, {"id (nan)"});
@@ -156,8 +164,8 @@ TEST(LayerNorm, MatchesTheFp64Formula) {
     for (int64_t j = 0; j < 48; ++j) var += std::pow(x.data[r * 48 + j] - mean, 2);
     var /= 48;
     for (int64_t j = 0; j < 48; ++j) {
-      const double ref =
-          (x.data[r * 48 + j] - mean) / std::sqrt(var + 1e-12) * ln.weight.data[j] + ln.bias.data[j];
+      const double ref = (x.data[r * 48 + j] - mean) / std::sqrt(var + 1e-12) * ln.weight.data[j] +
+                         ln.bias.data[j];
       // Computed in double and rounded once to float: half an ulp of the result
       // (2^-24 relative), doubled for the double-precision sums.
       EXPECT_NEAR(y.data[r * 48 + j], ref, 2 * kUlp * std::fabs(ref) + 1e-12) << r << "," << j;
@@ -229,7 +237,8 @@ TEST(Tanh, MatchesFp64) {
   const nn::Tensor y = nn::Tanh().forward(x);
   for (int64_t i = 0; i < 100; ++i) {
     // libm's float tanh is within a couple of ulps.
-    EXPECT_NEAR(y.data[i], std::tanh(double{x.data[i]}), 4 * kUlp * std::fabs(std::tanh(x.data[i])));
+    EXPECT_NEAR(y.data[i], std::tanh(double{x.data[i]}),
+                4 * kUlp * std::fabs(std::tanh(x.data[i])));
   }
 }
 
@@ -301,14 +310,15 @@ TEST(Mean, MatchesFp64AndDropsTheAxis) {
 // ---------------------------------------------------------------- Attention
 TEST(Attention, MatchesFp64WithAndWithoutMask) {
   std::mt19937 rng(7);
-  for (const auto& [batch, seq_q, seq_k, hidden, heads] :
-       std::vector<std::array<int64_t, 5>>{{2, 7, 7, 24, 3}, {1, 5, 9, 16, 1}, {2, 40, 40, 64, 4}}) {
+  for (const auto& [batch, seq_q, seq_k, hidden, heads] : std::vector<std::array<int64_t, 5>>{
+           {2, 7, 7, 24, 3}, {1, 5, 9, 16, 1}, {2, 40, 40, 64, 4}}) {
     const nn::Tensor q = random_tensor({batch, seq_q, hidden}, rng);
     const nn::Tensor k = random_tensor({batch, seq_k, hidden}, rng);
     const nn::Tensor v = random_tensor({batch, seq_k, hidden}, rng);
     nn::Tensor mask({batch, seq_k});
     for (int64_t b = 0; b < batch; ++b)
-      for (int64_t j = 0; j < seq_k; ++j) mask.data[b * seq_k + j] = j < seq_k - 2 * b ? 1.0f : 0.0f;
+      for (int64_t j = 0; j < seq_k; ++j)
+        mask.data[b * seq_k + j] = j < seq_k - 2 * b ? 1.0f : 0.0f;
     const nn::Attention a(heads);
     const nn::Tensor plain = attention(a, {&q, &k, &v});
     const nn::Tensor masked = attention(a, {&q, &k, &v, &mask});
