@@ -4,6 +4,7 @@
 // identity at inference and has no node.
 #include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sparq/error.hpp"
@@ -26,7 +27,8 @@ BertConfig bert_tiny_config() {
 
 namespace {
 
-void validate(const BertConfig& c) {
+/// `who` names the public function in the message.
+void validate(const BertConfig& c, const char* who) {
   const std::pair<const char*, int64_t> sizes[] = {{"vocab_size", c.vocab_size},
                                                    {"hidden_size", c.hidden_size},
                                                    {"num_layers", c.num_layers},
@@ -36,14 +38,14 @@ void validate(const BertConfig& c) {
                                                    {"type_vocab_size", c.type_vocab_size},
                                                    {"num_labels", c.num_labels}};
   for (const auto& [name, value] : sizes) {
-    if (value < 1) fail("bert: config.{} ({}) must be >= 1", name, value);
+    if (value < 1) fail("{}: config.{} ({}) must be >= 1", who, name, value);
   }
   if (c.hidden_size % c.num_heads != 0) {
-    fail("bert: config.num_heads ({}) must divide config.hidden_size ({})", c.num_heads,
+    fail("{}: config.num_heads ({}) must divide config.hidden_size ({})", who, c.num_heads,
          c.hidden_size);
   }
   if (!(c.layer_norm_eps > 0.0f) || !std::isfinite(c.layer_norm_eps)) {
-    fail("bert: config.layer_norm_eps ({}) must be finite and > 0", c.layer_norm_eps);
+    fail("{}: config.layer_norm_eps ({}) must be finite and > 0", who, c.layer_norm_eps);
   }
 }
 
@@ -51,7 +53,7 @@ void validate(const BertConfig& c) {
 
 std::string add_bert_layer(Graph& g, const BertConfig& c, const std::string& p,
                            const std::string& x, const std::string& mask) {
-  validate(c);
+  validate(c, "add_bert_layer");
   const int64_t h = c.hidden_size;
   const std::string query = g.add(p + ".attention.self.query", Linear(h, h), {x});
   const std::string key = g.add(p + ".attention.self.key", Linear(h, h), {x});
@@ -71,7 +73,7 @@ std::string add_bert_layer(Graph& g, const BertConfig& c, const std::string& p,
 }
 
 Graph bert(const BertConfig& c) {
-  validate(c);
+  validate(c, "bert");
   const int64_t h = c.hidden_size;
   Graph g({"input_ids", "attention_mask"});
   // Embeddings: word + position + token type (every token_type_id is 0).
