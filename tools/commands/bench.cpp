@@ -26,10 +26,7 @@
 // shared with future modes (e.g. --sparse adds sparse_gops).
 #include <fmt/format.h>
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -41,6 +38,7 @@
 
 #include "bench_sparse.hpp"
 #include "command.hpp"
+#include "commands/bench_args.hpp"
 #include "commands/bench_gemm.hpp"
 #include "commands/bench_model.hpp"
 #include "kernels/gemm_kernels.hpp"
@@ -52,6 +50,7 @@
 namespace {
 
 using namespace sparq::tool::gemm_bench;
+using namespace sparq::tool::bench_args;
 
 struct Options {
   std::vector<int64_t> m = {1, 4, 16, 64, 256};
@@ -66,53 +65,14 @@ struct Options {
   std::optional<sparq::Isa> isa;
 };
 
-// Flag limits. Threads: beyond 1024 a run measures the OS scheduler, and
-// libgomp allocates per-thread state up front (2^31 threads asked it for
-// 481 GB). Repeats: 10^6 medians of even the smallest shape take hours.
 // Sizes: 2^31 per dimension, then the buffers of the largest shape must fit
-// in the memory available now (check_memory).
-constexpr int64_t kMaxThreads = 1024;
-constexpr int64_t kMaxRepeat = 1000000;
+// in the memory available now (check_memory). Threads and repeats:
+// bench_args.hpp, shared with `sparq bench model`.
 constexpr int64_t kMaxSize = int64_t{1} << 31;
 
 std::vector<int64_t> parse_list(const std::string& flag, const std::string& text,
                                 int64_t max_value) {
-  std::vector<int64_t> out;
-  std::size_t pos = 0;
-  while (pos <= text.size()) {
-    const std::size_t comma = text.find(',', pos);
-    const std::string item = text.substr(pos, comma == std::string::npos ? comma : comma - pos);
-    try {
-      std::size_t used = 0;
-      const long long v = std::stoll(item, &used);
-      if (used != item.size() || v < 1) throw std::invalid_argument(item);
-      out.push_back(v);
-    } catch (const std::exception&) {
-      sparq::detail::fail("bench gemm: {} '{}': expected positive integers separated by commas",
-                          flag, text);
-    }
-    if (out.back() > max_value) {
-      sparq::detail::fail("bench gemm: {} {} is too large; expected 1 <= value <= {}", flag,
-                          out.back(), max_value);
-    }
-    if (comma == std::string::npos) break;
-    pos = comma + 1;
-  }
-  return out;
-}
-
-/// Bytes the kernel may allocate now: MemAvailable, else the free pages.
-uint64_t available_memory() {
-  std::ifstream meminfo("/proc/meminfo");
-  std::string key;
-  uint64_t kib = 0;
-  std::string unit;
-  while (meminfo >> key >> kib >> unit) {
-    if (key == "MemAvailable:") return kib * 1024;
-  }
-  const long pages = ::sysconf(_SC_AVPHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
-  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page)
-                               : UINT64_MAX;
+  return parse_positive_list("bench gemm", flag, text, max_value);
 }
 
 /// Refuses shapes whose buffers cannot fit before allocating any. Per shape
