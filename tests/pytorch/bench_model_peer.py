@@ -13,12 +13,15 @@ torch.no_grad() with torch.set_num_threads(N) and random weights:
                 transformers is not installed here; the encoder's matrix
                 products are BERT's, and in eval mode it takes PyTorch's
                 fused inference path)
-  pytorch-int8  CNNs only: FX graph-mode static quantization with the
-                'onednn' backend where the 'x86' / 'fbgemm' backends are
-                missing (Debian's torch 1.13 has onednn and qnnpack only),
-                calibrated on two random batches. BERT has no INT8 peer here:
-                dynamic quantization of the encoder's fused path is not
-                supported in torch 1.13.
+  pytorch-int8  CNNs: FX graph-mode static quantization, calibrated on two
+                random batches; BERT: dynamic quantization of the nn.Linear
+                modules (torch.ao.quantization.quantize_dynamic: the
+                feed-forward, pooler and classifier; MultiheadAttention's
+                projections stay FP32, as PyTorch leaves them), run with the
+                fused eval path off (it reads float weights and fails on
+                quantized ones; dropout is 0, so the result is the same). Backend
+                'x86' or 'fbgemm' where torch has them, else 'onednn' (Debian's
+                torch 1.13 has onednn and qnnpack only).
 bytes: FP32 state_dict bytes (BatchNorm running statistics included, as
 sparq counts them); for INT8, the quantized weights (1 byte) plus FP32 biases.
 Other lines it prints (notes) are not JSON. Exits 77 without torch, or
@@ -139,22 +142,27 @@ def main():
         if "fp32" in variants:
             record("pytorch-fp32", fp32_bytes(model), median_ms(lambda: model(*inputs),
                                                                 args.repeat))
-        if "int8" in variants and bert:
-            print("no pytorch-int8 for BERT (see bench_model_peer.py)", flush=True)
-        elif "int8" in variants:
-            from torch.ao.quantization import get_default_qconfig_mapping
-            from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+        if "int8" in variants:
             engines = torch.backends.quantized.supported_engines
             backend = next((e for e in ("x86", "fbgemm", "onednn") if e in engines), None)
             if backend is None:
                 print(f"no pytorch-int8: no x86/fbgemm/onednn engine in {engines}", flush=True)
                 return 0
             torch.backends.quantized.engine = backend
-            prepared = prepare_fx(model, get_default_qconfig_mapping(backend), inputs)
-            for _ in range(2):
-                prepared(torch.randn_like(inputs[0]))
-            quantized = convert_fx(prepared)
-            print(f"pytorch-int8: FX static quantization, backend {backend}", flush=True)
+            if bert:
+                quantized = torch.ao.quantization.quantize_dynamic(
+                    model, {torch.nn.Linear}, dtype=torch.qint8)
+                quantized.train()  # the fused eval path cannot run quantized Linears
+                how = "dynamic quantization of nn.Linear"
+            else:
+                from torch.ao.quantization import get_default_qconfig_mapping
+                from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+                prepared = prepare_fx(model, get_default_qconfig_mapping(backend), inputs)
+                for _ in range(2):
+                    prepared(torch.randn_like(inputs[0]))
+                quantized = convert_fx(prepared)
+                how = "FX static quantization"
+            print(f"pytorch-int8: {how}, backend {backend}", flush=True)
             record("pytorch-int8", quantized_bytes(quantized),
                    median_ms(lambda: quantized(*inputs), args.repeat))
     return 0
