@@ -14,7 +14,7 @@
 //                 random batches; BERT: quantize_dynamic with per-row
 //                 activation scales
 //   pytorch-fp32  torchvision / torch eager, and pytorch-int8 (CNNs: FX
-//                 static quantization), measured by
+//                 static quantization; BERT: dynamic), measured by
 //                 tests/pytorch/bench_model_peer.py in a child process with
 //                 the same threads, batch and repeats
 // Each is timed as the median of R forward calls after one warm-up call.
