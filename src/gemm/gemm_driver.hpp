@@ -117,23 +117,6 @@ class OutputStage {
   // already applied; add_residual: false when the residual is too.
   void stage32(const int32_t* acc, int64_t ld, int64_t i0, int64_t j0, int mr, int nr,
                const int32_t* bias, bool add_residual = true) noexcept {
-    if (add_residual && out_.residual != nullptr && out_.kind != OutKind::f32 &&
-        out_.kind != OutKind::s32) {
-      // saturate_int32(acc + bias + residual) in int64 (one saturation, as
-      // the int64 path below), into a copy of the tile (the accumulators may
-      // be the caller's); then the stage kernel without bias.
-      thread_local std::vector<int32_t> with_residual;
-      with_residual.resize(static_cast<std::size_t>(mr) * static_cast<std::size_t>(nr));
-      for (int i = 0; i < mr; ++i) {
-        for (int j = 0; j < nr; ++j) {
-          const int64_t b = bias != nullptr ? bias[j0 + j] : 0;
-          with_residual[static_cast<std::size_t>(i * nr + j)] =
-              saturate32(int64_t{acc[i * ld + j]} + b + residual_term(i0 + i, j0 + j));
-        }
-      }
-      stage32(with_residual.data(), nr, i0, j0, mr, nr, nullptr, false);
-      return;
-    }
     if (out_.kind == OutKind::f32) {
       GemmDequantizeParams d;
       d.acc = acc;
@@ -161,6 +144,15 @@ class OutputStage {
     r.qmin = out_.qmin;
     r.qmax = out_.qmax;
     r.ld_out = out_.ldc;
+    if (add_residual && out_.residual != nullptr) {
+      // Added by the stage kernel before its one rounding (one saturation).
+      r.residual = out_.residual + i0 * out_.residual_ld + j0;
+      r.residual_ld = out_.residual_ld;
+      r.residual_signed = out_.residual_signed;
+      r.residual_zero_point = out_.residual_zero_point;
+      r.residual_multiplier = out_.residual_multiplier + j0;
+      r.residual_shift = out_.residual_shift + j0;
+    }
     if (out_.kind == OutKind::u8) {
       r.out = static_cast<uint8_t*>(out_.c) + i0 * out_.ldc + j0;
       kern_.requantize_u8(r);

@@ -101,6 +101,17 @@ struct GemmRequantizeParams {
   int32_t qmax = 0;
   void* out = nullptr;  ///< uint8_t or int8_t, by the function used
   int64_t ld_out = 0;
+  /// Optional residual input (sparq::ResidualInput): with `residual` set,
+  /// the value requantized is
+  ///   saturate_int32(acc + bias[j] + multiply_by_quantized_multiplier(
+  ///       r[i][j] - residual_zero_point, {residual_multiplier[j], residual_shift[j]}))
+  /// with one saturation (the sum in int64).
+  const uint8_t* residual = nullptr;  ///< rows x cols bytes (s8 data as bytes)
+  int64_t residual_ld = 0;
+  bool residual_signed = false;
+  int32_t residual_zero_point = 0;
+  const int32_t* residual_multiplier = nullptr;  ///< cols values
+  const int32_t* residual_shift = nullptr;       ///< cols values
 };
 using GemmRequantizeFn = void (*)(const GemmRequantizeParams&) noexcept;
 

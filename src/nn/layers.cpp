@@ -234,13 +234,7 @@ void depthwise_f32(const Conv2d& c, const Tensor& x, int64_t oh, int64_t ow, Ten
       }
     }
   };
-#if defined(SPARQ_WITH_OPENMP)
-  const int threads = static_cast<int>(std::clamp<int64_t>(rows, 1, sparq::num_threads()));
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t r = 0; r < rows; ++r) row(r);
-#else
-  for (int64_t r = 0; r < rows; ++r) row(r);
-#endif
+  detail::for_each_block(rows, detail::parallel_threads(rows), row);
 }
 
 }  // namespace
@@ -262,10 +256,9 @@ Tensor Conv2d::forward(const Tensor& x) const {
   // second conv of the benchmark CNN at batch 64) no longer streams
   // through memory twice, and the bias is added while the rows are in cache.
   thread_local std::vector<float> cols;
-  const int64_t block = detail::im2col_block_rows((patch + out_channels) * 4, m);
-  if (cols.size() < static_cast<std::size_t>(block * patch)) {
-    cols.resize(static_cast<std::size_t>(block * patch));
-  }
+  const int threads = detail::parallel_threads(m);
+  int64_t block = detail::im2col_block_rows((patch + out_channels) * 4, m);
+  if (threads > 1) block = std::min(block, (m + threads - 1) / threads);
   // Each group's weights packed once per call (og x patch, out_in); its
   // slice of the bias is fused into the GEMM's store.
   // Per-thread buffers kept across calls (no allocation per call).
@@ -279,8 +272,14 @@ Tensor Conv2d::forward(const Tensor& x) const {
         scratch[static_cast<std::size_t>(g)], weight.data.data() + g * og * patch, og, patch,
         WeightLayout::out_in);
   }
-  for (int64_t r0 = 0; r0 < m; r0 += block) {
+  // Blocks on separate threads (each a one-thread sgemm: see for_each_block),
+  // so im2col runs in parallel too; smaller blocks give every thread one.
+  auto run_block = [&](int64_t index) {
+    const int64_t r0 = index * block;
     const int64_t rows = std::min(m - r0, block);
+    if (cols.size() < static_cast<std::size_t>(block * patch)) {  // per thread (thread_local)
+      cols.resize(static_cast<std::size_t>(block * patch));
+    }
     float* yb = y.data.data() + r0 * out_channels;
     for (int64_t g = 0; g < groups; ++g) {
       detail::im2col(x.data.data(), h, w, in_channels, *this, g * cg, cg, oh, ow, 0.0f, r0,
@@ -292,7 +291,8 @@ Tensor Conv2d::forward(const Tensor& x) const {
       sgemm(cols.data(), rows, patch, patch, packed[static_cast<std::size_t>(g)], group_bias, false,
             yb + g * og, out_channels);
     }
-  }
+  };
+  detail::for_each_block((m + block - 1) / block, threads, run_block);
   return y;
 }
 

@@ -346,6 +346,30 @@ Granularity granularity_for(const std::string& name, Granularity global,
 /// An observer for a u8 per-tensor activation (the config's spec adjusted).
 std::unique_ptr<Observer> make_activation_observer(ObserverConfig config, const std::string& name);
 
+/// Threads for `units` independent pieces of work: sparq::num_threads(),
+/// at most one per unit (1 without OpenMP).
+int parallel_threads(int64_t units);
+
+/// Runs f(i) for i in [0, count): i = 0 first on the calling thread, so an
+/// argument error is thrown there and never out of a parallel region (the
+/// other pieces share its arguments), then the rest on `threads` OpenMP
+/// threads. A GEMM called inside runs on its thread alone (OpenMP does not
+/// nest parallel regions by default; the GEMM plans for the threads it gets).
+template <class F>
+void for_each_block(int64_t count, int threads, F&& f) {
+  if (count <= 0) return;
+  f(int64_t{0});
+#if defined(SPARQ_WITH_OPENMP)
+  if (threads > 1 && count > 1) {
+#pragma omp parallel for num_threads(threads) schedule(dynamic)
+    for (int64_t i = 1; i < count; ++i) f(i);
+    return;
+  }
+#endif
+  (void)threads;
+  for (int64_t i = 1; i < count; ++i) f(i);
+}
+
 // Graph operators (graph.cpp).
 /// Runs a node operator on its inputs (count already checked).
 Tensor run_node_op(const NodeOp& op, std::span<const Tensor* const> inputs);

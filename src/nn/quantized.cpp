@@ -275,6 +275,15 @@ void act_to_u8(Act& a, const QParams& qp) {
   a.f.clear();
 }
 
+int parallel_threads(int64_t units) {
+#if defined(SPARQ_WITH_OPENMP)
+  return static_cast<int>(std::clamp<int64_t>(units, 1, sparq::num_threads()));
+#else
+  (void)units;
+  return 1;
+#endif
+}
+
 Act run_linear(const QLinear& l, Act in) {
   if (in.shape.empty() || in.shape.back() != l.in_features) {
     fail("QLinear: input shape {} must end with in_features = {}", shape_to_string(in.shape),
@@ -414,21 +423,8 @@ void depthwise_one_per_channel(const QConv2d& c, const Act& in, int64_t oh, int6
       apply_stage(sums.data(), ow, ch, ch, scales, dq, out.f.data() + o, ch);
     }
   };
-  // Row 0 first, on this thread: a stage error is thrown here, never out of
-  // a parallel region (the other rows use the same stage and sizes).
-  std::vector<int32_t> sums;
-  if (rows > 0) row(0, sums);
-#if defined(SPARQ_WITH_OPENMP)
-  const int threads = static_cast<int>(std::clamp<int64_t>(rows - 1, 1, sparq::num_threads()));
-#pragma omp parallel num_threads(threads)
-  {
-    std::vector<int32_t> own;
-#pragma omp for schedule(static)
-    for (int64_t r = 1; r < rows; ++r) row(r, own);
-  }
-#else
-  for (int64_t r = 1; r < rows; ++r) row(r, sums);
-#endif
+  thread_local std::vector<int32_t> sums;  // one per thread
+  detail::for_each_block(rows, detail::parallel_threads(rows), [&](int64_t r) { row(r, sums); });
 }
 
 /// True when `pool` can run fused after conv `c` on input shape `shape`:
@@ -507,6 +503,13 @@ Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool,
   // 128), where the GEMM's output stages see the same sums.
   const bool pool_sums = pool && patch <= (int64_t{1} << 31) / (255 * 128) - 1;
   int64_t block = detail::im2col_block_rows(patch + oc * (is_static && !pool_sums ? 1 : 4), m);
+  // Without a fused pool, blocks are independent: with several threads each
+  // takes whole blocks (its own patch rows, a one-thread GEMM: the GEMM's
+  // own parallel region nests to one thread), so im2col runs in parallel
+  // too and no GEMM call is too small for the team. Blocks shrink so every
+  // thread gets one even at batch 1.
+  const int threads = pool ? 1 : detail::parallel_threads(m);
+  if (threads > 1) block = std::min(block, (m + threads - 1) / threads);
   if (pool) block = std::max<int64_t>(1, block / image) * image;
   thread_local std::vector<uint8_t> cols;
   thread_local Buffer<uint8_t> conv_q;  // the conv output of one block, when pooled
@@ -519,7 +522,6 @@ Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool,
   // itself: its patch matrix would be a copy of it.
   const bool pointwise = c.kernel_h == 1 && c.kernel_w == 1 && c.stride_h == 1 &&
                          c.stride_w == 1 && c.pad_h == 0 && c.pad_w == 0 && c.groups == 1;
-  if (!pointwise) reserve(cols, block * patch);
   if (pool_sums) {
     reserve(conv_s, block * oc);
     reserve(pooled_s, block / image * ph * pw * oc);
@@ -531,9 +533,10 @@ Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool,
     dq[g].activation_scale = in.qp.scale;
     if (!c.bias.empty()) dq[g].bias.assign(c.bias.begin() + g * og, c.bias.begin() + (g + 1) * og);
   }
-  RequantizeStage with_residual;
-  for (int64_t r0 = 0; r0 < m; r0 += block) {
+  auto run_block = [&](int64_t index) {
+    const int64_t r0 = index * block;
     const int64_t r1 = std::min(m, r0 + block);
+    if (!pointwise) reserve(cols, block * patch);  // per thread (thread_local)
     uint8_t* yq = is_static ? (pool ? conv_q.data() : out.q.data() + r0 * oc) : nullptr;
     float* yf = is_static ? nullptr : (pool ? conv_f.data() : out.f.data() + r0 * oc);
     for (int64_t g = 0; g < c.groups; ++g) {
@@ -547,7 +550,7 @@ Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool,
       if (pool_sums) {
         c.weights[g]->gemm(a, conv_s.data() + g * og, oc);
       } else if (is_static && residual) {
-        with_residual = c.stages[g];
+        RequantizeStage with_residual = c.stages[g];
         with_residual.residual = ResidualInput{residual->data + r0 * oc + g * og, false, oc,
                                                residual->zero_point, (*residual->multipliers)[g]};
         c.weights[g]->gemm(a, with_residual, yq + g * og, oc);
@@ -558,7 +561,7 @@ Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool,
       }
     }
     if (!is_static && !pool_sums) detail::apply_activation(yf, (r1 - r0) * oc, c.activation);
-    if (!pool) continue;
+    if (!pool) return;
     const int64_t n0 = r0 / image, n = (r1 - r0) / image;
     uint8_t* pooled_q = is_static ? out.q.data() + n0 * ph * pw * oc : nullptr;
     if (pool_sums) {
@@ -581,7 +584,8 @@ Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool,
     } else {
       detail::max_pool(yf, n, oh, ow, oc, *pool, ph, pw, out.f.data() + n0 * ph * pw * oc);
     }
-  }
+  };
+  detail::for_each_block((m + block - 1) / block, threads, run_block);
   return out;
 }
 

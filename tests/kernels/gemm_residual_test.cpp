@@ -115,6 +115,46 @@ TEST_P(ResidualStage, MatchesTheDocumentedFormula) {
   }
 }
 
+// acc + bias overflows int32 but acc + bias + residual does not: the stage
+// saturates once, the sum of all three (a kernel that saturated acc + bias
+// first would give INT32_MAX + residual). Columns 0-16 cover a full SIMD
+// block and a tail; row 1 is the negative mirror.
+TEST_P(ResidualStage, TheSumSaturatesOnce) {
+  const int64_t n = 17;
+  RequantizeStage s;
+  s.multipliers = {quantize_multiplier(1.0 / (1 << 24))};
+  s.bias.assign(n, 500000000);
+  s.output_zero_point = 0;
+  s.clamp_min = -128;
+  s.clamp_max = 127;
+  s.residual.zero_point = 0;
+  s.residual.is_signed = true;
+  s.residual.multipliers = {quantize_multiplier(600000000.0 / 127.0)};
+  std::vector<int8_t> r(2 * n);
+  std::vector<int32_t> acc(2 * n);
+  for (int64_t j = 0; j < n; ++j) {
+    acc[j] = 2000000000 - static_cast<int32_t>(j) * 1000;  // + bias: > INT32_MAX
+    r[j] = -127;                                            // about -6e8
+    acc[n + j] = -2000000000 + static_cast<int32_t>(j) * 1000;
+    r[n + j] = 127;
+  }
+  s.residual.data = r.data();
+  std::vector<int8_t> got(2 * n), want(2 * n);
+  RequantizeStage neg = s;  // row 1: bias -5e8, so acc + bias < INT32_MIN
+  neg.bias.assign(n, -500000000);
+  for (int64_t j = 0; j < n; ++j) {
+    want[j] = static_cast<int8_t>(reference(acc[j], r[j], s, j));
+    want[n + j] = static_cast<int8_t>(reference(acc[n + j], r[n + j], neg, j));
+  }
+  apply_stage(acc.data(), 1, n, n, s, got.data());
+  neg.residual.data = r.data() + n;
+  apply_stage(acc.data() + n, 1, n, n, neg, got.data() + n);
+  EXPECT_EQ(got, want);
+  // The expected values are not the saturated ones: the residual counted.
+  EXPECT_LT(want[0], 127);
+  EXPECT_GT(want[n], -128);
+}
+
 TEST(ResidualStageErrors, BadArgumentsThrow) {
   const std::vector<int8_t> w(8 * 4, 1);
   const PackedWeights pw = pack_weights(w.data(), 8, 4, WeightLayout::out_in);

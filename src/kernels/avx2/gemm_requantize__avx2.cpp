@@ -45,6 +45,26 @@ inline __m256i mul_by_quantized_multiplier(__m256i x, __m256i m, __m256i shift) 
   return _mm256_sub_epi32(q, _mm256_cmpgt_epi32(rem, threshold));  // cmpgt is -1 where true
 }
 
+// saturate_int32(a + b + c) of int32 lanes, summed in int64 (one saturation).
+inline __m256i add3_sat(__m256i a, __m256i b, __m256i c) {
+  const __m256i max32 = _mm256_set1_epi64x(INT32_MAX);
+  const __m256i min32 = _mm256_set1_epi64x(INT32_MIN);
+  auto half = [&](__m128i x, __m128i y, __m128i z) {
+    __m256i s = _mm256_add_epi64(_mm256_add_epi64(_mm256_cvtepi32_epi64(x), _mm256_cvtepi32_epi64(y)),
+                                 _mm256_cvtepi32_epi64(z));
+    s = _mm256_blendv_epi8(s, max32, _mm256_cmpgt_epi64(s, max32));
+    s = _mm256_blendv_epi8(s, min32, _mm256_cmpgt_epi64(min32, s));
+    // The low dword of each int64 lane, into the low 128 bits.
+    return _mm256_castsi256_si128(
+        _mm256_permutevar8x32_epi32(s, _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0)));
+  };
+  const __m128i lo = half(_mm256_castsi256_si128(a), _mm256_castsi256_si128(b),
+                          _mm256_castsi256_si128(c));
+  const __m128i hi = half(_mm256_extracti128_si256(a, 1), _mm256_extracti128_si256(b, 1),
+                          _mm256_extracti128_si256(c, 1));
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+}
+
 template <class T>
 void requantize_tile(const GemmRequantizeParams& p) noexcept {
   const __m256i lo = _mm256_set1_epi32(p.qmin - p.zero_point);
@@ -67,8 +87,30 @@ void requantize_tile(const GemmRequantizeParams& p) noexcept {
     const __m256i m = load8(mul);
     const __m256i s = load8(sh);
     const __m256i b = load8(bias);
-    auto stage = [&](__m256i x) {
-      if (p.bias != nullptr) x = add_sat(x, b);
+    alignas(32) int32_t rmul[8] = {};
+    alignas(32) int32_t rsh[8] = {};
+    if (p.residual != nullptr) {
+      std::memcpy(rmul, p.residual_multiplier + j, sizeof(int32_t) * n);
+      std::memcpy(rsh, p.residual_shift + j, sizeof(int32_t) * n);
+    }
+    const __m256i rm = load8(rmul);
+    const __m256i rs = load8(rsh);
+    const __m256i rzp = _mm256_set1_epi32(p.residual_zero_point);
+    // Row i's residual bytes as int32 lanes (8 bytes read: the tail pads).
+    auto residual_term = [&](int i) {
+      const uint8_t* src = p.residual + i * p.residual_ld + j;
+      alignas(16) uint8_t bytes[16] = {};
+      std::memcpy(bytes, src, static_cast<size_t>(n));
+      const __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(bytes));
+      const __m256i r = p.residual_signed ? _mm256_cvtepi8_epi32(v) : _mm256_cvtepu8_epi32(v);
+      return mul_by_quantized_multiplier(_mm256_sub_epi32(r, rzp), rm, rs);
+    };
+    auto stage = [&](__m256i x, int i) {
+      if (p.residual != nullptr) {
+        x = add3_sat(x, b, residual_term(i));
+      } else if (p.bias != nullptr) {
+        x = add_sat(x, b);
+      }
       __m256i y = mul_by_quantized_multiplier(x, m, s);
       y = _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(y, lo), hi), zp);
       return _mm256_castsi256_si128(
@@ -76,7 +118,7 @@ void requantize_tile(const GemmRequantizeParams& p) noexcept {
     };
     if (n == 8) {  // full lanes: direct loads and 8-byte stores (the common case)
       for (int i = 0; i < p.rows; ++i) {
-        const __m128i bytes = stage(load8(p.acc + i * p.ld_acc + j));
+        const __m128i bytes = stage(load8(p.acc + i * p.ld_acc + j), i);
         _mm_storel_epi64(reinterpret_cast<__m128i*>(out + i * p.ld_out + j), bytes);
       }
       continue;
@@ -85,7 +127,7 @@ void requantize_tile(const GemmRequantizeParams& p) noexcept {
       alignas(32) int32_t in[8] = {};
       std::memcpy(in, p.acc + i * p.ld_acc + j, sizeof(int32_t) * n);
       alignas(16) uint8_t res[16];
-      _mm_store_si128(reinterpret_cast<__m128i*>(res), stage(load8(in)));
+      _mm_store_si128(reinterpret_cast<__m128i*>(res), stage(load8(in), i));
       std::memcpy(out + i * p.ld_out + j, res, static_cast<size_t>(n));
     }
   }

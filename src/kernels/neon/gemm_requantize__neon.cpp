@@ -74,7 +74,12 @@ void requantize_tile(const GemmRequantizeParams& p) noexcept {
 
 }  // namespace
 
-void gemm_requantize_u8__neon(const GemmRequantizeParams& p) noexcept { requantize_tile(p); }
-void gemm_requantize_s8__neon(const GemmRequantizeParams& p) noexcept { requantize_tile(p); }
+// A residual input goes through the scalar definition (no NEON form of it yet).
+void gemm_requantize_u8__neon(const GemmRequantizeParams& p) noexcept {
+  p.residual != nullptr ? gemm_requantize_u8__scalar(p) : requantize_tile(p);
+}
+void gemm_requantize_s8__neon(const GemmRequantizeParams& p) noexcept {
+  p.residual != nullptr ? gemm_requantize_s8__scalar(p) : requantize_tile(p);
+}
 
 }  // namespace sparq::detail
