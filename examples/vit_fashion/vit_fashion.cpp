@@ -1,13 +1,14 @@
-// A tiny Vision Transformer on Fashion-MNIST in sparq (FP32), with the
-// weights train.py trained in PyTorch: the test accuracy must equal
-// PyTorch's, prediction for prediction up to float near-ties.
+// A tiny Vision Transformer on Fashion-MNIST in sparq, with the weights
+// train.py trained in PyTorch: the FP32 test accuracy must equal PyTorch's,
+// prediction for prediction up to float near-ties; then INT8 rows (dynamic
+// per tensor, dynamic per token, static), each against its target loss.
 //
 //   vit_fashion [--weights vit_fashion.safetensors]
 //               [--reference vit_fashion_reference.safetensors] [--data DIR]
 //
 // The graph's node names are train.py's module paths, so the state_dict
 // loads as it is (the patch convolution's weight OIHW, converted on load).
-// Exit 0: accuracies equal; 1: they differ or something failed; 77: the data
+// Exit 0: accuracies equal and INT8 targets met; 1: not, or something failed; 77: the data
 // set is not installed (ctest's skip).
 #include <algorithm>
 #include <chrono>
@@ -19,6 +20,7 @@
 #include <string>
 
 #include "idx.hpp"
+#include "sparq/nn/graph_quantized.hpp"
 #include "sparq/nn/io.hpp"
 #include "sparq/nn/models.hpp"
 
@@ -98,32 +100,45 @@ int main(int argc, char** argv) {
       return 1;
     }
     const int64_t batch = 500;
-    int64_t correct = 0, disagreements = 0;
-    double seconds = 0;
-    for (int64_t start = 0; start < test.count; start += batch) {
-      const int64_t n = std::min(batch, test.count - start);
+    auto images = [&](const fashion::Dataset& d, int64_t start, int64_t n) {
       nn::Tensor x({n, kImage, kImage, 1});
       for (int64_t i = 0; i < x.numel(); ++i) {
         x.data[static_cast<std::size_t>(i)] =
-            static_cast<float>(test.images[static_cast<std::size_t>(start * kImage * kImage + i)]) /
+            static_cast<float>(d.images[static_cast<std::size_t>(start * kImage * kImage + i)]) /
             255.0f;
       }
-      const auto t0 = std::chrono::steady_clock::now();
-      const nn::Tensor logits = graph.forward(x);
-      seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      for (int64_t i = 0; i < n; ++i) {
-        const int64_t predicted = argmax(logits.data.data() + i * kClasses);
-        correct += predicted == test.labels[static_cast<std::size_t>(start + i)];
-        disagreements += predicted != static_cast<int64_t>(
-                                          torch_predictions[static_cast<std::size_t>(start + i)]);
+      return x;
+    };
+    // Correct predictions on the test set, and how many differ from PyTorch's FP32 ones.
+    struct Result {
+      int64_t correct = 0, disagreements = 0;
+      double seconds = 0;
+    };
+    auto evaluate = [&](const auto& model) {
+      Result r;
+      for (int64_t start = 0; start < test.count; start += batch) {
+        const int64_t n = std::min(batch, test.count - start);
+        const nn::Tensor x = images(test, start, n);
+        const auto t0 = std::chrono::steady_clock::now();
+        const nn::Tensor logits = model.forward(x);
+        r.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        for (int64_t i = 0; i < n; ++i) {
+          const int64_t predicted = argmax(logits.data.data() + i * kClasses);
+          r.correct += predicted == test.labels[static_cast<std::size_t>(start + i)];
+          r.disagreements += predicted != static_cast<int64_t>(
+                                              torch_predictions[static_cast<std::size_t>(start + i)]);
+        }
       }
-    }
+      return r;
+    };
+    const Result fp32 = evaluate(graph);
+    const int64_t correct = fp32.correct;
     const double accuracy = static_cast<double>(correct) / static_cast<double>(test.count);
     std::printf(
         "FP32 test accuracy: sparq %.4f, PyTorch %.4f; %lld of %lld predictions differ; sparq "
         "%.0f images/s (batch %lld)\n",
-        accuracy, torch_accuracy, static_cast<long long>(disagreements),
-        static_cast<long long>(test.count), static_cast<double>(test.count) / seconds,
+        accuracy, torch_accuracy, static_cast<long long>(fp32.disagreements),
+        static_cast<long long>(test.count), static_cast<double>(test.count) / fp32.seconds,
         static_cast<long long>(batch));
     // PyTorch's accuracy went through float32: compare the counts it stands for.
     const auto torch_correct =
@@ -131,6 +146,40 @@ int main(int argc, char** argv) {
     if (correct != torch_correct) {
       std::fprintf(stderr, "FAIL: sparq gets %lld right, PyTorch %lld\n",
                    static_cast<long long>(correct), static_cast<long long>(torch_correct));
+      return 1;
+    }
+
+    // INT8 rows (docs/transformers.md). Static calibration: the first 1000
+    // training images, never the test set.
+    const fashion::Dataset train = fashion::load_fashion_mnist(data, "train");
+    nn::GraphCalibrator calibrator(graph);
+    for (int64_t start = 0; start < 1000; start += batch) calibrator.observe(images(train, start, batch));
+    struct Row {
+      const char* name;
+      nn::QuantizedGraph model;
+      double max_loss_points;  ///< the issue's target; < 0: reported only
+    };
+    const Row rows[] = {
+        {"dynamic per-tensor", nn::quantize_dynamic(graph), -1.0},
+        {"dynamic per-token", nn::quantize_dynamic(graph, {.per_row_activations = true}), 0.3},
+        {"static (1000 calibration images)", nn::quantize_static(calibrator), 0.5},
+    };
+    bool ok = true;
+    for (const Row& row : rows) {
+      const Result r = evaluate(row.model);
+      const double loss = 100.0 * static_cast<double>(fp32.correct - r.correct) /
+                          static_cast<double>(test.count);
+      const bool met = row.max_loss_points < 0 || loss <= row.max_loss_points;
+      std::printf("INT8 %-34s accuracy %.4f (%+.2f points vs FP32)%s; %.0f images/s\n", row.name,
+                  static_cast<double>(r.correct) / static_cast<double>(test.count), -loss,
+                  row.max_loss_points < 0 ? ""
+                  : met                   ? ", target met"
+                                          : ", TARGET MISSED",
+                  static_cast<double>(test.count) / r.seconds);
+      ok = ok && met;
+    }
+    if (!ok) {
+      std::fprintf(stderr, "FAIL: an INT8 row lost more than its target\n");
       return 1;
     }
     return 0;
