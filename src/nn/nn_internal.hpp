@@ -12,6 +12,10 @@
 #include <string>
 #include <vector>
 
+#if defined(SPARQ_WITH_OPENMP)
+#include <omp.h>
+#endif
+
 #include "sparq/error.hpp"
 #include "sparq/nn/graph.hpp"
 #include "sparq/nn/graph_op.hpp"
@@ -346,9 +350,22 @@ Granularity granularity_for(const std::string& name, Granularity global,
 /// An observer for a u8 per-tensor activation (the config's spec adjusted).
 std::unique_ptr<Observer> make_activation_observer(ObserverConfig config, const std::string& name);
 
+/// y[i] = f(x[i]) for every element (the parameterless activations of any shape).
+template <class F>
+Tensor map_elements(const Tensor& x, F f) {
+  Tensor y = x;
+  for (float& v : y.data) v = f(v);
+  return y;
+}
+
 /// Threads for `units` independent pieces of work: sparq::num_threads(),
 /// at most one per unit (1 without OpenMP).
 int parallel_threads(int64_t units);
+
+/// The team the last for_each_block ran on (what tests check that
+/// sparq::set_num_threads governs the layers), and its recorder.
+int last_block_team() noexcept;
+void record_block_team(int threads) noexcept;
 
 /// Runs f(i) for i in [0, count): i = 0 first on the calling thread, so an
 /// argument error is thrown there and never out of a parallel region (the
@@ -361,12 +378,18 @@ void for_each_block(int64_t count, int threads, F&& f) {
   f(int64_t{0});
 #if defined(SPARQ_WITH_OPENMP)
   if (threads > 1 && count > 1) {
-#pragma omp parallel for num_threads(threads) schedule(dynamic)
-    for (int64_t i = 1; i < count; ++i) f(i);
+#pragma omp parallel num_threads(threads)
+    {
+#pragma omp single nowait
+      record_block_team(omp_get_num_threads());
+#pragma omp for schedule(dynamic)
+      for (int64_t i = 1; i < count; ++i) f(i);
+    }
     return;
   }
 #endif
   (void)threads;
+  record_block_team(1);
   for (int64_t i = 1; i < count; ++i) f(i);
 }
 

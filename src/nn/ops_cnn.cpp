@@ -27,15 +27,6 @@ int64_t pooled_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, con
   return (in + 2 * pad - kernel) / stride + 1;
 }
 
-// y[i] = f(x[i]) for every element: the activations have no parameters and
-// accept any shape.
-template <class F>
-Tensor map_elements(const Tensor& x, F f) {
-  Tensor y = x;
-  for (float& v : y.data) v = f(v);
-  return y;
-}
-
 }  // namespace
 
 // --------------------------------------------------------------- AvgPool2d
@@ -160,16 +151,16 @@ Tensor AdaptiveAvgPool2d::forward(const Tensor& x) const {
 // Each follows PyTorch's CPU formula, operation for operation, so results
 // agree to the rounding of exp.
 Tensor Hardswish::forward(const Tensor& x) const {
-  return map_elements(x,
+  return detail::map_elements(x,
                       [](float v) { return v * std::min(std::max(v + 3.0f, 0.0f), 6.0f) / 6.0f; });
 }
 
 Tensor SiLU::forward(const Tensor& x) const {
-  return map_elements(x, [](float v) { return v / (1.0f + std::exp(-v)); });
+  return detail::map_elements(x, [](float v) { return v / (1.0f + std::exp(-v)); });
 }
 
 Tensor Sigmoid::forward(const Tensor& x) const {
-  return map_elements(x, [](float v) { return 1.0f / (1.0f + std::exp(-v)); });
+  return detail::map_elements(x, [](float v) { return 1.0f / (1.0f + std::exp(-v)); });
 }
 
 }  // namespace sparq::nn

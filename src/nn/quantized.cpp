@@ -2,6 +2,7 @@
 #include "sparq/nn/quantized.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -273,6 +274,15 @@ void act_to_u8(Act& a, const QParams& qp) {
   a.qp = qp;
   a.quantized = true;
   a.f.clear();
+}
+
+namespace {
+std::atomic<int> g_block_team{1};
+}  // namespace
+
+int last_block_team() noexcept { return g_block_team.load(std::memory_order_relaxed); }
+void record_block_team(int threads) noexcept {
+  g_block_team.store(threads, std::memory_order_relaxed);
 }
 
 int parallel_threads(int64_t units) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "gemm/sgemm_packed.hpp"
+#include "nn/nn_internal.hpp"
 #include "sparq/error.hpp"
 #include "sparq/gemm/sgemm.hpp"
 
@@ -58,12 +59,6 @@ AxisView view_around_axis(const Tensor& x, int64_t axis, const char* who) {
   return v;
 }
 
-template <class F>
-Tensor map_elements(const Tensor& x, F f) {
-  Tensor y = x;
-  for (float& v : y.data) v = f(v);
-  return y;
-}
 
 }  // namespace
 
@@ -191,12 +186,12 @@ Tensor GELU::forward(const Tensor& x) const {
   if (tanh_approximation) {
     // torch's approximate='tanh': kBeta = sqrt(2/pi), kKappa = 0.044715.
     constexpr auto beta = static_cast<float>(std::numbers::sqrt2 * std::numbers::inv_sqrtpi);
-    return map_elements(x, [](float v) {
+    return detail::map_elements(x, [](float v) {
       return 0.5f * v * (1.0f + std::tanh(beta * (v + 0.044715f * v * v * v)));
     });
   }
   constexpr auto inv_sqrt2 = static_cast<float>(1.0 / std::numbers::sqrt2);
-  return map_elements(x, [](float v) { return v * 0.5f * (1.0f + std::erf(v * inv_sqrt2)); });
+  return detail::map_elements(x, [](float v) { return v * 0.5f * (1.0f + std::erf(v * inv_sqrt2)); });
 }
 
 Tensor Softmax::forward(const Tensor& x) const {
@@ -211,7 +206,7 @@ Tensor Softmax::forward(const Tensor& x) const {
 }
 
 Tensor Tanh::forward(const Tensor& x) const {
-  return map_elements(x, [](float v) { return std::tanh(v); });
+  return detail::map_elements(x, [](float v) { return std::tanh(v); });
 }
 
 // ------------------------------------------------------------- SelectIndex

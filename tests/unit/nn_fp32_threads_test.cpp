@@ -8,6 +8,7 @@
 #include <random>
 
 #include "kernels/sgemm_kernels.hpp"
+#include "nn/nn_internal.hpp"
 #include "sparq/nn/layers.hpp"
 #include "sparq/threads.hpp"
 
@@ -45,17 +46,19 @@ TEST(NnFp32Threads, LinearObeysSetNumThreads) {
 
 TEST(NnFp32Threads, Conv2dObeysSetNumThreads) {
   ThreadSetting restore;
-  // 128 -> 128 channels, 3x3: each im2col block (96 rows) is a GEMM of
-  // 96 x 128 x 1152, 14 M multiply-adds, enough for two threads.
+  // A convolution splits its output rows into blocks, one team member per
+  // block (docs/design.md rule 9), each block a one-thread sgemm.
   nn::Conv2d conv(128, 128, 3, {.padding = {1, 1}});
   for (std::size_t i = 0; i < conv.weight.data.size(); ++i) conv.weight.data[i] = 0.01f * (i % 5);
   const nn::Tensor x({1, 16, 16, 128}, std::vector<float>(16 * 16 * 128, 0.25f));
   set_num_threads(1);
   const nn::Tensor y1 = conv.forward(x);
+  EXPECT_EQ(nn::detail::last_block_team(), 1);
   EXPECT_EQ(detail::sgemm_last_threads(), 1);
   set_num_threads(2);
   const nn::Tensor y2 = conv.forward(x);
-  EXPECT_EQ(detail::sgemm_last_threads(), detail::sgemm_has_threads() ? 2 : 1);
+  EXPECT_EQ(nn::detail::last_block_team(), detail::sgemm_has_threads() ? 2 : 1);
+  EXPECT_EQ(detail::sgemm_last_threads(), 1);  // nested in a block's thread
   EXPECT_EQ(y1.data, y2.data);
 }
 

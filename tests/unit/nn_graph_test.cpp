@@ -148,19 +148,19 @@ TEST(Graph, ConcatAndMultipleOutputs) {
 
 TEST(Graph, LoadStateDictConvertsOihwAndListsMismatchesSideBySide) {
   Graph g = residual_net(5);
-  const TensorMap ours = g.state_dict();
-  // PyTorch's layout for every conv weight.
-  TensorMap pytorch = ours;
+  // PyTorch's layout for every conv weight: random [O][I][H][W] tensors, and
+  // what loading them must give (oihw_to_ohwi, tested in nn_layers_test).
+  TensorMap pytorch = g.state_dict();
+  uint64_t seed = 100;
   for (const char* conv : {"stem", "block.conv1", "block.conv2"}) {
-    const Tensor& w = ours.at(std::string(conv) + ".weight");  // [O][H][W][I]
-    const int64_t o = w.shape[0], h = w.shape[1], wd = w.shape[2], i = w.shape[3];
-    Tensor t({o, i, h, wd});
-    for (int64_t a = 0; a < o; ++a)
-      for (int64_t b = 0; b < h; ++b)
-        for (int64_t c = 0; c < wd; ++c)
-          for (int64_t d = 0; d < i; ++d)
-            t.data[((a * i + d) * h + b) * wd + c] = w.data[((a * h + b) * wd + c) * i + d];
-    pytorch[std::string(conv) + ".weight"] = t;
+    const std::string key = std::string(conv) + ".weight";
+    const std::vector<int64_t>& ohwi = pytorch.at(key).shape;
+    pytorch[key] = random_tensor({ohwi[0], ohwi[3], ohwi[1], ohwi[2]}, ++seed);
+  }
+  TensorMap ours = pytorch;
+  for (const char* conv : {"stem", "block.conv1", "block.conv2"}) {
+    const std::string key = std::string(conv) + ".weight";
+    ours[key] = oihw_to_ohwi(pytorch.at(key));
   }
   pytorch["block.bn1.num_batches_tracked"] = Tensor({1});  // PyTorch exports it; ignored
   Graph h = residual_net(6);
