@@ -172,6 +172,33 @@ Act run_step(const QuantizedGraph::Impl::Step& s, std::vector<Act> in, const Act
 Tensor QuantizedGraph::forward(const Tensor& x) const { return forward(std::vector<Tensor>{x}); }
 
 Tensor QuantizedGraph::forward(const std::vector<Tensor>& inputs) const {
+  return forward_visit(inputs, {});
+}
+
+std::vector<std::string> QuantizedGraph::step_kinds() const {
+  std::vector<std::string> kinds;
+  for (const auto& s : impl_->steps) {
+    const auto* u = std::get_if<QuantizedUnit>(&s.op);
+    if (!u) {
+      kinds.push_back(fmt::format("FP32 {}", op_kind(std::get<NodeOp>(s.op))));
+    } else if (const auto* c = std::get_if<QConv2d>(&u->op)) {
+      kinds.push_back(fmt::format("QConv2d {}{}x{}{}", c->depthwise() ? "dw " : "", c->kernel_h,
+                                  c->kernel_w, s.residual.empty() ? "" : " + residual"));
+    } else if (std::holds_alternative<QLinear>(u->op)) {
+      kinds.push_back("QLinear");
+    } else if (std::holds_alternative<MaxPool2d>(u->op)) {
+      kinds.push_back("MaxPool2d u8");
+    } else if (std::holds_alternative<Flatten>(u->op)) {
+      kinds.push_back("Flatten");
+    } else {
+      kinds.push_back("FP32 block");
+    }
+  }
+  return kinds;
+}
+
+Tensor QuantizedGraph::forward_visit(const std::vector<Tensor>& inputs,
+                                     const std::function<void(std::size_t step)>& after_step) const {
   const Impl& g = *impl_;
   if (g.steps.empty()) fail("QuantizedGraph::forward: the graph is empty");
   if (inputs.size() != g.inputs.size()) {
@@ -193,7 +220,8 @@ Tensor QuantizedGraph::forward(const std::vector<Tensor>& inputs) const {
     Act& v = values.at(name);
     return --uses[name] == 0 ? std::move(v) : v;
   };
-  for (const auto& s : g.steps) {
+  for (std::size_t index = 0; index < g.steps.size(); ++index) {
+    const auto& s = g.steps[index];
     std::vector<Act> in;
     for (const std::string& name : s.inputs) in.push_back(take(name));
     try {
@@ -207,6 +235,7 @@ Tensor QuantizedGraph::forward(const std::vector<Tensor>& inputs) const {
     for (const std::string& name : s.inputs) {
       if (uses[name] == 0) values.erase(name);
     }
+    if (after_step) after_step(index);
   }
   return detail::act_to_tensor(take(g.outputs.front()));
 }

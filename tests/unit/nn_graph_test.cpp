@@ -3,6 +3,7 @@
 // BatchNorm folding, and the INT8 graph workflow against the Sequential one.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
@@ -257,6 +258,15 @@ TEST(QuantizedGraph, StaticResidualIsFusedAndAccurate) {
   // ~40-48 dB on its own; 25 dB leaves room for their sum and still fails if
   // the residual were dropped or mis-scaled (then the SQNR is < 10 dB).
   EXPECT_GT(sqnr_db(g.forward(x), q.forward(x)), 25.0);
+
+  // The profiling hook: every step reported once, in order, same output.
+  const std::vector<std::string> kinds = q.step_kinds();
+  EXPECT_NE(std::find(kinds.begin(), kinds.end(), "QConv2d 3x3 + residual"), kinds.end());
+  std::vector<std::size_t> seen;
+  const Tensor visited = q.forward_visit({x}, [&](std::size_t step) { seen.push_back(step); });
+  ASSERT_EQ(seen.size(), kinds.size());
+  for (std::size_t i = 0; i < seen.size(); ++i) EXPECT_EQ(seen[i], i);
+  EXPECT_EQ(visited.data, q.forward(x).data);
 
   // Keeping the residual conv in FP32 turns the fusion off, and still runs.
   StaticConfig keep{.overrides = {{"block.conv2", LayerOverride{.keep_fp32 = true}}}};

@@ -116,7 +116,8 @@ void print_usage() {
       "  batches; BERT: quantize_dynamic, per-row activations), and of PyTorch when\n"
       "  python3 has torch (tests/pytorch/bench_model_peer.py; --no-peer skips it).\n"
       "  --size: CNN image height and width; --seq: BERT sequence length.\n"
-      "  --profile: FP32 time per operator kind (conv by kernel shape), averaged over R runs.\n");
+      "  --profile: time per operator kind (conv by kernel shape) of each variant, averaged\n"
+      "             over R runs (INT8: per quantized step, fusions included).\n");
 }
 
 Options parse(const sparq::tool::Args& args) {
@@ -267,14 +268,14 @@ class Printer {
     std::fflush(stdout);
   }
 
-  /// The FP32 profile: one JSON line now, or a table sorted by time at the end.
-  void profile(const std::map<std::string, double>& ms_by_label) {
+  /// A variant's profile: one JSON line now, or a table sorted by time at the end.
+  void profile(const std::string& variant, const std::map<std::string, double>& ms_by_label) {
     if (!o_.json) {
-      profile_ = ms_by_label;
+      profiles_.emplace_back(variant, ms_by_label);
       return;
     }
     fmt::print("{}\n", nlohmann::json{{"model", o_.model},
-                                      {"variant", "fp32-profile"},
+                                      {"variant", variant + "-profile"},
                                       {"batch", o_.batch},
                                       {"threads", o_.threads},
                                       {"ms_by_op", ms_by_label}}
@@ -309,24 +310,25 @@ class Printer {
                  r.batch, r.threads, static_cast<double>(r.bytes) / 1e6, r.ms,
                  best_fp32_ms ? fmt::format("{:.2f}", *best_fp32_ms / r.ms) : "-");
     }
-    if (profile_.empty()) return;
-    std::vector<std::pair<double, std::string>> rows;
-    double total = 0;
-    for (const auto& [label, ms] : profile_) {
-      rows.emplace_back(ms, label);
-      total += ms;
+    for (const auto& [variant, by_label] : profiles_) {
+      std::vector<std::pair<double, std::string>> rows;
+      double total = 0;
+      for (const auto& [label, ms] : by_label) {
+        rows.emplace_back(ms, label);
+        total += ms;
+      }
+      std::sort(rows.rbegin(), rows.rend());
+      fmt::print("{} time by operator (mean of {} runs):\n", variant, o_.repeat);
+      for (const auto& [ms, label] : rows)
+        fmt::print("  {:<24} {:>10.2f} ms {:>6.1f}%\n", label, ms, 100.0 * ms / total);
     }
-    std::sort(rows.rbegin(), rows.rend());
-    fmt::print("fp32 time by operator (mean of {} runs):\n", o_.repeat);
-    for (const auto& [ms, label] : rows)
-      fmt::print("  {:<18} {:>10.2f} ms {:>6.1f}%\n", label, ms, 100.0 * ms / total);
   }
 
  private:
   int64_t input_size() const { return is_bert(o_.model) ? o_.seq : o_.size; }
   const Options& o_;
   std::vector<Record> records_;
-  std::map<std::string, double> profile_;
+  std::vector<std::pair<std::string, std::map<std::string, double>>> profiles_;
 };
 
 // What a node is, for the profile: the operator kind, convolutions split by
@@ -341,23 +343,42 @@ std::string profile_label(const nn::NodeOp& op) {
   return nn::op_kind(op);
 }
 
-// FP32 time per operator kind: the wall time between consecutive node
-// outputs of Graph::forward_visit, averaged over `repeat` calls after a warm-up.
-void profile_fp32(const Options& o, const nn::Graph& g, const std::vector<nn::Tensor>& inputs,
-                  Printer& out) {
+// Time per operator kind: the wall time between consecutive step (node)
+// ends of a forward_visit, averaged over `repeat` calls after a warm-up.
+template <class Visit>
+std::map<std::string, double> profile_steps(const Options& o,
+                                            const std::vector<std::string>& label_of_step,
+                                            Visit&& forward_visit) {
   using Clock = std::chrono::steady_clock;
   std::map<std::string, double> ms_by_label;
-  (void)g.forward(inputs);
+  forward_visit([](std::size_t) {});
   for (int r = 0; r < o.repeat; ++r) {
     Clock::time_point last = Clock::now();
-    (void)g.forward_visit(inputs, [&](std::size_t node, const nn::Tensor&) {
+    forward_visit([&](std::size_t step) {
       const Clock::time_point now = Clock::now();
-      ms_by_label[profile_label(g.nodes()[node].op)] +=
+      ms_by_label[label_of_step[step]] +=
           std::chrono::duration<double, std::milli>(now - last).count() / o.repeat;
       last = now;
     });
   }
-  out.profile(ms_by_label);
+  return ms_by_label;
+}
+
+void profile_fp32(const Options& o, const nn::Graph& g, const std::vector<nn::Tensor>& inputs,
+                  Printer& out) {
+  std::vector<std::string> labels;
+  for (const nn::Node& n : g.nodes()) labels.push_back(profile_label(n.op));
+  out.profile("fp32", profile_steps(o, labels, [&](auto&& after) {
+                (void)g.forward_visit(inputs,
+                                      [&](std::size_t node, const nn::Tensor&) { after(node); });
+              }));
+}
+
+void profile_int8(const Options& o, const nn::QuantizedGraph& q,
+                  const std::vector<nn::Tensor>& inputs, Printer& out) {
+  out.profile("int8", profile_steps(o, q.step_kinds(), [&](auto&& after) {
+                (void)q.forward_visit(inputs, [&](std::size_t step) { after(step); });
+              }));
 }
 
 void run_sparq(const Options& o, Printer& out) {
@@ -389,6 +410,7 @@ void run_sparq(const Options& o, Printer& out) {
     r.bytes = q.weight_bytes();
     r.ms = median_ms([&] { (void)q.forward(inputs); }, o.repeat);
     out.print(r);
+    if (o.profile) profile_int8(o, q, inputs, out);
   }
 }
 

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,6 +30,14 @@ class QuantizedGraph {
   /// FP32 in, FP32 out, like Graph::forward.
   Tensor forward(const Tensor& x) const;
   Tensor forward(const std::vector<Tensor>& inputs) const;
+  /// forward() calling `after_step(i)` when step i is done (profiling:
+  /// the wall time between calls is step i's).
+  Tensor forward_visit(const std::vector<Tensor>& inputs,
+                       const std::function<void(std::size_t step)>& after_step) const;
+  /// The steps in order: what each runs, in a few words for grouping
+  /// ("QConv2d 3x3", "QConv2d 1x1 + residual", "QConv2d dw 3x3", "QLinear",
+  /// "MaxPool2d u8", "FP32 AdaptiveAvgPool2d", ...).
+  std::vector<std::string> step_kinds() const;
   /// Bytes of the weights as the kernels read them (int8 + FP32-kept parameters).
   std::size_t weight_bytes() const;
   /// One line per step: name, what runs (INT8 static/dynamic, FP32, fused ops).
