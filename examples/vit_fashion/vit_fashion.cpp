@@ -125,8 +125,9 @@ int main(int argc, char** argv) {
         for (int64_t i = 0; i < n; ++i) {
           const int64_t predicted = argmax(logits.data.data() + i * kClasses);
           r.correct += predicted == test.labels[static_cast<std::size_t>(start + i)];
-          r.disagreements += predicted != static_cast<int64_t>(
-                                              torch_predictions[static_cast<std::size_t>(start + i)]);
+          r.disagreements +=
+              predicted !=
+              static_cast<int64_t>(torch_predictions[static_cast<std::size_t>(start + i)]);
         }
       }
       return r;
@@ -153,7 +154,8 @@ int main(int argc, char** argv) {
     // training images, never the test set.
     const fashion::Dataset train = fashion::load_fashion_mnist(data, "train");
     nn::GraphCalibrator calibrator(graph);
-    for (int64_t start = 0; start < 1000; start += batch) calibrator.observe(images(train, start, batch));
+    for (int64_t start = 0; start < 1000; start += batch)
+      calibrator.observe(images(train, start, batch));
     struct Row {
       const char* name;
       nn::QuantizedGraph model;
@@ -167,8 +169,8 @@ int main(int argc, char** argv) {
     bool ok = true;
     for (const Row& row : rows) {
       const Result r = evaluate(row.model);
-      const double loss = 100.0 * static_cast<double>(fp32.correct - r.correct) /
-                          static_cast<double>(test.count);
+      const double loss =
+          100.0 * static_cast<double>(fp32.correct - r.correct) / static_cast<double>(test.count);
       const bool met = row.max_loss_points < 0 || loss <= row.max_loss_points;
       std::printf("INT8 %-34s accuracy %.4f (%+.2f points vs FP32)%s; %.0f images/s\n", row.name,
                   static_cast<double>(r.correct) / static_cast<double>(test.count), -loss,

@@ -96,8 +96,7 @@ Tensor detail::run_node_op(const NodeOp& op, std::span<const Tensor* const> in) 
       op);
 }
 
-void detail::for_each_node_param(NodeOp& op, const std::string& prefix,
-                                 const ParamVisitor& f) {
+void detail::for_each_node_param(NodeOp& op, const std::string& prefix, const ParamVisitor& f) {
   std::visit(
       [&](auto& o) {
         using T = std::decay_t<decltype(o)>;
@@ -181,9 +180,10 @@ const std::string& Graph::add(std::string name, NodeOp op, std::vector<std::stri
   if (inputs.empty()) inputs.push_back(nodes_.empty() ? inputs_.front() : nodes_.back().name);
   for (const std::string& in : inputs) {
     if (!index_.count(in) && std::find(inputs_.begin(), inputs_.end(), in) == inputs_.end()) {
-      fail("Graph::add: node '{}' reads '{}', which is neither a graph input nor a node added "
-           "before it",
-           name, in);
+      fail(
+          "Graph::add: node '{}' reads '{}', which is neither a graph input nor a node added "
+          "before it",
+          name, in);
     }
   }
   const int arity = op_arity(op);
@@ -293,7 +293,7 @@ TensorMap Graph::state_dict() const {
   for (const Node& n : nodes_) {
     // The visitor signature serves loading too; nothing is written here.
     detail::for_each_node_param(const_cast<NodeOp&>(n.op), n.name + ".",
-                        [&](const std::string& key, Tensor& t) { out[key] = t; });
+                                [&](const std::string& key, Tensor& t) { out[key] = t; });
   }
   return out;
 }
@@ -323,8 +323,10 @@ void Graph::load_state_dict(const TensorMap& tensors, bool strict, ConvWeightLay
     Tensor value = it->second;
     if (slot.conv_weight && layout == ConvWeightLayout::oihw) {
       if (value.rank() != 4) {
-        fail("load_state_dict: conv weight '{}' has shape {}; expected PyTorch's rank-4 [O][I][H][W]",
-             key, shape_to_string(value.shape));
+        fail(
+            "load_state_dict: conv weight '{}' has shape {}; expected PyTorch's rank-4 "
+            "[O][I][H][W]",
+            key, shape_to_string(value.shape));
       }
       value = oihw_to_ohwi(value);
     }

@@ -16,9 +16,9 @@
 
 namespace sparq::nn {
 
-using sparq::detail::fail;
 using detail::Act;
 using detail::granularity_for;
+using sparq::detail::fail;
 
 namespace {
 
@@ -102,13 +102,13 @@ std::vector<PlanStep> make_plan(const Graph& g, bool fuse_residual,
 void check_overrides(const std::map<std::string, LayerOverride>& overrides, const Graph& g) {
   for (const auto& [name, o] : overrides) {
     const int64_t i = g.find(name);
-    const auto* l = i < 0 ? nullptr : std::get_if<Layer>(&g.nodes()[static_cast<std::size_t>(i)].op);
+    const auto* l =
+        i < 0 ? nullptr : std::get_if<Layer>(&g.nodes()[static_cast<std::size_t>(i)].op);
     if (!l || !(std::holds_alternative<Linear>(*l) || std::holds_alternative<Conv2d>(*l))) {
       fail("override '{}' names no Linear/Conv2d node of the graph", name);
     }
   }
 }
-
 
 Graph folded_copy(const Graph& g) {
   Graph f = g;
@@ -197,8 +197,9 @@ std::vector<std::string> QuantizedGraph::step_kinds() const {
   return kinds;
 }
 
-Tensor QuantizedGraph::forward_visit(const std::vector<Tensor>& inputs,
-                                     const std::function<void(std::size_t step)>& after_step) const {
+Tensor QuantizedGraph::forward_visit(
+    const std::vector<Tensor>& inputs,
+    const std::function<void(std::size_t step)>& after_step) const {
   const Impl& g = *impl_;
   if (g.steps.empty()) fail("QuantizedGraph::forward: the graph is empty");
   if (inputs.size() != g.inputs.size()) {
@@ -246,10 +247,9 @@ std::size_t QuantizedGraph::weight_bytes() const {
     if (const auto* u = std::get_if<QuantizedUnit>(&s.op)) {
       bytes += detail::unit_weight_bytes(*u);
     } else {
-      detail::for_each_node_param(const_cast<NodeOp&>(std::get<NodeOp>(s.op)), "",
-                                  [&](const std::string&, Tensor& t) {
-                                    bytes += t.data.size() * sizeof(float);
-                                  });
+      detail::for_each_node_param(
+          const_cast<NodeOp&>(std::get<NodeOp>(s.op)), "",
+          [&](const std::string&, Tensor& t) { bytes += t.data.size() * sizeof(float); });
     }
   }
   return bytes;
@@ -294,7 +294,7 @@ QuantizedGraph quantize_dynamic(const Graph& graph, const DynamicConfig& config)
 
 // ------------------------------------------------------------- calibration
 struct GraphCalibrator::Impl {
-  Graph graph;  ///< BatchNorm folded
+  Graph graph;                                                 ///< BatchNorm folded
   std::map<std::string, std::unique_ptr<Observer>> observers;  ///< inputs and every node
   int64_t batches = 0;
 };
@@ -306,12 +306,13 @@ GraphCalibrator::GraphCalibrator(const Graph& graph, const CalibrationConfig& co
   std::set<std::string> names(impl_->graph.input_names().begin(), impl_->graph.input_names().end());
   for (const Node& n : impl_->graph.nodes()) names.insert(n.name);
   for (const auto& [name, c] : config.per_layer) {
-    if (!names.count(name)) fail("GraphCalibrator: per_layer names '{}', which is no node or input", name);
+    if (!names.count(name))
+      fail("GraphCalibrator: per_layer names '{}', which is no node or input", name);
   }
   for (const std::string& name : names) {
     auto it = config.per_layer.find(name);
-    impl_->observers[name] =
-        detail::make_activation_observer(it == config.per_layer.end() ? config.observer : it->second, name);
+    impl_->observers[name] = detail::make_activation_observer(
+        it == config.per_layer.end() ? config.observer : it->second, name);
   }
 }
 
@@ -347,8 +348,9 @@ QParams GraphCalibrator::qparams(const std::string& name) const {
 // ------------------------------------------------------------- static
 QuantizedGraph quantize_static(const GraphCalibrator& cal, const StaticConfig& config) {
   if (config.fallback_sqnr_db || config.bias_correction) {
-    fail("quantize_static(GraphCalibrator): fallback_sqnr_db and bias_correction are not "
-         "available for graphs yet; use overrides (keep_fp32) per node");
+    fail(
+        "quantize_static(GraphCalibrator): fallback_sqnr_db and bias_correction are not "
+        "available for graphs yet; use overrides (keep_fp32) per node");
   }
   const Graph& g = cal.impl().graph;
   check_overrides(config.overrides, g);

@@ -628,9 +628,9 @@ bool detail::fold_batchnorm_into(Layer& prev, const BatchNorm& bn, const std::st
   const int64_t per = w->numel() / channels;
   std::vector<float> new_bias(static_cast<std::size_t>(channels));
   for (int64_t c = 0; c < channels; ++c) {
-    const double g = static_cast<double>(bn.weight.data[c]) /
-                     std::sqrt(static_cast<double>(bn.running_var.data[c]) +
-                               static_cast<double>(bn.eps));
+    const double g =
+        static_cast<double>(bn.weight.data[c]) /
+        std::sqrt(static_cast<double>(bn.running_var.data[c]) + static_cast<double>(bn.eps));
     for (int64_t j = 0; j < per; ++j) {
       float& v = w->data[c * per + j];
       v = static_cast<float>(static_cast<double>(v) * g);

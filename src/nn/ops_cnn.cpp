@@ -151,8 +151,8 @@ Tensor AdaptiveAvgPool2d::forward(const Tensor& x) const {
 // Each follows PyTorch's CPU formula, operation for operation, so results
 // agree to the rounding of exp.
 Tensor Hardswish::forward(const Tensor& x) const {
-  return detail::map_elements(x,
-                      [](float v) { return v * std::min(std::max(v + 3.0f, 0.0f), 6.0f) / 6.0f; });
+  return detail::map_elements(
+      x, [](float v) { return v * std::min(std::max(v + 3.0f, 0.0f), 6.0f) / 6.0f; });
 }
 
 Tensor SiLU::forward(const Tensor& x) const {

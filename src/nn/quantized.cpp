@@ -460,8 +460,7 @@ bool fusable(const QConv2d& c, const MaxPool2d& pool, const std::vector<int64_t>
 /// so the full-resolution activation never goes to memory. Every output row
 /// depends only on its own patch row, and the pool sees exactly the values
 /// the conv unit would have produced, so neither changes a single bit.
-Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool,
-                       const ConvResidual* residual) {
+Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool, const ConvResidual* residual) {
   detail::check_nhwc(in.shape, c.in_channels, "QConv2d");
   const int64_t b = in.shape[0], h = in.shape[1], w = in.shape[2];
   const int64_t oh = c.out_h(h), ow = c.out_w(w);
@@ -469,7 +468,8 @@ Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool,
   const int64_t patch = c.patch_size(), oc = c.out_channels;
   const bool is_static = c.mode == QuantMode::static_;
   if (residual && (pool || !is_static || c.depthwise())) {
-    fail("QConv2d: a residual input needs a static, non-depthwise convolution without a fused pool");
+    fail(
+        "QConv2d: a residual input needs a static, non-depthwise convolution without a fused pool");
   }
   if (!is_static) {
     act_to_float(in);
@@ -530,8 +530,8 @@ Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool,
   };
   // A 1x1 convolution with stride 1 and no padding multiplies the NHWC input
   // itself: its patch matrix would be a copy of it.
-  const bool pointwise = c.kernel_h == 1 && c.kernel_w == 1 && c.stride_h == 1 &&
-                         c.stride_w == 1 && c.pad_h == 0 && c.pad_w == 0 && c.groups == 1;
+  const bool pointwise = c.kernel_h == 1 && c.kernel_w == 1 && c.stride_h == 1 && c.stride_w == 1 &&
+                         c.pad_h == 0 && c.pad_w == 0 && c.groups == 1;
   if (pool_sums) {
     reserve(conv_s, block * oc);
     reserve(pooled_s, block / image * ph * pw * oc);

@@ -59,7 +59,6 @@ AxisView view_around_axis(const Tensor& x, int64_t axis, const char* who) {
   return v;
 }
 
-
 }  // namespace
 
 // --------------------------------------------------------------- Embedding
@@ -191,7 +190,8 @@ Tensor GELU::forward(const Tensor& x) const {
     });
   }
   constexpr auto inv_sqrt2 = static_cast<float>(1.0 / std::numbers::sqrt2);
-  return detail::map_elements(x, [](float v) { return v * 0.5f * (1.0f + std::erf(v * inv_sqrt2)); });
+  return detail::map_elements(x,
+                              [](float v) { return v * 0.5f * (1.0f + std::erf(v * inv_sqrt2)); });
 }
 
 Tensor Softmax::forward(const Tensor& x) const {

@@ -12,8 +12,8 @@
 
 namespace sparq::nn {
 
-using sparq::detail::fail;
 using detail::granularity_for;
+using sparq::detail::fail;
 
 // ------------------------------------------------------------------ shared with graphs
 Granularity detail::granularity_for(const std::string& name, Granularity global,
@@ -135,7 +135,6 @@ void check_overrides(const std::map<std::string, LayerOverride>& overrides,
   }
 }
 
-
 bool kept_fp32(const std::string& name, const std::map<std::string, LayerOverride>& overrides) {
   auto it = overrides.find(name);
   return it != overrides.end() && it->second.keep_fp32;
@@ -234,7 +233,7 @@ struct Calibrator::Impl {
 };
 
 std::unique_ptr<Observer> detail::make_activation_observer(ObserverConfig c,
-                                                          const std::string& name) {
+                                                           const std::string& name) {
   if (c.kind == ObserverKind::per_channel_minmax ||
       c.kind == ObserverKind::moving_average_per_channel_minmax) {
     fail("Calibrator: activation '{}' needs a per-tensor observer (got {})", name,

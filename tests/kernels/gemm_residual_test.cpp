@@ -134,7 +134,7 @@ TEST_P(ResidualStage, TheSumSaturatesOnce) {
   std::vector<int32_t> acc(2 * n);
   for (int64_t j = 0; j < n; ++j) {
     acc[j] = 2000000000 - static_cast<int32_t>(j) * 1000;  // + bias: > INT32_MAX
-    r[j] = -127;                                            // about -6e8
+    r[j] = -127;                                           // about -6e8
     acc[n + j] = -2000000000 + static_cast<int32_t>(j) * 1000;
     r[n + j] = 127;
   }

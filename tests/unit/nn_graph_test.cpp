@@ -96,12 +96,12 @@ TEST(Graph, FromSequentialIsTheSameModel) {
 TEST(Graph, RejectsBadNodes) {
   Graph g;
   g.add("a", ReLU());
-  EXPECT_THROW(g.add("a", ReLU()), Error);                    // duplicate
-  EXPECT_THROW(g.add("input", ReLU()), Error);                // an input's name
-  EXPECT_THROW(g.add("", ReLU()), Error);                     // empty
-  EXPECT_THROW(g.add("b", ReLU(), {"nowhere"}), Error);       // unknown input
-  EXPECT_THROW(g.add("c", Add(), {"a"}), Error);              // Add takes 2
-  EXPECT_THROW(g.add("d", ReLU(), {"a", "input"}), Error);    // ReLU takes 1
+  EXPECT_THROW(g.add("a", ReLU()), Error);                  // duplicate
+  EXPECT_THROW(g.add("input", ReLU()), Error);              // an input's name
+  EXPECT_THROW(g.add("", ReLU()), Error);                   // empty
+  EXPECT_THROW(g.add("b", ReLU(), {"nowhere"}), Error);     // unknown input
+  EXPECT_THROW(g.add("c", Add(), {"a"}), Error);            // Add takes 2
+  EXPECT_THROW(g.add("d", ReLU(), {"a", "input"}), Error);  // ReLU takes 1
   EXPECT_THROW(Graph(std::vector<std::string>{"x", "x"}), Error);
   EXPECT_THROW(g.set_outputs({"nowhere"}), Error);
   try {
@@ -225,7 +225,11 @@ TEST(QuantizedGraph, DynamicEqualsTheSequentialWorkflow) {
 }
 
 TEST(QuantizedGraph, StaticEqualsTheSequentialWorkflow) {
-  Sequential s{Conv2d(3, 8, 3, same3x3(true)), BatchNorm2d(8), ReLU(), MaxPool2d(2), Flatten(),
+  Sequential s{Conv2d(3, 8, 3, same3x3(true)),
+               BatchNorm2d(8),
+               ReLU(),
+               MaxPool2d(2),
+               Flatten(),
                Linear(4 * 4 * 8, 6)};
   s.init_parameters(12);
   randomize_batchnorm(std::get<BatchNorm>(s[1]), 13);

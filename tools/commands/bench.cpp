@@ -330,8 +330,7 @@ int run_bench(const sparq::tool::Args& args) {
   sparq::detail::fail("bench: unknown benchmark '{}'; expected 'gemm' or 'model'", args[0]);
 }
 
-const sparq::tool::Registration reg{"bench",
-                                    "benchmarks: sparq bench gemm|model [options]",
+const sparq::tool::Registration reg{"bench", "benchmarks: sparq bench gemm|model [options]",
                                     run_bench};
 
 }  // namespace

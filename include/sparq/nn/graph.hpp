@@ -41,9 +41,9 @@ namespace sparq::nn {
 
 /// What a node computes: one of the Sequential layers (single input), or a
 /// graph operator (ops.hpp, transformer.hpp).
-using NodeOp = std::variant<Layer, Add, Concat, AvgPool2d, AdaptiveAvgPool2d, Hardswish, SiLU,
-                            Sigmoid, Embedding, LayerNorm, GELU, Softmax, Tanh, SelectIndex,
-                            Attention, Reshape, Mean>;
+using NodeOp =
+    std::variant<Layer, Add, Concat, AvgPool2d, AdaptiveAvgPool2d, Hardswish, SiLU, Sigmoid,
+                 Embedding, LayerNorm, GELU, Softmax, Tanh, SelectIndex, Attention, Reshape, Mean>;
 
 /// "Conv2d", "Add", "LayerNorm", ...
 const char* op_kind(const NodeOp& op) noexcept;
@@ -51,7 +51,7 @@ const char* op_kind(const NodeOp& op) noexcept;
 std::string describe(const NodeOp& op);
 
 struct Node {
-  std::string name;                 ///< "layer1.0.conv1"
+  std::string name;  ///< "layer1.0.conv1"
   NodeOp op;
   std::vector<std::string> inputs;  ///< graph input or earlier node names
 };

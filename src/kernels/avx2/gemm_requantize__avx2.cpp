@@ -50,16 +50,17 @@ inline __m256i add3_sat(__m256i a, __m256i b, __m256i c) {
   const __m256i max32 = _mm256_set1_epi64x(INT32_MAX);
   const __m256i min32 = _mm256_set1_epi64x(INT32_MIN);
   auto half = [&](__m128i x, __m128i y, __m128i z) {
-    __m256i s = _mm256_add_epi64(_mm256_add_epi64(_mm256_cvtepi32_epi64(x), _mm256_cvtepi32_epi64(y)),
-                                 _mm256_cvtepi32_epi64(z));
+    __m256i s =
+        _mm256_add_epi64(_mm256_add_epi64(_mm256_cvtepi32_epi64(x), _mm256_cvtepi32_epi64(y)),
+                         _mm256_cvtepi32_epi64(z));
     s = _mm256_blendv_epi8(s, max32, _mm256_cmpgt_epi64(s, max32));
     s = _mm256_blendv_epi8(s, min32, _mm256_cmpgt_epi64(min32, s));
     // The low dword of each int64 lane, into the low 128 bits.
     return _mm256_castsi256_si128(
         _mm256_permutevar8x32_epi32(s, _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0)));
   };
-  const __m128i lo = half(_mm256_castsi256_si128(a), _mm256_castsi256_si128(b),
-                          _mm256_castsi256_si128(c));
+  const __m128i lo =
+      half(_mm256_castsi256_si128(a), _mm256_castsi256_si128(b), _mm256_castsi256_si128(c));
   const __m128i hi = half(_mm256_extracti128_si256(a, 1), _mm256_extracti128_si256(b, 1),
                           _mm256_extracti128_si256(c, 1));
   return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);

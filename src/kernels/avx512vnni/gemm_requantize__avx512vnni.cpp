@@ -47,12 +47,13 @@ inline __m512i add3_sat(__m512i a, __m512i b, __m512i c) {
   const __m512i max32 = _mm512_set1_epi64(INT32_MAX);
   const __m512i min32 = _mm512_set1_epi64(INT32_MIN);
   auto half = [&](__m256i x, __m256i y, __m256i z) {
-    const __m512i s = _mm512_add_epi64(
-        _mm512_add_epi64(_mm512_cvtepi32_epi64(x), _mm512_cvtepi32_epi64(y)), _mm512_cvtepi32_epi64(z));
+    const __m512i s =
+        _mm512_add_epi64(_mm512_add_epi64(_mm512_cvtepi32_epi64(x), _mm512_cvtepi32_epi64(y)),
+                         _mm512_cvtepi32_epi64(z));
     return _mm512_cvtepi64_epi32(_mm512_max_epi64(_mm512_min_epi64(s, max32), min32));
   };
-  const __m256i lo = half(_mm512_castsi512_si256(a), _mm512_castsi512_si256(b),
-                          _mm512_castsi512_si256(c));
+  const __m256i lo =
+      half(_mm512_castsi512_si256(a), _mm512_castsi512_si256(b), _mm512_castsi512_si256(c));
   const __m256i hi = half(_mm512_extracti64x4_epi64(a, 1), _mm512_extracti64x4_epi64(b, 1),
                           _mm512_extracti64x4_epi64(c, 1));
   return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
@@ -79,7 +80,8 @@ void requantize_tile(const GemmRequantizeParams& p) noexcept {
       __m512i x = _mm512_maskz_loadu_epi32(mask, p.acc + i * p.ld_acc + j);
       if (res) {
         const __m128i bytes = _mm_maskz_loadu_epi8(mask, p.residual + i * p.residual_ld + j);
-        const __m512i r = p.residual_signed ? _mm512_cvtepi8_epi32(bytes) : _mm512_cvtepu8_epi32(bytes);
+        const __m512i r =
+            p.residual_signed ? _mm512_cvtepi8_epi32(bytes) : _mm512_cvtepu8_epi32(bytes);
         x = add3_sat(x, b, mul_by_quantized_multiplier(_mm512_sub_epi32(r, rzp), rm, rs));
       } else if (p.bias != nullptr) {
         x = add_sat(x, b);
