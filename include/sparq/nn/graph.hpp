@@ -35,15 +35,16 @@
 #include "sparq/nn/layers.hpp"
 #include "sparq/nn/ops.hpp"
 #include "sparq/nn/sequential.hpp"
+#include "sparq/nn/smoothquant.hpp"
 #include "sparq/nn/transformer.hpp"
 
 namespace sparq::nn {
 
 /// What a node computes: one of the Sequential layers (single input), or a
-/// graph operator (ops.hpp, transformer.hpp).
-using NodeOp =
-    std::variant<Layer, Add, Concat, AvgPool2d, AdaptiveAvgPool2d, Hardswish, SiLU, Sigmoid,
-                 Embedding, LayerNorm, GELU, Softmax, Tanh, SelectIndex, Attention, Reshape, Mean>;
+/// graph operator (ops.hpp, transformer.hpp, smoothquant.hpp).
+using NodeOp = std::variant<Layer, Add, Concat, AvgPool2d, AdaptiveAvgPool2d, Hardswish, SiLU,
+                            Sigmoid, Embedding, LayerNorm, GELU, Softmax, Tanh, SelectIndex,
+                            Attention, Reshape, Mean, ChannelScale>;
 
 /// "Conv2d", "Add", "LayerNorm", ...
 const char* op_kind(const NodeOp& op) noexcept;
