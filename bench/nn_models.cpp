@@ -81,10 +81,17 @@ void run(benchmark::State& state, const std::string& model, const std::string& k
   const int64_t batch = state.range(0);
   const Models& m = models(model);
   const nn::Tensor x = random_input(model, batch, 7);
+  // "+ws": the serving path, on the caller's buffer with a reused Workspace
+  // (no input copy, no allocation per call).
+  const bool serving = kind.ends_with("+ws");
+  const nn::QuantizedModel& q = kind.starts_with("dynamic") ? m.dynamic : m.static_;
+  nn::Workspace ws;
   for (auto _ : state) {
-    nn::Tensor y = kind == "fp32"      ? m.fp32.forward(x)
-                   : kind == "dynamic" ? m.dynamic.forward(x)
-                                       : m.static_.forward(x);
+    if (serving) {
+      benchmark::DoNotOptimize(q.forward(nn::TensorView(x), ws).data);
+      continue;
+    }
+    nn::Tensor y = kind == "fp32" ? m.fp32.forward(x) : q.forward(x);
     benchmark::DoNotOptimize(y.data.data());
   }
   state.SetItemsProcessed(state.iterations() * batch);
@@ -93,10 +100,7 @@ void run(benchmark::State& state, const std::string& model, const std::string& k
     state.counters["GOPS"] =
         benchmark::Counter(ops * 1e-9 * state.iterations(), benchmark::Counter::kIsRate);
   }
-  state.counters["weight_MB"] = (kind == "fp32"      ? m.fp32.weight_bytes()
-                                 : kind == "dynamic" ? m.dynamic.weight_bytes()
-                                                     : m.static_.weight_bytes()) *
-                                1e-6;
+  state.counters["weight_MB"] = (kind == "fp32" ? m.fp32.weight_bytes() : q.weight_bytes()) * 1e-6;
 }
 
 }  // namespace
@@ -106,7 +110,7 @@ int main(int argc, char** argv) {
   // the FP32 layers too.
   sparq::set_num_threads(1);
   for (const char* model : {"mlp", "cnn"}) {
-    for (const char* kind : {"fp32", "dynamic", "static"}) {
+    for (const char* kind : {"fp32", "dynamic", "dynamic+ws", "static", "static+ws"}) {
       benchmark::RegisterBenchmark((std::string(model) + "/" + kind).c_str(),
                                    [model, kind](benchmark::State& s) { run(s, model, kind); })
           ->Arg(1)

@@ -61,9 +61,7 @@ class Driver {
   void run(int64_t p0, int64_t p1, int64_t t0, int64_t t1) noexcept {
     const int mr = kern_.mr;
     const int nr = w_.nr;
-    std::vector<int32_t> scratch(static_cast<std::size_t>(mr * nr));
-    std::vector<int64_t> wide;
-    if (w_.kp > kMaxKChunk) wide.resize(static_cast<std::size_t>(mr * nr));
+    const TileScratch scratch = tile_scratch(mr, nr, w_.kp > kMaxKChunk);
     const int64_t block = std::max<int64_t>(1, kABlockBytes / (mr * w_.kp));
     for (int64_t tb = t0; tb < t1; tb += block) {
       const int64_t te = std::min(t1, tb + block);
@@ -79,7 +77,7 @@ class Driver {
             lines = total * (t - tb + 1) / (te - tb) - l0;
             next = w_.panel(p + 1) + l0 * 64;
           }
-          tile(t, p, scratch.data(), wide.data(), next, lines);
+          tile(t, p, scratch.tile, scratch.wide, next, lines);
         }
       }
     }
@@ -192,7 +190,7 @@ template <class T>
 void gemm_s32(const Activations<T>& a, const PackedWeights& w, int32_t* c, int64_t ldc,
               const GemmOptions& o) {
   const char* who = "gemm (int32 output)";
-  std::vector<int32_t> zps;
+  thread_local std::vector<int32_t> zps;  // per-call scratch, kept: no allocation per call
   const ActSpec as = check_activations(a, w, who, zps);
   OutSpec out;
   out.kind = OutKind::s32;
@@ -205,10 +203,11 @@ template <class T, class Out>
 void gemm_requant(const Activations<T>& a, const PackedWeights& w, const RequantizeStage& s, Out* c,
                   int64_t ldc, const GemmOptions& o) {
   const char* who = "gemm (requantized output)";
-  std::vector<int32_t> zps;
+  thread_local std::vector<int32_t> zps;  // per-call scratch, kept: no allocation per call
   const ActSpec as = check_activations(a, w, who, zps);
   OutSpec out;
-  const RequantArrays arrays = check_requantize<Out>(s, w.n(), who, out);
+  thread_local RequantArrays arrays;  // kept across calls: no allocation per call
+  check_requantize<Out>(s, w.n(), who, out, arrays);
   out.c = c;
   out.ldc = check_output(c, a.m, ldc, w, who);
   run_gemm(as, w, out, o.threads, who);
@@ -218,9 +217,9 @@ template <class T>
 void gemm_dequant(const Activations<T>& a, const PackedWeights& w, const DequantizeStage& s,
                   float* c, int64_t ldc, const GemmOptions& o) {
   const char* who = "gemm (dequantized output)";
-  std::vector<int32_t> zps;
+  thread_local std::vector<int32_t> zps;  // per-call scratch, kept: no allocation per call
   const ActSpec as = check_activations(a, w, who, zps);
-  std::vector<float> row_scale;
+  thread_local std::vector<float> row_scale;  // per-call scratch, kept
   OutSpec out;
   check_dequantize(s, a.m, w.n(), w.scales(), who, row_scale, out);
   out.c = c;
@@ -282,8 +281,10 @@ void linear_dynamic(const float* x, int64_t m, int64_t ldx, const PackedWeights&
 
   thread_local std::vector<uint8_t> q;
   q.resize(static_cast<std::size_t>(m * k));
-  std::vector<int32_t> zps(static_cast<std::size_t>(m));
-  std::vector<float> row_scale(static_cast<std::size_t>(m));
+  thread_local std::vector<int32_t> zps;  // per-call scratch, kept: no allocation per call
+  thread_local std::vector<float> row_scale;
+  zps.resize(static_cast<std::size_t>(m));
+  row_scale.resize(static_cast<std::size_t>(m));
   // One definition of dynamic quantization (src/quant/dynamic_qparams.hpp
   // and detail::quantize_tensor): the same u8 values as sparq::quantize and
   // the dynamic layers of sparq::nn, ties included.

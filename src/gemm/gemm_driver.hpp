@@ -366,6 +366,22 @@ inline int64_t check_output(const void* c, int64_t m, int64_t ldc, int64_t n, co
   return ldc;
 }
 
+/// This thread's tile scratch for a driver's run(): an mr x nr int32 tile
+/// and, when K is summed in chunks, its int64 sums. Kept across calls, so a
+/// steady stream of GEMMs does not allocate (nn::Workspace's serving path).
+struct TileScratch {
+  int32_t* tile;
+  int64_t* wide;  ///< null-safe to pass when !wide_sums (then unused)
+};
+inline TileScratch tile_scratch(int mr, int nr, bool wide_sums) {
+  thread_local std::vector<int32_t> tile;
+  thread_local std::vector<int64_t> wide;
+  const auto n = static_cast<std::size_t>(mr) * static_cast<std::size_t>(nr);
+  if (tile.size() < n) tile.resize(n);
+  if (wide_sums && wide.size() < n) wide.resize(n);
+  return {tile.data(), wide.data()};
+}
+
 /// Per-channel multipliers and shifts (and the residual's) that `out`
 /// points into.
 struct RequantArrays {
@@ -394,10 +410,11 @@ inline void expand_multipliers(const std::vector<QuantizedMultiplier>& given, st
 }
 
 /// Validates the requantizing stage for n channels and fills `out`'s
-/// requantize fields (pointing into the returned arrays).
+/// requantize fields, pointing into `arr` (callers keep it thread_local, so
+/// a steady stream of calls does not allocate).
 template <class Out>
-RequantArrays check_requantize(const RequantizeStage& s, int64_t n_channels, const char* who,
-                               OutSpec& out) {
+void check_requantize(const RequantizeStage& s, int64_t n_channels, const char* who, OutSpec& out,
+                      RequantArrays& arr) {
   const auto n = static_cast<std::size_t>(n_channels);
   if (!(s.bias.empty() || s.bias.size() == n)) {
     fail("{}: stage.bias has {} values; expected 0 or n ({})", who, s.bias.size(), n);
@@ -411,7 +428,6 @@ RequantArrays check_requantize(const RequantizeStage& s, int64_t n_channels, con
     fail("{}: stage clamp [{}, {}] must satisfy {} <= clamp_min <= clamp_max <= {}", who,
          s.clamp_min, s.clamp_max, lo, hi);
   }
-  RequantArrays arr;
   expand_multipliers(s.multipliers, n, who, "stage.multipliers", arr.multiplier, arr.shift);
   const ResidualInput& res = s.residual;
   if (res.data != nullptr) {
@@ -443,7 +459,6 @@ RequantArrays check_requantize(const RequantizeStage& s, int64_t n_channels, con
   out.zero_point = s.output_zero_point;
   out.qmin = s.clamp_min;
   out.qmax = s.clamp_max;
-  return arr;
 }
 
 /// Validates the dequantizing stage for n channels and m rows; fills `out`

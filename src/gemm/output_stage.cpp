@@ -41,7 +41,8 @@ void requantize_block(const int32_t* acc, int64_t m, int64_t n, int64_t ld_acc,
                       const RequantizeStage& s, Out* c, int64_t ld_out) {
   const char* who = "apply_stage (requantize)";
   OutSpec out;
-  const RequantArrays arrays = check_requantize<Out>(s, n, who, out);
+  thread_local RequantArrays arrays;  // kept across calls: no allocation per call
+  check_requantize<Out>(s, n, who, out, arrays);
   out.c = c;
   out.ldc = ld_out;
   run_stage(acc, m, n, ld_acc, out, who);
@@ -67,7 +68,7 @@ void apply_stage(const int32_t* acc, int64_t m, int64_t n, int64_t ld_acc,
   if (static_cast<int64_t>(weight_scales.size()) != n) {
     detail::fail("{}: weight_scales has {} values; expected n ({})", who, weight_scales.size(), n);
   }
-  std::vector<float> row_scale;
+  thread_local std::vector<float> row_scale;  // per-call scratch, kept
   detail::OutSpec spec;
   detail::check_dequantize(stage, std::max<int64_t>(m, 0), n, weight_scales, who, row_scale, spec);
   spec.c = out;

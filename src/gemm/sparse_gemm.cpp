@@ -99,9 +99,7 @@ class Driver {
   // Computes the output tiles of panels [p0, p1) x row tiles [t0, t1).
   void run(int64_t p0, int64_t p1, int64_t t0, int64_t t1) noexcept {
     const int nr = w_.nr;
-    std::vector<int32_t> scratch(static_cast<std::size_t>(mr_ * nr));
-    std::vector<int64_t> wide;
-    if (w_.kp > kMaxKChunk) wide.resize(static_cast<std::size_t>(mr_ * nr));
+    const TileScratch scratch = tile_scratch(mr_, nr, w_.kp > kMaxKChunk);
     thread_local AlignedBytes dense_panel;
     if (path_ == SparsePath::expand) {
       const auto need = static_cast<std::size_t>(std::min(w_.kp, kMaxKChunk) * nr);
@@ -131,7 +129,7 @@ class Driver {
             lines = total * (t - tb + 1) / (te - tb) - l0;
             next = w_.panel(p + 1) + l0 * 64;
           }
-          tile(t, p, scratch.data(), wide.data(), dense_panel, next, lines);
+          tile(t, p, scratch.tile, scratch.wide, dense_panel, next, lines);
         }
       }
     }
@@ -272,7 +270,7 @@ template <class T>
 SparsePath gemm_s32(const Activations<T>& a, const PackedSparseWeights& w, int32_t* c, int64_t ldc,
                     const SparseGemmOptions& o) {
   const char* who = "gemm (sparse, int32 output)";
-  std::vector<int32_t> zps;
+  thread_local std::vector<int32_t> zps;  // per-call scratch, kept: no allocation per call
   const ActSpec as = check_activations(a, w, o, who, zps);
   OutSpec out;
   out.kind = OutKind::s32;
@@ -285,10 +283,11 @@ template <class T, class Out>
 SparsePath gemm_requant(const Activations<T>& a, const PackedSparseWeights& w,
                         const RequantizeStage& s, Out* c, int64_t ldc, const SparseGemmOptions& o) {
   const char* who = "gemm (sparse, requantized output)";
-  std::vector<int32_t> zps;
+  thread_local std::vector<int32_t> zps;  // per-call scratch, kept: no allocation per call
   const ActSpec as = check_activations(a, w, o, who, zps);
   OutSpec out;
-  const RequantArrays arrays = check_requantize<Out>(s, w.n(), who, out);
+  thread_local RequantArrays arrays;  // kept across calls: no allocation per call
+  check_requantize<Out>(s, w.n(), who, out, arrays);
   out.c = c;
   out.ldc = check_output(c, a.m, ldc, w.n(), who);
   return run(as, w, out, o, who);
@@ -299,9 +298,9 @@ SparsePath gemm_dequant(const Activations<T>& a, const PackedSparseWeights& w,
                         const DequantizeStage& s, float* c, int64_t ldc,
                         const SparseGemmOptions& o) {
   const char* who = "gemm (sparse, dequantized output)";
-  std::vector<int32_t> zps;
+  thread_local std::vector<int32_t> zps;  // per-call scratch, kept: no allocation per call
   const ActSpec as = check_activations(a, w, o, who, zps);
-  std::vector<float> row_scale;
+  thread_local std::vector<float> row_scale;  // per-call scratch, kept
   OutSpec out;
   check_dequantize(s, a.m, w.n(), w.scales(), who, row_scale, out);
   out.c = c;

@@ -17,7 +17,7 @@ namespace sparq::nn {
 using sparq::detail::fail;
 
 // ------------------------------------------------------------------ Tensor
-int64_t checked_numel(const std::vector<int64_t>& shape, const char* what) {
+int64_t checked_numel(std::span<const int64_t> shape, const char* what) {
   int64_t n = 1;
   for (int64_t d : shape) {
     if (d < 0) fail("{}: dimension {} in {} must be >= 0", what, d, shape_to_string(shape));
@@ -29,7 +29,9 @@ int64_t checked_numel(const std::vector<int64_t>& shape, const char* what) {
   return n;
 }
 
-std::string shape_to_string(const std::vector<int64_t>& shape) {
+int64_t TensorView::numel() const { return checked_numel(shape, "TensorView"); }
+
+std::string shape_to_string(std::span<const int64_t> shape) {
   std::string s = "[";
   for (std::size_t i = 0; i < shape.size(); ++i) {
     if (i) s += ", ";

@@ -320,13 +320,22 @@ struct UninitAllocator : std::allocator<T> {
 template <class T>
 using Buffer = std::vector<T, UninitAllocator<T>>;
 
-/// An activation between units: FP32, or u8 with its qparams.
+/// An activation between units: FP32, or u8 with its qparams. The FP32
+/// values of a model's input may stay in the caller's buffer (`src`, set by
+/// the serving path): units read them in place and never write them.
 struct Act {
   std::vector<int64_t> shape;
   bool quantized = false;
   Buffer<float> f;
   Buffer<uint8_t> q;
   QParams qp;
+  const float* src = nullptr;  ///< FP32 values held by the caller (then `f` is unused)
+
+  /// The FP32 values (the caller's or `f`); only for !quantized.
+  const float* floats() const noexcept { return src ? src : f.data(); }
+  std::size_t float_count() const noexcept {
+    return src ? static_cast<std::size_t>(checked_numel(shape)) : f.size();
+  }
 };
 
 /// A residual input fused into a static convolution's output stage (see
@@ -406,11 +415,16 @@ void act_to_float(Act& a);
 void act_to_u8(Act& a, const QParams& qp);
 /// Runs one unit (QLinear, QConv2d, MaxPool2d, Flatten or FP32 block).
 Act run_unit_act(const QuantizedUnit& u, Act in);
+/// The same into `out`, reusing its buffers (`in` may be converted in place
+/// between FP32 and u8, and a Flatten hands its buffers over to `out`).
+void run_unit_into(const QuantizedUnit& u, Act& in, Act& out);
 /// Bytes of a unit's weights as the kernels read them (int8 + FP32 parameters).
 std::size_t unit_weight_bytes(const QuantizedUnit& u);
 /// A static or dynamic QConv2d, optionally with a fused max pool (see
 /// QuantizedModel::forward) or a residual input (static, not depthwise).
 Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool = nullptr,
              const ConvResidual* residual = nullptr);
+void run_conv_into(const QConv2d& c, Act& in, Act& out, const MaxPool2d* pool = nullptr,
+                   const ConvResidual* residual = nullptr);
 
 }  // namespace sparq::nn::detail

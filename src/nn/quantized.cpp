@@ -245,19 +245,14 @@ void QConv2d::prepare() {
 // ------------------------------------------------------------ execution
 namespace detail {
 
-QParams dynamic_qparams(const Buffer<float>& x) {
-  return sparq::detail::dynamic_u8_qparams(x.data(), 1, static_cast<int64_t>(x.size()), 0,
+/// The dynamic qparams of an FP32 activation (its whole range).
+QParams dynamic_qparams(const Act& x) {
+  return sparq::detail::dynamic_u8_qparams(x.floats(), 1, static_cast<int64_t>(x.float_count()), 0,
                                            "dynamic quantization");
 }
 
-Buffer<uint8_t> quantize_u8(const Buffer<float>& x, const QParams& qp) {
-  // The public quantizer's dispatched loop: clamp(nearbyint(x * (1 / scale)) + zp), NaN -> zp.
-  Buffer<uint8_t> q(x.size());
-  sparq::detail::quantize_tensor(DType::u8, x.data(), q.data(), x.size(), 1.0f / qp.scale,
-                                 qp.zero_point, 0, 255);
-  return q;
-}
-
+// Conversions reuse the activation's buffers (clear() keeps the capacity), so
+// a serving loop on a Workspace stops allocating after its first call.
 void act_to_float(Act& a) {
   if (!a.quantized) return;
   a.f.resize(a.q.size());
@@ -270,10 +265,15 @@ void act_to_float(Act& a) {
 void act_to_u8(Act& a, const QParams& qp) {
   if (a.quantized && a.qp == qp) return;
   act_to_float(a);
-  a.q = quantize_u8(a.f, qp);
+  // The public quantizer's dispatched loop: clamp(nearbyint(x * (1 / scale)) + zp), NaN -> zp.
+  const std::size_t n = a.float_count();
+  a.q.resize(n);
+  sparq::detail::quantize_tensor(DType::u8, a.floats(), a.q.data(), n, 1.0f / qp.scale,
+                                 qp.zero_point, 0, 255);
   a.qp = qp;
   a.quantized = true;
   a.f.clear();
+  a.src = nullptr;
 }
 
 namespace {
@@ -294,24 +294,26 @@ int parallel_threads(int64_t units) {
 #endif
 }
 
-Act run_linear(const QLinear& l, Act in) {
+void run_linear(const QLinear& l, Act& in, Act& out) {
   if (in.shape.empty() || in.shape.back() != l.in_features) {
     fail("QLinear: input shape {} must end with in_features = {}", shape_to_string(in.shape),
          l.in_features);
   }
   const int64_t m = checked_numel(in.shape) / l.in_features;
-  Act out;
+  out.src = nullptr;
   out.shape = in.shape;
   out.shape.back() = l.out_features;
   const auto count = static_cast<std::size_t>(m * l.out_features);
   if (l.mode == QuantMode::dynamic) {
     act_to_float(in);
+    out.quantized = false;
+    out.q.clear();
     out.f.resize(count);
     if (m > 0) {
       DynamicOptions o;
       o.relu = l.activation != Activation::none;
       o.per_row = l.per_row;
-      l.weights->linear_dynamic(in.f.data(), m, l.in_features, l.bias, out.f.data(), l.out_features,
+      l.weights->linear_dynamic(in.floats(), m, l.in_features, l.bias, out.f.data(), l.out_features,
                                 o);
       if (l.activation == Activation::relu6)
         detail::apply_activation(out.f.data(), m * l.out_features, Activation::relu6);
@@ -320,13 +322,13 @@ Act run_linear(const QLinear& l, Act in) {
     act_to_u8(in, l.input_qparams);
     out.quantized = true;
     out.qp = l.output_qparams;
+    out.f.clear();
     out.q.resize(count);
     if (m > 0) {
       l.weights->gemm(ActivationsU8{in.q.data(), m, l.in_features, l.in_features, in.qp.zero_point},
                       l.stage, out.q.data(), l.out_features);
     }
   }
-  return out;
 }
 
 /// Depthwise convolution, direct: integer accumulators, then the requantize
@@ -381,15 +383,26 @@ void depthwise_one_per_channel(const QConv2d& c, const Act& in, int64_t oh, int6
   const int64_t b = in.shape[0], h = in.shape[1], w = in.shape[2], ch = c.in_channels;
   const int64_t taps = c.kernel_h * c.kernel_w;
   const int32_t zp = in.qp.zero_point;
-  std::vector<int16_t> wt(static_cast<std::size_t>(taps * ch));
+  // Per-call scratch kept across calls (grow-only), so a serving loop does
+  // not allocate here. Bound to references: the row lambda runs on other
+  // threads too and must read this thread's copies.
+  thread_local std::vector<int16_t> wt_scratch;
+  thread_local RequantizeStage st_scratch;
+  thread_local DequantizeStage dq_scratch;
+  thread_local std::vector<float> scales_scratch;
+  std::vector<int16_t>& wt = wt_scratch;
+  RequantizeStage& st = st_scratch;
+  DequantizeStage& dq = dq_scratch;
+  std::vector<float>& scales = scales_scratch;
+  wt.resize(static_cast<std::size_t>(taps * ch));
   for (int64_t ic = 0; ic < ch; ++ic) {
     const int8_t* v = c.weights[ic]->values().data();
     for (int64_t t = 0; t < taps; ++t) wt[t * ch + ic] = v[t];
   }
   const bool is_static = c.mode == QuantMode::static_;
-  RequantizeStage st;
-  DequantizeStage dq;
-  std::vector<float> scales;
+  st.multipliers.clear();
+  st.bias.clear();
+  scales.clear();
   if (is_static) {
     const bool bias = !c.stages[0].bias.empty();
     for (int64_t ic = 0; ic < ch; ++ic) {
@@ -460,7 +473,8 @@ bool fusable(const QConv2d& c, const MaxPool2d& pool, const std::vector<int64_t>
 /// so the full-resolution activation never goes to memory. Every output row
 /// depends only on its own patch row, and the pool sees exactly the values
 /// the conv unit would have produced, so neither changes a single bit.
-Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool, const ConvResidual* residual) {
+void run_conv_into(const QConv2d& c, Act& in, Act& out, const MaxPool2d* pool,
+                   const ConvResidual* residual) {
   detail::check_nhwc(in.shape, c.in_channels, "QConv2d");
   const int64_t b = in.shape[0], h = in.shape[1], w = in.shape[2];
   const int64_t oh = c.out_h(h), ow = c.out_w(w);
@@ -473,23 +487,25 @@ Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool, const ConvResidual
   }
   if (!is_static) {
     act_to_float(in);
-    const QParams qp = dynamic_qparams(in.f);
+    const QParams qp = dynamic_qparams(in);
     act_to_u8(in, qp);
   } else {
     act_to_u8(in, c.input_qparams);
   }
   const int64_t ph = pool ? pool->out_h(oh) : oh, pw = pool ? pool->out_w(ow) : ow;
-  Act out;
+  out.src = nullptr;
   out.shape = {b, ph, pw, oc};
   const auto count = static_cast<std::size_t>(checked_numel(out.shape));
+  out.quantized = is_static;
   if (is_static) {
-    out.quantized = true;
     out.qp = c.output_qparams;
+    out.f.clear();
     out.q.resize(count);
   } else {
+    out.q.clear();
     out.f.resize(count);
   }
-  if (m == 0) return out;
+  if (m == 0) return;
   if (c.depthwise()) {
     if (c.out_channels == c.in_channels) {
       depthwise_one_per_channel(c, in, oh, ow, out);
@@ -498,7 +514,7 @@ Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool, const ConvResidual
     }
     if (!is_static)
       detail::apply_activation(out.f.data(), static_cast<int64_t>(count), c.activation);
-    return out;
+    return;
   }
   const int64_t image = oh * ow;
   // Conv + pool with dense weights: pool the exact int32 sums, then
@@ -538,9 +554,12 @@ Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool, const ConvResidual
   } else if (pool) {
     is_static ? reserve(conv_q, block * oc) : reserve(conv_f, block * oc);
   }
-  std::vector<DequantizeStage> dq(is_static ? 0 : static_cast<std::size_t>(c.groups));
+  thread_local std::vector<DequantizeStage> dq_scratch;  // kept across calls: no allocation
+  std::vector<DequantizeStage>& dq = dq_scratch;         // this thread's, in the lambda too
+  dq.resize(is_static ? 0 : static_cast<std::size_t>(c.groups));
   for (int64_t g = 0; g < static_cast<int64_t>(dq.size()); ++g) {
     dq[g].activation_scale = in.qp.scale;
+    dq[g].bias.clear();
     if (!c.bias.empty()) dq[g].bias.assign(c.bias.begin() + g * og, c.bias.begin() + (g + 1) * og);
   }
   auto run_block = [&](int64_t index) {
@@ -596,56 +615,75 @@ Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool, const ConvResidual
     }
   };
   detail::for_each_block((m + block - 1) / block, threads, run_block);
+}
+
+Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool, const ConvResidual* residual) {
+  Act out;
+  run_conv_into(c, in, out, pool, residual);
   return out;
 }
 
-Act run_pool(const MaxPool2d& p, Act in) {
+void run_pool(const MaxPool2d& p, Act& in, Act& out) {
   detail::check_nhwc(in.shape, 0, "MaxPool2d");
   p.validate();
   const int64_t b = in.shape[0], h = in.shape[1], w = in.shape[2], c = in.shape[3];
   const int64_t oh = p.out_h(h), ow = p.out_w(w);
-  Act out;
+  out.src = nullptr;
   out.shape = {b, oh, ow, c};
   out.quantized = in.quantized;
   out.qp = in.qp;
   const auto count = static_cast<std::size_t>(checked_numel(out.shape));
   // Max commutes with the monotonic dequantization, so u8 pooling is exact.
   if (in.quantized) {
+    out.f.clear();
     out.q.resize(count);
     detail::max_pool(in.q.data(), b, h, w, c, p, oh, ow, out.q.data());
   } else {
+    out.q.clear();
     out.f.resize(count);
-    detail::max_pool(in.f.data(), b, h, w, c, p, oh, ow, out.f.data());
+    detail::max_pool(in.floats(), b, h, w, c, p, oh, ow, out.f.data());
   }
-  return out;
 }
 
-Act run_unit_act(const QuantizedUnit& u, Act in) {
-  return std::visit(
-      [&](const auto& op) -> Act {
+void run_unit_into(const QuantizedUnit& u, Act& in, Act& out) {
+  std::visit(
+      [&](const auto& op) {
         using T = std::decay_t<decltype(op)>;
         if constexpr (std::is_same_v<T, QLinear>) {
-          return run_linear(op, std::move(in));
+          run_linear(op, in, out);
         } else if constexpr (std::is_same_v<T, QConv2d>) {
-          return run_conv(op, std::move(in));
+          run_conv_into(op, in, out);
         } else if constexpr (std::is_same_v<T, MaxPool2d>) {
-          return run_pool(op, std::move(in));
+          run_pool(op, in, out);
         } else if constexpr (std::is_same_v<T, Flatten>) {
+          // Only the shape changes: the values (and buffers) move over.
           if (in.shape.empty()) fail("Flatten: input must have a batch axis (got rank 0)");
           const int64_t b = in.shape[0], n = checked_numel(in.shape);
-          in.shape = {b, b == 0 ? 0 : n / b};
-          return in;
+          out.shape.assign({b, b == 0 ? 0 : n / b});
+          out.quantized = in.quantized;
+          out.qp = in.qp;
+          out.src = in.src;
+          std::swap(out.f, in.f);
+          std::swap(out.q, in.q);
         } else {
           act_to_float(in);
-          Tensor t(in.shape, std::vector<float>(in.f.begin(), in.f.end()));
+          const float* x = in.floats();
+          Tensor t(in.shape, std::vector<float>(x, x + in.float_count()));
           for (const Layer& l : op.layers) t = forward(l, t);
-          Act out;
+          out.src = nullptr;
+          out.quantized = false;
+          out.q.clear();
           out.shape = t.shape;
           out.f.assign(t.data.begin(), t.data.end());
-          return out;
         }
       },
       u.op);
+}
+
+Act run_unit_act(const QuantizedUnit& u, Act in) {
+  Act out;
+  run_unit_into(u, in, out);
+  return out;
 }
 
 Act act_from_tensor(const Tensor& x) {
@@ -660,12 +698,13 @@ Act act_from_tensor(const Tensor& x) {
 
 Tensor act_to_tensor(Act a) {
   act_to_float(a);
-  return Tensor(std::move(a.shape), std::vector<float>(a.f.begin(), a.f.end()));
+  const float* x = a.floats();
+  return Tensor(std::move(a.shape), std::vector<float>(x, x + a.float_count()));
 }
 
 /// f() with its errors prefixed by the unit's name and description.
 template <class F>
-Act checked(const QuantizedUnit& u, F&& f) {
+auto checked(const QuantizedUnit& u, F&& f) -> decltype(f()) {
   try {
     return f();
   } catch (const Error& e) {
@@ -723,21 +762,69 @@ QuantizedModel::QuantizedModel(std::vector<QuantizedUnit> units) : units_(std::m
   }
 }
 
-Tensor QuantizedModel::forward(const Tensor& x) const {
-  Act a = act_from_tensor(x);
+struct Workspace::Impl {
+  Act acts[2];        ///< a unit's input and output, alternating
+  Buffer<float> out;  ///< the dequantized output of a model that ends in u8
+};
+
+Workspace::Workspace() : impl_(std::make_unique<Impl>()) {}
+Workspace::~Workspace() = default;
+Workspace::Workspace(Workspace&&) noexcept = default;
+Workspace& Workspace::operator=(Workspace&&) noexcept = default;
+
+std::size_t Workspace::bytes() const noexcept {
+  if (!impl_) return 0;
+  std::size_t n = impl_->out.capacity() * sizeof(float);
+  for (const Act& a : impl_->acts) n += a.f.capacity() * sizeof(float) + a.q.capacity();
+  return n;
+}
+
+TensorView QuantizedModel::forward(TensorView x, Workspace& ws) const {
+  const int64_t count = x.numel();
+  if (count > 0 && x.data == nullptr) {
+    fail("QuantizedModel::forward: x.data is null but x.shape {} holds {} values",
+         shape_to_string(x.shape), count);
+  }
+  if (!ws.impl_) ws.impl_ = std::make_unique<Workspace::Impl>();  // a moved-from workspace
+  Workspace::Impl& w = *ws.impl_;
+  // The same slot holds the input of unit i in every call (i % 2), so each
+  // buffer meets the same sizes each call and stops growing after the first.
+  Act* in = &w.acts[0];
+  Act* out = &w.acts[1];
+  in->shape.assign(x.shape.begin(), x.shape.end());
+  in->quantized = false;
+  in->src = x.data;
+  in->f.clear();
+  in->q.clear();
   for (std::size_t i = 0; i < units_.size(); ++i) {
     // A conv followed by a max pool runs as one pass (see run_conv); only
     // here, where the conv's own output is not returned.
     const auto* conv = std::get_if<QConv2d>(&units_[i].op);
     const auto* pool = i + 1 < units_.size() ? std::get_if<MaxPool2d>(&units_[i + 1].op) : nullptr;
-    if (conv && pool && fusable(*conv, *pool, a.shape)) {
-      a = checked(units_[i], [&] { return run_conv(*conv, std::move(a), pool); });
+    if (conv && pool && fusable(*conv, *pool, in->shape)) {
+      checked(units_[i], [&] { run_conv_into(*conv, *in, *out, pool); });
       ++i;
-      continue;
+    } else {
+      checked(units_[i], [&] { run_unit_into(units_[i], *in, *out); });
     }
-    a = run_checked(units_, i, std::move(a));
+    std::swap(in, out);
   }
-  return act_to_tensor(std::move(a));
+  if (!in->quantized) return TensorView(in->floats(), in->shape);
+  w.out.resize(in->q.size());
+  sparq::detail::dequantize_tensor(DType::u8, in->q.data(), w.out.data(), in->q.size(),
+                                   in->qp.scale, in->qp.zero_point);
+  return TensorView(w.out.data(), in->shape);
+}
+
+Tensor QuantizedModel::forward(const Tensor& x) const {
+  if (checked_numel(x.shape, "QuantizedModel input") != x.numel()) {
+    fail("QuantizedModel: input has {} values but shape {}", x.data.size(),
+         shape_to_string(x.shape));
+  }
+  Workspace ws;
+  const TensorView y = forward(TensorView(x), ws);
+  return Tensor(std::vector<int64_t>(y.shape.begin(), y.shape.end()),
+                std::vector<float>(y.data, y.data + y.numel()));
 }
 
 std::vector<Tensor> QuantizedModel::forward_trace(const Tensor& x) const {

@@ -704,19 +704,26 @@ Sequential equalize_cross_layer(const Sequential& model, int* pairs) {
 
 // ------------------------------------------------------------------ accuracy
 std::vector<int64_t> argmax(const Tensor& scores) {
-  if (scores.rank() < 1) fail("argmax: scores must have a batch axis (got rank 0)");
-  const int64_t rows = scores.shape[0];
-  if (rows < 0 || checked_numel(scores.shape, "argmax") != scores.numel()) {
+  if (checked_numel(scores.shape, "argmax") != scores.numel()) {
     fail("argmax: scores have {} values but shape {}", scores.numel(),
          shape_to_string(scores.shape));
   }
+  return argmax(TensorView(scores));
+}
+
+std::vector<int64_t> argmax(TensorView scores) {
+  if (scores.shape.empty()) fail("argmax: scores must have a batch axis (got rank 0)");
+  const int64_t rows = scores.shape[0];
+  const int64_t count = checked_numel(scores.shape, "argmax");
   std::vector<int64_t> out(static_cast<std::size_t>(rows));
   if (rows == 0) return out;
-  const std::size_t width = scores.data.size() / static_cast<std::size_t>(rows);
+  const std::size_t width = static_cast<std::size_t>(count / rows);
   if (width == 0)
     fail("argmax: scores of shape {} have no score per row", shape_to_string(scores.shape));
+  if (scores.data == nullptr)
+    fail("argmax: scores.data is null with shape {}", shape_to_string(scores.shape));
   for (int64_t r = 0; r < rows; ++r) {
-    const float* p = scores.data.data() + static_cast<std::size_t>(r) * width;
+    const float* p = scores.data + static_cast<std::size_t>(r) * width;
     std::size_t best = 0;
     for (std::size_t j = 0; j < width; ++j) {
       if (std::isnan(p[j])) fail("argmax: row {} has a NaN score at index {}", r, j);

@@ -154,6 +154,28 @@ struct QuantizedUnit {
   bool observed() const noexcept;
 };
 
+/// The buffers of the serving path (QuantizedModel::forward with a
+/// Workspace), kept from call to call: they grow to the largest batch seen
+/// and stay. One per serving thread (a Workspace is not shared between
+/// concurrent calls); movable, not copyable.
+class Workspace {
+ public:
+  Workspace();
+  ~Workspace();
+  Workspace(Workspace&&) noexcept;
+  Workspace& operator=(Workspace&&) noexcept;
+  Workspace(const Workspace&) = delete;
+  Workspace& operator=(const Workspace&) = delete;
+
+  /// Bytes its buffers hold now.
+  std::size_t bytes() const noexcept;
+
+ private:
+  friend class QuantizedModel;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 class QuantizedModel {
  public:
   QuantizedModel() = default;
@@ -161,6 +183,15 @@ class QuantizedModel {
 
   /// FP32 in, FP32 out; same input layout as the FP32 model.
   Tensor forward(const Tensor& x) const;
+  /// The serving path: reads the caller's buffer in place (no copy of the
+  /// batch) and returns a view of the output held by `ws`, valid until `ws`
+  /// is used again, moved or destroyed. Same values as forward(Tensor).
+  /// Once `ws` has seen the largest batch, a call allocates nothing when
+  /// the model's units are QLinear, QConv2d, MaxPool2d and Flatten and
+  /// sparq::num_threads() is 1 (FP32 blocks, and OpenMP's team on more
+  /// threads, may still allocate). Throws sparq::Error for a null `x.data`
+  /// with a non-empty shape, and everything forward(Tensor) throws.
+  TensorView forward(TensorView x, Workspace& ws) const;
   /// The dequantized output of every unit (for error reports).
   std::vector<Tensor> forward_trace(const Tensor& x) const;
   /// Runs unit i alone on an FP32 input (quantizing it with the unit's input

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -36,11 +37,29 @@ struct Tensor {
   friend bool operator==(const Tensor&, const Tensor&) = default;
 };
 
+/// A read-only view of a caller's FP32 tensor: a data pointer and a shape,
+/// no copy. It is the input of the serving path (QuantizedModel::forward
+/// with a Workspace): a batch already in the caller's memory is read in
+/// place. The caller keeps the data and the shape alive while the view is
+/// in use; a Tensor converts implicitly.
+struct TensorView {
+  const float* data = nullptr;
+  std::span<const int64_t> shape;
+
+  TensorView() = default;
+  TensorView(const float* values, std::span<const int64_t> dims) : data(values), shape(dims) {}
+  TensorView(const Tensor& t) : data(t.data.data()), shape(t.shape) {}  // NOLINT(*-explicit-*)
+
+  /// Product of the dimensions; throws sparq::Error for a negative
+  /// dimension or an overflow of int64.
+  int64_t numel() const;
+};
+
 /// Product of `shape`, checked: throws sparq::Error naming `what` for a
 /// negative dimension or an overflow of int64.
-int64_t checked_numel(const std::vector<int64_t>& shape, const char* what = "shape");
+int64_t checked_numel(std::span<const int64_t> shape, const char* what = "shape");
 
 /// "[2, 28, 28, 1]".
-std::string shape_to_string(const std::vector<int64_t>& shape);
+std::string shape_to_string(std::span<const int64_t> shape);
 
 }  // namespace sparq::nn

@@ -242,8 +242,10 @@ LayerReport layer_report(const Calibrator& calibrator, const QuantizedModel& q);
 /// The class of each row: for scores of shape [N, ...] (N rows of
 /// numel / N scores each, e.g. logits [N, C]), the index of the largest
 /// score of each row; the first one on ties. Throws sparq::Error for rank 0,
-/// rows without scores, or a NaN score (naming the row).
+/// rows without scores, or a NaN score (naming the row). The view form takes
+/// the output of the serving path (QuantizedModel::forward with a Workspace).
 std::vector<int64_t> argmax(const Tensor& scores);
+std::vector<int64_t> argmax(TensorView scores);
 
 /// Fraction in [0, 1] of rows whose argmax equals their label. `labels` has
 /// one entry per row (else sparq::Error naming both sizes); at least one row.
