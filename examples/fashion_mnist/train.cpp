@@ -14,10 +14,8 @@ namespace fashion {
 
 using sparq::detail::fail;
 
-namespace {
-
 Param make_param(std::string name, std::vector<int64_t> shape, int64_t rows, int64_t cols,
-                 bool trainable = true) {
+                 bool trainable) {
   Param p;
   p.name = std::move(name);
   p.shape = std::move(shape);
@@ -33,6 +31,8 @@ void he_uniform(Mat& w, int64_t fan_in, std::mt19937& rng) {
   std::uniform_real_distribution<float> dist(-bound, bound);
   for (int64_t i = 0; i < w.size(); ++i) w.data()[i] = dist(rng);
 }
+
+namespace {
 
 bool stderr_is_tty() { return ::isatty(2) == 1; }
 
@@ -358,19 +358,26 @@ void Net::load_state_dict(const StateDict& sd) {
   }
 }
 
+void fold_batchnorm_into(WeightLayer& wl, const BatchNorm& bn) {
+  if (wl.out_features() != bn.gamma.value.cols()) {
+    fail("fold_batchnorm_into: layer has {} outputs, BatchNorm {} channels (expected equal)",
+         wl.out_features(), bn.gamma.value.cols());
+  }
+  const Eigen::RowVectorXf scale = (bn.running_var.value.row(0).array() + bn.eps)
+                                       .rsqrt()
+                                       .matrix()
+                                       .cwiseProduct(bn.gamma.value.row(0));
+  for (int64_t o = 0; o < wl.weight.value.rows(); ++o) wl.weight.value.row(o) *= scale[o];
+  wl.bias.value.row(0) = (wl.bias.value.row(0) - bn.running_mean.value.row(0)).cwiseProduct(scale) +
+                         bn.beta.value.row(0);
+}
+
 void Net::fold_batchnorm() {
   for (std::size_t i = 1; i < layers.size(); ++i) {
     auto* bn = dynamic_cast<BatchNorm*>(layers[i].get());
     auto* wl = dynamic_cast<WeightLayer*>(layers[i - 1].get());
     if (!bn || !wl) continue;
-    const Eigen::RowVectorXf scale = (bn->running_var.value.row(0).array() + bn->eps)
-                                         .rsqrt()
-                                         .matrix()
-                                         .cwiseProduct(bn->gamma.value.row(0));
-    for (int64_t o = 0; o < wl->weight.value.rows(); ++o) wl->weight.value.row(o) *= scale[o];
-    wl->bias.value.row(0) =
-        (wl->bias.value.row(0) - bn->running_mean.value.row(0)).cwiseProduct(scale) +
-        bn->beta.value.row(0);
+    fold_batchnorm_into(*wl, *bn);
     layers.erase(layers.begin() + static_cast<std::ptrdiff_t>(i));
     --i;
   }
@@ -407,9 +414,9 @@ Mat gather_images(const Dataset& data, const std::vector<int64_t>& indices) {
 
 // ------------------------------------------------------------ training
 
-double train(Net& net, const Dataset& data, const TrainConfig& config) {
+double train(Trainable& net, const Dataset& data, const TrainConfig& config) {
   if (config.epochs < 1 || config.batch < 1 || data.count < 1) {
-    fail("train ({}): epochs {}, batch {}, {} examples (expected all >= 1)", net.name,
+    fail("train ({}): epochs {}, batch {}, {} examples (expected all >= 1)", net.model_name(),
          config.epochs, config.batch, data.count);
   }
   std::vector<Param*> params = net.params();
@@ -499,7 +506,7 @@ double train(Net& net, const Dataset& data, const TrainConfig& config) {
   return last_loss;
 }
 
-double accuracy(Net& net, const Dataset& data) {
+double accuracy(Trainable& net, const Dataset& data) {
   int64_t correct = 0;
   const int64_t chunk = 1000;
   for (int64_t first = 0; first < data.count; first += chunk) {

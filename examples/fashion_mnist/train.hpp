@@ -198,17 +198,40 @@ struct NamedTensor {
 };
 using StateDict = std::map<std::string, NamedTensor>;
 
+/// What train() and accuracy() need of a network: Net (a chain) and
+/// GraphNet (train_graph.hpp: residual and depthwise-separable CNNs).
+class Trainable {
+ public:
+  virtual ~Trainable() = default;
+  /// Shown in error messages.
+  virtual const std::string& model_name() const = 0;
+  /// x: [batch][pixels] (one image per row); returns [batch][classes].
+  virtual Mat forward(const Mat& x, bool train) = 0;
+  /// Given dL/dlogits of the last forward(train=true), accumulates every
+  /// parameter's gradient.
+  virtual void backward(const Mat& dlogits) = 0;
+  virtual std::vector<Param*> params() = 0;
+
+ protected:
+  Trainable() = default;
+  Trainable(const Trainable&) = default;
+  Trainable(Trainable&&) = default;
+  Trainable& operator=(const Trainable&) = default;
+  Trainable& operator=(Trainable&&) = default;
+};
+
 /// A sequence of layers, named like torch.nn.Sequential ("<index>.<param>").
-class Net {
+class Net final : public Trainable {
  public:
   std::string name;
   Shape3 input;  ///< one sample; Conv nets get rows = pixels, else one row per sample
   std::vector<std::unique_ptr<Layer>> layers;
 
+  const std::string& model_name() const override { return name; }
   /// x: [batch][input.size()] (one image per row).
-  Mat forward(const Mat& x, bool train);
-  void backward(const Mat& dlogits);
-  std::vector<Param*> params();
+  Mat forward(const Mat& x, bool train) override;
+  void backward(const Mat& dlogits) override;
+  std::vector<Param*> params() override;
   StateDict state_dict() const;
   void load_state_dict(const StateDict& sd);
   /// Folds every BatchNorm that follows a Linear/Conv2d into it and removes
@@ -230,10 +253,20 @@ struct TrainConfig {
 /// Trains with Adam and softmax cross-entropy; returns the final epoch's
 /// mean training loss. Progress goes to stderr (a bar when it is a TTY, one
 /// line per epoch otherwise).
-double train(Net& net, const Dataset& data, const TrainConfig& config);
+double train(Trainable& net, const Dataset& data, const TrainConfig& config);
 
 /// Top-1 accuracy (0..1) of the FP32 (or QAT fake-quant) net in eval mode.
-double accuracy(Net& net, const Dataset& data);
+double accuracy(Trainable& net, const Dataset& data);
+
+/// Folds an inference-mode BatchNorm that follows `layer` into its weight
+/// and bias (Net::fold_batchnorm and GraphNet::fold_batchnorm).
+void fold_batchnorm_into(WeightLayer& layer, const BatchNorm& bn);
+
+/// He-uniform initialisation (bound sqrt(6 / fan_in)).
+void he_uniform(Mat& w, int64_t fan_in, std::mt19937& rng);
+/// A zero-valued parameter of `rows` x `cols` with a state_dict shape.
+Param make_param(std::string name, std::vector<int64_t> shape, int64_t rows, int64_t cols,
+                 bool trainable = true);
 
 /// Images [first, first+n) as a [n][pixels] matrix scaled to [0, 1].
 Mat images_as_matrix(const Dataset& data, int64_t first, int64_t n);
