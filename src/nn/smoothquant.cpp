@@ -38,7 +38,13 @@ Tensor ChannelScale::forward(const Tensor& x) const {
          shape_to_string(x.shape), c);
   }
   Tensor y = x;
-  for (std::size_t i = 0; i < y.data.size(); ++i) y.data[i] *= scale.data[i % scale.data.size()];
+  // Row by row: no division per element (this runs on every call of a
+  // smoothed INT8 graph, before the Linear it feeds).
+  const std::size_t channels = scale.data.size();
+  for (std::size_t row = 0; row < y.data.size(); row += channels) {
+    float* out = y.data.data() + row;
+    for (std::size_t j = 0; j < channels; ++j) out[j] *= scale.data[j];
+  }
   return y;
 }
 
