@@ -408,7 +408,7 @@ Tensor run_node_op(const NodeOp& op, std::span<const Tensor* const> inputs);
 /// Calls f(prefix + name, tensor) for every parameter of a node operator.
 void for_each_node_param(NodeOp& op, const std::string& prefix, const ParamVisitor& f);
 
-// The interpreter of quantized.cpp, shared by QuantizedModel and QuantizedGraph.
+// The interpreter (interpreter.cpp), shared by QuantizedModel and QuantizedGraph.
 Act act_from_tensor(const Tensor& x);
 Tensor act_to_tensor(Act a);
 void act_to_float(Act& a);
@@ -426,5 +426,8 @@ Act run_conv(const QConv2d& c, Act in, const MaxPool2d* pool = nullptr,
              const ConvResidual* residual = nullptr);
 void run_conv_into(const QConv2d& c, Act& in, Act& out, const MaxPool2d* pool = nullptr,
                    const ConvResidual* residual = nullptr);
+/// True when `pool` can run fused after conv `c` (run_conv's `pool`) on an
+/// input of shape `shape`: both would succeed alone and the conv uses im2col.
+bool fusable(const QConv2d& c, const MaxPool2d& pool, const std::vector<int64_t>& shape);
 
 }  // namespace sparq::nn::detail

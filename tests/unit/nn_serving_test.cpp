@@ -17,6 +17,12 @@
 #include "sparq/threads.hpp"
 #include "support/isa_param.hpp"
 
+// GCC sees free() on memory from the (replaced) operator new and warns of a
+// mismatch; here both sides are malloc/free by construction.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
 namespace {
 std::atomic<long> g_allocations{0};
 std::atomic<bool> g_counting{false};
