@@ -1,6 +1,6 @@
 // INT8 graphs (sparq/nn/graph_quantized.hpp): the fusion plan of a
 // BatchNorm-folded Graph, its calibration, and the interpreter that runs the
-// quantized steps on the Act values of quantized.cpp.
+// quantized steps on the Act values of interpreter.cpp.
 #include "sparq/nn/graph_quantized.hpp"
 
 #include <fmt/format.h>
@@ -114,6 +114,16 @@ Graph folded_copy(const Graph& g) {
   Graph f = g;
   fold_batchnorm(f);
   return f;
+}
+
+/// An Attention left on Products::automatic runs its two products in INT8
+/// once the graph is quantized (transformer.hpp); fp32/int8 set on the node
+/// are kept.
+NodeOp with_quantized_attention(NodeOp op) {
+  if (auto* a = std::get_if<Attention>(&op); a && a->products == Attention::Products::automatic) {
+    a->products = Attention::Products::int8;
+  }
+  return op;
 }
 
 }  // namespace
@@ -278,7 +288,8 @@ QuantizedGraph quantize_dynamic(const Graph& graph, const DynamicConfig& config)
   impl->inputs = g.input_names();
   impl->outputs = g.outputs();
   for (PlanStep& p : make_plan(g, false, config.overrides)) {
-    QuantizedGraph::Impl::Step s{p.name, p.inputs, p.op, {}, {}, {}, p.covers};
+    QuantizedGraph::Impl::Step s{p.name, p.inputs, with_quantized_attention(p.op), {}, {},
+                                 {},     p.covers};
     if (p.quantizable()) {
       QuantizedUnit u = detail::quantize_layer(
           p.covers.front(), p.layer(), p.act,
@@ -364,7 +375,8 @@ QuantizedGraph quantize_static(const GraphCalibrator& cal, const StaticConfig& c
     return it != qp.end() ? it->second : cal.qparams(name);
   };
   for (PlanStep& p : make_plan(g, true, config.overrides)) {
-    QuantizedGraph::Impl::Step s{p.name, p.inputs, p.op, p.residual, {}, {}, p.covers};
+    QuantizedGraph::Impl::Step s{p.name, p.inputs, with_quantized_attention(p.op), p.residual, {},
+                                 {},     p.covers};
     if (p.quantizable()) {
       const QParams in = qparams_of(p.inputs.front());
       QuantizedUnit u = detail::quantize_layer(

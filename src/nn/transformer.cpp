@@ -5,13 +5,16 @@
 #include <cmath>
 #include <limits>
 #include <memory>
-#include <numbers>
 #include <vector>
 
 #include "gemm/sgemm_packed.hpp"
+#include "kernels/elementwise_kernels.hpp"
 #include "nn/nn_internal.hpp"
 #include "sparq/error.hpp"
+#include "sparq/gemm/gemm.hpp"
 #include "sparq/gemm/sgemm.hpp"
+#include "sparq/isa.hpp"
+#include "sparq/nn/quantized.hpp"
 
 namespace sparq::nn {
 
@@ -22,17 +25,16 @@ namespace {
 /// Rows of a tensor whose last axis is `width` (the shape is checked by the caller).
 int64_t rows_of(const Tensor& x, int64_t width) { return width == 0 ? 0 : x.numel() / width; }
 
-/// Softmax of one row in place: exp(x - max) / sum, the sum in double so a
-/// long row does not lose the small terms.
-void softmax_row(float* x, int64_t n) {
-  const float max = *std::max_element(x, x + n);
-  double sum = 0.0;
-  for (int64_t j = 0; j < n; ++j) {
-    x[j] = std::exp(x[j] - max);
-    sum += x[j];
-  }
-  const auto inv = static_cast<float>(1.0 / sum);
-  for (int64_t j = 0; j < n; ++j) x[j] *= inv;
+/// The element-wise kernels of the active ISA (looked up once per call).
+const sparq::detail::ElementwiseKernels& kernels() {
+  return sparq::detail::elementwise_kernels(active_isa());
+}
+
+/// y = f(x) through one of the kernels' unary functions.
+Tensor map_kernel(const Tensor& x, sparq::detail::UnaryF32Fn f) {
+  Tensor y(x.shape);
+  f(x.data.data(), y.data.data(), x.data.size());
+  return y;
 }
 
 /// x viewed as [outer][size][inner] around one axis, and x's shape without
@@ -59,6 +61,62 @@ AxisView view_around_axis(const Tensor& x, int64_t axis, const char* who) {
   return v;
 }
 
+// The two products of one attention head. q, k, v are [seq][ld] rows (the
+// head's d columns of a [seq][hidden] tensor); scores are [seq_q][seq_k],
+// the output [seq_q][ld].
+
+/// scores[i][j] = q[i] . k[j]: k is the [seq_k][d] "weight" (out_in).
+void fp32_scores(const float* q, const float* k, int64_t seq_q, int64_t seq_k, int64_t d,
+                 int64_t ld, float* scores) {
+  thread_local std::shared_ptr<sparq::detail::PackedWeightsF32Data> k_scratch;
+  const PackedWeightsF32 kw =
+      sparq::detail::pack_weights_f32_scratch(k_scratch, k, seq_k, d, WeightLayout::out_in, ld);
+  sgemm(q, seq_q, d, ld, kw, {}, false, scores, seq_k);
+}
+
+/// out[i][c] = sum_j p[i][j] v[j][c]: v is [K = seq_k][N = d] (in_out).
+void fp32_weighted_values(const float* p, const float* v, int64_t seq_q, int64_t seq_k, int64_t d,
+                          int64_t ld, float* out) {
+  thread_local std::shared_ptr<sparq::detail::PackedWeightsF32Data> v_scratch;
+  const PackedWeightsF32 vw =
+      sparq::detail::pack_weights_f32_scratch(v_scratch, v, d, seq_k, WeightLayout::in_out, ld);
+  sgemm(p, seq_q, seq_k, seq_k, vw, {}, false, out, ld);
+}
+
+/// `rows` x `cols` floats at stride `ld` as the int8 "weights" operand of
+/// the INT8 GEMM: quantized per row (symmetric s8, quantize_weights: the
+/// one definition of docs/design.md) and packed out_in. With `transpose`,
+/// the weights' rows are the columns of src (v's head columns), so each
+/// output column of p v gets its own scale.
+PackedWeights pack_head(const float* src, int64_t rows, int64_t cols, int64_t ld, bool transpose) {
+  thread_local std::vector<float> dense;
+  dense.resize(static_cast<std::size_t>(rows * cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) {
+      const float value = src[r * ld + c];
+      dense[static_cast<std::size_t>(transpose ? c * rows + r : r * cols + c)] = value;
+    }
+  }
+  const int64_t n = transpose ? cols : rows, k = transpose ? rows : cols;
+  const QuantizedTensor w = quantize_weights(dense, n, k, Granularity::per_channel);
+  return pack_weights(w.values.data(), n, k, WeightLayout::out_in, 0, w.scales);
+}
+
+/// INT8 q k^T: q quantized per row on the fly (linear_dynamic per_row), k
+/// per key row; exact int32 sums, dequantized with row x key scales.
+void int8_scores(const float* q, const float* k, int64_t seq_q, int64_t seq_k, int64_t d,
+                 int64_t ld, float* scores) {
+  const PackedWeights kw = pack_head(k, seq_k, d, ld, false);
+  linear_dynamic(q, seq_q, ld, kw, {}, scores, seq_k, {.per_row = true});
+}
+
+/// INT8 p v: the probabilities per row (u8 from [0, max]: 0 is exact), v
+/// per head column.
+void int8_weighted_values(const float* p, const float* v, int64_t seq_q, int64_t seq_k, int64_t d,
+                          int64_t ld, float* out) {
+  const PackedWeights vw = pack_head(v, seq_k, d, ld, true);
+  linear_dynamic(p, seq_q, seq_k, vw, {}, out, ld, {.per_row = true});
+}
 }  // namespace
 
 // --------------------------------------------------------------- Embedding
@@ -148,22 +206,9 @@ Tensor LayerNorm::forward(const Tensor& x) const {
          weight.numel(), bias.numel(), normalized_shape);
   }
   Tensor y(x.shape);
-  const int64_t n = normalized_shape;
-  for (int64_t r = 0; r < rows_of(x, n); ++r) {
-    const float* in = x.data.data() + r * n;
-    float* out = y.data.data() + r * n;
-    double mean = 0.0;
-    for (int64_t j = 0; j < n; ++j) mean += in[j];
-    mean /= static_cast<double>(n);
-    double var = 0.0;
-    for (int64_t j = 0; j < n; ++j) var += (in[j] - mean) * (in[j] - mean);
-    var /= static_cast<double>(n);
-    const double rstd = 1.0 / std::sqrt(var + static_cast<double>(eps));
-    for (int64_t j = 0; j < n; ++j) {
-      out[j] = static_cast<float>((in[j] - mean) * rstd * weight.data[static_cast<std::size_t>(j)] +
-                                  bias.data[static_cast<std::size_t>(j)]);
-    }
-  }
+  const auto n = static_cast<std::size_t>(normalized_shape);
+  kernels().layer_norm_rows({x.data.data(), y.data.data(), y.data.size() / n, n, weight.data.data(),
+                             bias.data.data(), eps});
   return y;
 }
 
@@ -182,16 +227,8 @@ void LayerNorm::init_parameters(std::mt19937_64& /*rng*/) {
 std::string GELU::describe() const { return tanh_approximation ? "GELU(tanh)" : "GELU"; }
 
 Tensor GELU::forward(const Tensor& x) const {
-  if (tanh_approximation) {
-    // torch's approximate='tanh': kBeta = sqrt(2/pi), kKappa = 0.044715.
-    constexpr auto beta = static_cast<float>(std::numbers::sqrt2 * std::numbers::inv_sqrtpi);
-    return detail::map_elements(x, [](float v) {
-      return 0.5f * v * (1.0f + std::tanh(beta * (v + 0.044715f * v * v * v)));
-    });
-  }
-  constexpr auto inv_sqrt2 = static_cast<float>(1.0 / std::numbers::sqrt2);
-  return detail::map_elements(x,
-                              [](float v) { return v * 0.5f * (1.0f + std::erf(v * inv_sqrt2)); });
+  const auto& k = kernels();
+  return map_kernel(x, tanh_approximation ? k.gelu_tanh : k.gelu_erf);
 }
 
 Tensor Softmax::forward(const Tensor& x) const {
@@ -201,13 +238,12 @@ Tensor Softmax::forward(const Tensor& x) const {
   }
   Tensor y = x;
   const int64_t n = x.shape.back();
-  for (int64_t r = 0; r < rows_of(x, n); ++r) softmax_row(y.data.data() + r * n, n);
+  kernels().softmax_rows(y.data.data(), static_cast<std::size_t>(rows_of(x, n)),
+                         static_cast<std::size_t>(n), 1.0f, nullptr);
   return y;
 }
 
-Tensor Tanh::forward(const Tensor& x) const {
-  return detail::map_elements(x, [](float v) { return std::tanh(v); });
-}
+Tensor Tanh::forward(const Tensor& x) const { return map_kernel(x, kernels().tanh); }
 
 // ------------------------------------------------------------- SelectIndex
 std::string SelectIndex::describe() const {
@@ -290,7 +326,12 @@ Attention::Attention(int64_t h) : heads(h) {
   if (h < 1) fail("Attention: heads ({}) must be >= 1", h);
 }
 
-std::string Attention::describe() const { return fmt::format("Attention(heads {})", heads); }
+std::string Attention::describe() const {
+  const char* mode = products == Products::int8   ? ", int8 products"
+                     : products == Products::fp32 ? ", fp32 products"
+                                                  : "";
+  return fmt::format("Attention(heads {}{})", heads, mode);
+}
 
 Tensor Attention::forward(std::span<const Tensor* const> inputs) const {
   if (inputs.size() != 3 && inputs.size() != 4) {
@@ -335,9 +376,10 @@ Tensor Attention::forward(std::span<const Tensor* const> inputs) const {
   const int64_t d = hidden / heads;
   const float inv_sqrt_d = 1.0f / std::sqrt(static_cast<float>(d));
   Tensor out({batch, seq_q, hidden});
+  const sparq::detail::SoftmaxRowsFn softmax = kernels().softmax_rows;
   thread_local std::vector<float> scores;
   scores.resize(static_cast<std::size_t>(seq_q * seq_k));
-  thread_local std::shared_ptr<sparq::detail::PackedWeightsF32Data> k_scratch, v_scratch;
+  const bool int8 = products == Products::int8;
   for (int64_t b = 0; b < batch; ++b) {
     const float* mask_row = additive.data() + b * seq_k;
     for (int64_t h = 0; h < heads; ++h) {
@@ -345,24 +387,19 @@ Tensor Attention::forward(std::span<const Tensor* const> inputs) const {
       const float* kh = k.data.data() + b * seq_k * hidden + h * d;
       const float* vh = v.data.data() + b * seq_k * hidden + h * d;
       float* oh = out.data.data() + b * seq_q * hidden + h * d;
-      {
-        // scores[i][j] = q_h[i] . k_h[j]: k_h is the [seq_k][d] "weight" (out_in).
-        const PackedWeightsF32 kw = sparq::detail::pack_weights_f32_scratch(
-            k_scratch, kh, seq_k, d, WeightLayout::out_in, hidden);
-        sgemm(qh, seq_q, d, hidden, kw, {}, false, scores.data(), seq_k);
+      if (int8) {
+        int8_scores(qh, kh, seq_q, seq_k, d, hidden, scores.data());
+      } else {
+        fp32_scores(qh, kh, seq_q, seq_k, d, hidden, scores.data());
       }
-      for (int64_t i = 0; i < seq_q; ++i) {
-        float* row = scores.data() + i * seq_k;
-        // Hugging Face divides by sqrt(d) before adding the mask; multiplying
-        // by the float reciprocal differs by at most one rounding.
-        for (int64_t j = 0; j < seq_k; ++j) row[j] = row[j] * inv_sqrt_d + mask_row[j];
-        softmax_row(row, seq_k);
-      }
-      {
-        // out_h[i][c] = sum_j p[i][j] v_h[j][c]: v_h is [K = seq_k][N = d] (in_out).
-        const PackedWeightsF32 vw = sparq::detail::pack_weights_f32_scratch(
-            v_scratch, vh, d, seq_k, WeightLayout::in_out, hidden);
-        sgemm(scores.data(), seq_q, seq_k, seq_k, vw, {}, false, oh, hidden);
+      // Hugging Face divides by sqrt(d) before adding the mask; multiplying
+      // by the float reciprocal differs by at most one rounding.
+      softmax(scores.data(), static_cast<std::size_t>(seq_q), static_cast<std::size_t>(seq_k),
+              inv_sqrt_d, mask_row);
+      if (int8) {
+        int8_weighted_values(scores.data(), vh, seq_q, seq_k, d, hidden, oh);
+      } else {
+        fp32_weighted_values(scores.data(), vh, seq_q, seq_k, d, hidden, oh);
       }
     }
   }

@@ -140,12 +140,27 @@ struct Mean {
 /// keys are all padding gets near-uniform weights over its keys (finite,
 /// never NaN), as in Hugging Face, not -inf's NaN.
 ///
-/// The two products per (batch, head) run on sparq's FP32 GEMM (sgemm.hpp:
-/// its ISA kernels and sparq::set_num_threads).
+/// The two products per (batch, head) run on sparq's FP32 GEMM (sgemm.hpp)
+/// or on its INT8 GEMM (gemm.hpp's linear_dynamic: the same ISA kernels as
+/// every Linear, no code of their own), as `products` says:
+///   fp32       q k^T and p v in FP32;
+///   int8       q and the probabilities p quantized per row (u8, dynamic,
+///              per-token like a Linear's activations), k per key row and v
+///              per head column (s8 symmetric, PyTorch's weight formula,
+///              quantize_weights) and packed as the GEMM's "weights" operand
+///              on every call; the softmax between them stays FP32;
+///   automatic  fp32 in Graph::forward (an FP32 model stays FP32), int8 once
+///              the graph is quantized: quantize_dynamic and quantize_static
+///              turn every automatic Attention into int8. Set fp32 on the
+///              node before quantizing to keep a model's attention FP32.
+/// docs/transformers.md measures what INT8 products cost in accuracy (SQNR
+/// against FP32 attention) and gain in time.
 struct Attention {
   static constexpr const char* kind = "Attention";
   static constexpr int arity = -1;  ///< 3 (q, k, v) or 4 (q, k, v, mask)
+  enum class Products { automatic, fp32, int8 };
   int64_t heads = 1;
+  Products products = Products::automatic;
 
   Attention() = default;
   /// Throws sparq::Error for heads < 1.
