@@ -16,17 +16,15 @@
 #include "sparq/nn/nn.hpp"
 #include "sparq/quant/quantize.hpp"
 #include "sparq/threads.hpp"
+#include "support/nn_random.hpp"
 
 namespace nn = sparq::nn;
 
 namespace {
 
 nn::Tensor uniform(std::vector<int64_t> shape, float lo, float hi, uint64_t seed) {
-  nn::Tensor t(std::move(shape));
   std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> u(lo, hi);
-  for (float& v : t.data) v = u(rng);
-  return t;
+  return sparq::test::random_tensor(std::move(shape), rng, lo, hi);
 }
 
 // Linear -> ReLU -> Linear: small enough that a few hundred Adam steps take
