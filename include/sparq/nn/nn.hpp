@@ -2,6 +2,7 @@
 // workflow. See docs/nn.md for a walk-through.
 #pragma once
 
+#include "sparq/nn/adaround.hpp"
 #include "sparq/nn/graph.hpp"
 #include "sparq/nn/graph_quantized.hpp"
 #include "sparq/nn/io.hpp"
