@@ -195,10 +195,13 @@ class Demo {
         const char* gran = g == sparq::Granularity::per_tensor ? "per-tensor" : "per-channel";
         std::vector<nn::AdaRoundLayer> layers;
         const auto t_ada = std::chrono::steady_clock::now();
+        // --quick (CI, sanitizers included): a quarter of the steps.
+        nn::AdaRoundOptions ada;
+        if (opt_.quick) ada.iterations = 250;
         nn::QuantizedModel q = nn::adaround(nn::quantize_static(cal, {.weight_granularity = g}),
-                                            fp32, {&calib, 1}, {}, &layers);
-        std::string note = fmt::format("learned in {:.1f} s; calibration error per layer:",
-                                       seconds_since(t_ada));
+                                            fp32, {&calib, 1}, ada, &layers);
+        std::string note =
+            fmt::format("learned in {:.1f} s; calibration error per layer:", seconds_since(t_ada));
         for (const nn::AdaRoundLayer& l : layers) {
           note += fmt::format(" {} {:.3g} -> {:.3g} ({} of {} weights flipped);", l.name,
                               l.nearest_error, l.adaround_error, l.changed, l.weights);
