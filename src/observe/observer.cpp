@@ -14,6 +14,7 @@
 #include "observe/serialize.hpp"
 #include "sparq/observe/histogram.hpp"
 #include "sparq/observe/minmax.hpp"
+#include "util/fnv1a.hpp"
 
 namespace sparq {
 
@@ -105,15 +106,6 @@ std::unique_ptr<Observer> make_observer(const ObserverConfig& config) {
 
 namespace {
 
-uint64_t fnv1a64(std::span<const std::byte> bytes) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (std::byte b : bytes) {
-    h ^= static_cast<uint64_t>(b);
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
-
 constexpr std::size_t kFrameHead = 8 + 4 + 8;  // magic, version, payload size
 constexpr std::size_t kFrameTail = 8;          // checksum
 
@@ -200,7 +192,7 @@ void ObserverIo::write(const std::filesystem::path& file, ByteWriter& payload) {
   frame.put(kObserverFileVersion);
   frame.put(static_cast<uint64_t>(payload.bytes().size()));
   frame.put_array(std::span<const std::byte>(payload.bytes()));
-  frame.put(fnv1a64(payload.bytes()));
+  frame.put(detail::fnv1a64(payload.bytes()));
   detail::write_file_atomically(file, frame.bytes());
 }
 
@@ -237,7 +229,7 @@ std::unique_ptr<Observer> detail::load_observer_bytes(std::span<const std::byte>
   const auto payload = bytes.subspan(kFrameHead, size);
   uint64_t stored;
   std::memcpy(&stored, bytes.data() + kFrameHead + size, sizeof stored);
-  if (stored != fnv1a64(payload)) {
+  if (stored != detail::fnv1a64(payload)) {
     frame.bad("checksum mismatch: the file is corrupted");
   }
 

@@ -18,29 +18,11 @@
 #include "sparq/isa.hpp"
 #include "sparq/threads.hpp"
 #include "sparq/quant/quantize.hpp"
+#include "support/error_of.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const sparq::Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    return std::string("NOT sparq::Error: ") + e.what();
-  }
-  return "no exception";
-}
-
-#define EXPECT_ERROR(call, needle)                                            \
-  do {                                                                        \
-    const std::string what_ = error_of([&] { (void)(call); });                \
-    EXPECT_NE(what_.find(needle), std::string::npos) << "message: " << what_; \
-    EXPECT_EQ(what_.find("NOT sparq::Error"), std::string::npos) << what_;    \
-  } while (0)
 
 constexpr int64_t kHuge = (int64_t{1} << 62) + 1;
 
@@ -95,11 +77,11 @@ TEST(HardeningApi, NegativeThreadsAreErrorsLikeSetNumThreads) {
   const sparq::PackedWeights p = sparq::pack_weights(w.data(), 4, 4, sparq::WeightLayout::out_in);
   const std::vector<uint8_t> a(8, 3);
   std::vector<int32_t> c(8);
-  EXPECT_ERROR(sparq::gemm(sparq::ActivationsU8{a.data(), 2, 4, 0, 0}, p, c.data(), 0,
+  EXPECT_ERROR(sparq::gemm(sparq::ActivationsU8{a.data(), 2, 4, 0, 0}, p, sparq::Int32Output{}, c.data(), 0,
                            sparq::GemmOptions{-3}),
                "GemmOptions::threads (-3) must be >= 0");
   EXPECT_ERROR(sparq::set_num_threads(-1), "must be >= 0");
-  EXPECT_NO_THROW(sparq::gemm(sparq::ActivationsU8{a.data(), 2, 4, 0, 0}, p, c.data(), 0,
+  EXPECT_NO_THROW(sparq::gemm(sparq::ActivationsU8{a.data(), 2, 4, 0, 0}, p, sparq::Int32Output{}, c.data(), 0,
                               sparq::GemmOptions{0}));
 }
 

@@ -20,6 +20,9 @@
 #include "nn/safetensors.hpp"
 #include "sparq/nn/nn.hpp"
 #include "sparq/observe/observers.hpp"
+#include "support/error_of.hpp"
+#include "util/fnv1a.hpp"
+#include "support/temp_dir.hpp"
 
 namespace nn = sparq::nn;
 namespace fs = std::filesystem;
@@ -27,46 +30,10 @@ using json = nlohmann::json;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() /
-            ("sparq_hardening_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-  const fs::path& path() const { return path_; }
-  std::vector<std::string> entries() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(path_)) out.push_back(e.path().filename());
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-
- private:
-  fs::path path_;
-  static inline int counter_ = 0;
+// Named after the suite so a directory a crashed run leaves behind says where it came from.
+struct TempDir : sparq::testing::TempDir {
+  TempDir() : sparq::testing::TempDir("sparq_hardening") {}
 };
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const sparq::Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    return std::string("NOT sparq::Error: ") + e.what();
-  }
-  return "no exception";
-}
-
-#define EXPECT_ERROR(call, needle)                                            \
-  do {                                                                        \
-    const std::string what_ = error_of([&] { (void)(call); });                \
-    EXPECT_NE(what_.find(needle), std::string::npos) << "message: " << what_; \
-    EXPECT_EQ(what_.find("NOT sparq::Error"), std::string::npos) << what_;    \
-  } while (0)
 
 void write_bytes(const fs::path& p, std::span<const std::byte> b) {
   std::ofstream out(p, std::ios::binary | std::ios::trunc);
@@ -222,15 +189,6 @@ TEST(HardeningFiles, NonFiniteFp32ParametersAreRefusedLikeQuantizedOnes) {
 // ---------------------------------------------------------------- defect 4
 namespace {
 
-uint64_t fnv1a64(std::span<const std::byte> bytes) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (std::byte b : bytes) {
-    h ^= static_cast<uint64_t>(b);
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
-
 // Frame: magic 8, version 4, payload size 8, payload, FNV-1a 8. Payload:
 // config (42 bytes), stats observed/nan/inf (i64 at 42, 50, 58), state.
 constexpr std::size_t kHead = 20;
@@ -241,7 +199,8 @@ template <class T>
 void poke(std::vector<std::byte>& file, std::size_t payload_offset, T v) {
   std::memcpy(file.data() + kHead + payload_offset, &v, sizeof v);
   const std::size_t size = file.size() - kHead - 8;
-  const uint64_t sum = fnv1a64(std::span<const std::byte>(file).subspan(kHead, size));
+  const uint64_t sum =
+      sparq::detail::fnv1a64(std::span<const std::byte>(file).subspan(kHead, size));
   std::memcpy(file.data() + file.size() - 8, &sum, 8);
 }
 

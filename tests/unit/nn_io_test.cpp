@@ -12,6 +12,7 @@
 #include "io/files.hpp"
 #include "nn/safetensors.hpp"
 #include "sparq/nn/nn.hpp"
+#include "support/temp_dir.hpp"
 
 namespace nn = sparq::nn;
 namespace fs = std::filesystem;
@@ -19,19 +20,8 @@ using json = nlohmann::json;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() /
-            ("sparq_nn_io_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-  static inline int counter_ = 0;
+struct TempDir : sparq::testing::TempDir {
+  TempDir() : sparq::testing::TempDir("sparq_nn_io") {}
 };
 
 std::vector<std::byte> read_bytes(const fs::path& p) {
@@ -95,6 +85,17 @@ nn::Tensor input(std::mt19937& rng, int64_t batch = 4) {
   std::uniform_real_distribution<float> u(-1, 1);
   for (float& v : t.data) v = u(rng);
   return t;
+}
+
+// The bytes of the file nn::save writes for cnn() quantized static,
+// calibrated on one batch drawn from rng: what the corruption tests edit.
+std::vector<std::byte> static_model_file(std::mt19937& rng) {
+  TempDir dir;
+  const nn::Sequential model = cnn();  // named: the calibrator may keep a reference
+  nn::Calibrator cal(model);
+  cal.observe(input(rng));
+  nn::save(nn::quantize_static(cal), dir / "q.sparq");
+  return read_bytes(dir / "q.sparq");
 }
 
 void expect_error(const std::vector<std::byte>& bytes, const std::string& needle) {
@@ -221,13 +222,8 @@ TEST(NnIo, TruncatedFilesAreErrors) {
 }
 
 TEST(NnIo, CorruptedFilesAreErrorsNeverCrashes) {
-  TempDir dir;
-  const nn::Sequential model = cnn();
   std::mt19937 rng(4);
-  nn::Calibrator cal(model);
-  cal.observe(input(rng));
-  nn::save(nn::quantize_static(cal), dir / "q.sparq");
-  const std::vector<std::byte> bytes = read_bytes(dir / "q.sparq");
+  const std::vector<std::byte> bytes = static_model_file(rng);
   // Random byte flips anywhere: either still a valid model, or a sparq::Error.
   std::uniform_int_distribution<std::size_t> pos(0, bytes.size() - 1);
   int errors = 0;
@@ -263,13 +259,8 @@ TEST(NnIo, CorruptedFilesAreErrorsNeverCrashes) {
 }
 
 TEST(NnIo, MismatchedFilesAreErrors) {
-  TempDir dir;
-  const nn::Sequential model = cnn();
   std::mt19937 rng(5);
-  nn::Calibrator cal(model);
-  cal.observe(input(rng));
-  nn::save(nn::quantize_static(cal), dir / "q.sparq");
-  const std::vector<std::byte> bytes = read_bytes(dir / "q.sparq");
+  const std::vector<std::byte> bytes = static_model_file(rng);
   const auto parts = split(bytes);  // no structured binding: clang 14 cannot capture it in lambdas
   const json& header = parts.first;
   const json& model_j = parts.second;
