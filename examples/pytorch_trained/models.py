@@ -24,9 +24,8 @@ import torch
 from torch import nn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "vit_fashion"))
 sys.path.insert(0, os.path.join(HERE, "..", "fashion_mnist"))
-from train import load_split  # noqa: E402,F401  (vit_fashion's Fashion-MNIST reader)
+from fashion_torch import load_split  # noqa: E402,F401  (the examples' Fashion-MNIST reader)
 from export_from_pytorch import save_safetensors  # noqa: E402,F401
 
 

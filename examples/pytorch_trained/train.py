@@ -14,15 +14,13 @@ import argparse
 import time
 
 import torch
-from torch import nn
 
-from models import MODELS, load_split, save_safetensors, weights_path
+from models import MODELS, save_safetensors, weights_path
+from fashion_torch import load_split, predict, train_epoch  # on the path by models.py
 
 
 def accuracy(model, x, y):
-    with torch.no_grad():
-        predictions = torch.cat([model(x[i:i + 1000]).argmax(1) for i in range(0, len(x), 1000)])
-    return (predictions == y).float().mean().item()
+    return (predict(model, x) == y).float().mean().item()
 
 
 def train(name, epochs, train_x, train_y, test_x, test_y):
@@ -32,15 +30,7 @@ def train(name, epochs, train_x, train_y, test_x, test_y):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     start = time.time()
     for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(len(train_x))
-        for i in range(len(train_x) // batch):
-            idx = order[i * batch:(i + 1) * batch]
-            loss = nn.functional.cross_entropy(model(train_x[idx]), train_y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        model.eval()
+        loss = train_epoch(model, opt, train_x, train_y, batch)
         print(f"{name} epoch {epoch + 1}: loss {loss.item():.3f}, test accuracy "
               f"{accuracy(model, test_x, test_y):.4f}, {time.time() - start:.0f} s", flush=True)
     save_safetensors({k: v.float() for k, v in model.state_dict().items()}, weights_path(name))

@@ -18,12 +18,10 @@ normalisation. Data: Debian's dataset-fashion-mnist
 (/usr/share/datasets/fashion-mnist) or FASHION_MNIST_DIR.
 """
 import argparse
-import gzip
 import os
 import sys
 import time
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -32,6 +30,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "pytorch"))
 sys.path.insert(0, os.path.join(HERE, "..", "fashion_mnist"))
 from bert_reference import BertEncoder, LayerShape  # noqa: E402
 from export_from_pytorch import save_safetensors  # noqa: E402
+from fashion_torch import load_split, predict, train_epoch  # noqa: E402
 
 PATCH, TOKENS, HIDDEN, HEADS, INTERMEDIATE, LAYERS, CLASSES = 7, 16, 64, 4, 128, 4, 10
 EPS = 1e-5
@@ -54,27 +53,6 @@ class VitFashion(nn.Module):
         return self.classifier(self.encoder(x).mean(dim=1))
 
 
-def read_idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    dims = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
-
-
-def load_split(split):
-    root = os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
-    images = read_idx(os.path.join(root, f"{split}-images-idx3-ubyte.gz"))
-    labels = read_idx(os.path.join(root, f"{split}-labels-idx1-ubyte.gz"))
-    x = torch.from_numpy(images.astype(np.float32) / np.float32(255)).unsqueeze(1)
-    return x, torch.from_numpy(labels.astype(np.int64))
-
-
-def predict(model, x):
-    with torch.no_grad():
-        return torch.cat([model(x[i:i + 1000]).argmax(1) for i in range(0, len(x), 1000)])
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=5)
@@ -94,16 +72,7 @@ def main():
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
     start = time.time()
     for epoch in range(args.epochs):
-        model.train()
-        order = torch.randperm(len(train_x))
-        for i in range(len(train_x) // batch):
-            idx = order[i * batch:(i + 1) * batch]
-            loss = nn.functional.cross_entropy(model(train_x[idx]), train_y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-        model.eval()
+        loss = train_epoch(model, opt, train_x, train_y, batch, sched)
         accuracy = (predict(model, test_x) == test_y).float().mean().item()
         print(f"epoch {epoch + 1}: loss {loss.item():.3f}, test accuracy {accuracy:.4f}, "
               f"{time.time() - start:.0f} s", flush=True)
