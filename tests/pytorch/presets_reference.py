@@ -10,21 +10,11 @@ rounded to float32, plus outliers every 997th value (a heavy tail), n = 20000.
 Weights: w[o][k] = sin(0.1 o k + o) * (o + 1) / 8, 16 x 24.
 """
 import math
-import os
-import re
 import sys
 import warnings
 
-
-def import_torch():
-    try:
-        import torch  # noqa: F401
-        return True
-    except ImportError:
-        debian = "/usr/bin/python3"
-        if os.path.realpath(sys.executable) != os.path.realpath(debian) and os.path.exists(debian):
-            os.execv(debian, [debian] + sys.argv)
-        return False
+# import_torch re-runs this script under Debian's python3 when torch is missing.
+from qparams_reference import SKIP_NO_TORCH, committed_table, import_torch
 
 
 def activations():
@@ -72,11 +62,9 @@ def lines():
 def main():
     if len(sys.argv) == 3 and sys.argv[1] == "--check":
         if not import_torch():
-            print("SKIP: python3-torch is not installed (Debian: apt-get install python3-torch)")
+            print(SKIP_NO_TORCH)
             return 77
-        text = open(sys.argv[2]).read()
-        m = re.search(r"// BEGIN PYTORCH PRESETS\n(.*?)\n *// END PYTORCH PRESETS", text, re.S)
-        committed = [l.strip() for l in m.group(1).splitlines() if l.strip()]
+        committed = committed_table(sys.argv[2], "PYTORCH PRESETS")
         fresh = lines()
         if committed != fresh:
             print("FAIL: table differs from torch\n" + "\n".join(fresh))

@@ -35,6 +35,19 @@ def import_torch():
         return False
 
 
+SKIP_NO_TORCH = "SKIP: python3-torch is not installed (Debian: apt-get install python3-torch)"
+
+
+def committed_table(path, name):
+    """The stripped non-empty lines between "// BEGIN <name>" and
+    "// END <name>" in the C++ test file at path: the table a --check
+    compares with what the installed torch computes now."""
+    with open(path) as f:
+        text = f.read()
+    m = re.search(r"// BEGIN %s\n(.*?)\n *// END %s" % (name, name), text, re.S)
+    return [line.strip() for line in m.group(1).splitlines() if line.strip()]
+
+
 CUSTOM = [None, (0, 15), (-8, 7), (1, 255), (-127, 127), (0, 255), (-128, 127), (0, 1), (5, 20)]
 RANGES = [(-1.0, 3.0), (0.5, 2.0), (-4.0, -1.0), (0.0, 0.0), (-2.5, 252.5), (-0.3, 0.7)]
 
@@ -106,12 +119,9 @@ def main():
         return 0
     if len(sys.argv) == 3 and sys.argv[1] == "--check":
         if not import_torch():
-            print("SKIP: python3-torch is not installed (Debian: apt-get install python3-torch)")
+            print(SKIP_NO_TORCH)
             return 77
-        with open(sys.argv[2]) as f:
-            text = f.read()
-        m = re.search(r"// BEGIN PYTORCH TABLE\n(.*?)\n *// END PYTORCH TABLE", text, re.S)
-        committed = [l.strip() for l in m.group(1).splitlines() if l.strip()]
+        committed = committed_table(sys.argv[2], "PYTORCH TABLE")
         fresh = cpp_lines(rows())
         if committed != fresh:
             for a, b in zip(committed, fresh):
