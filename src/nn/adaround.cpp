@@ -485,24 +485,21 @@ QuantizedModel adaround(const QuantizedModel& model, const Sequential& fp32,
     }
     fold_batchnorm(layers);  // the unit's main layer as quantize_static folds it
     const uint64_t seed = options.seed + 0x9E3779B97F4A7C15ull * (i + 1);
+    // A QLinear and a QConv2d unit are rounded alike: only the FP32 layer
+    // they must come from and the routine that rounds them differ.
+    auto round_unit = [&](auto& q, const auto* fp32_layer, const char* kind, auto round_layer) {
+      check_static(u, q.mode);
+      if (!fp32_layer)
+        fail("adaround: unit '{}' is a {} but FP32 layer {} is {}", u.name, kind, starts[i],
+             describe(layers[0]));
+      AdaRoundLayer r = round_layer(q, u.name, *fp32_layer, layer_input(x_q, q.input_qparams),
+                                    y_fp32, options, seed);
+      if (report) report->push_back(std::move(r));
+    };
     if (auto* ql = std::get_if<QLinear>(&u.op)) {
-      check_static(u, ql->mode);
-      const auto* l = std::get_if<Linear>(&layers[0]);
-      if (!l)
-        fail("adaround: unit '{}' is a QLinear but FP32 layer {} is {}", u.name, starts[i],
-             describe(layers[0]));
-      AdaRoundLayer r =
-          round_linear(*ql, u.name, *l, layer_input(x_q, ql->input_qparams), y_fp32, options, seed);
-      if (report) report->push_back(std::move(r));
+      round_unit(*ql, std::get_if<Linear>(&layers[0]), "QLinear", round_linear);
     } else if (auto* qc = std::get_if<QConv2d>(&u.op)) {
-      check_static(u, qc->mode);
-      const auto* c = std::get_if<Conv2d>(&layers[0]);
-      if (!c)
-        fail("adaround: unit '{}' is a QConv2d but FP32 layer {} is {}", u.name, starts[i],
-             describe(layers[0]));
-      AdaRoundLayer r =
-          round_conv(*qc, u.name, *c, layer_input(x_q, qc->input_qparams), y_fp32, options, seed);
-      if (report) report->push_back(std::move(r));
+      round_unit(*qc, std::get_if<Conv2d>(&layers[0]), "QConv2d", round_conv);
     }
     x_q = out.run_unit(i, x_q);
     x_fp32 = std::move(y_fp32);

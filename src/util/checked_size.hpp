@@ -25,15 +25,19 @@ inline constexpr uint64_t kMaxBytes = uint64_t{1} << 51;
 /// bytes (1 TiB).
 inline constexpr uint64_t kMaxFileBytes = uint64_t{1} << 40;
 
+/// sparq::Error "<what>: a <op> b exceeds the limit of <limit> (2^k)".
+[[noreturn]] inline void fail_over_limit(const char* what, uint64_t a, char op, uint64_t b,
+                                         uint64_t limit) {
+  fail("{}: {} {} {} exceeds the limit of {} (2^{})", what, a, op, b, limit,
+       std::bit_width(limit) - 1);
+}
+
 /// a * b, or sparq::Error "<what>: a x b exceeds <limit>" when the product
 /// is above `limit` (or wraps).
 inline uint64_t checked_mul(uint64_t a, uint64_t b, const char* what,
                             uint64_t limit = kMaxElements) {
   uint64_t r = 0;
-  if (__builtin_mul_overflow(a, b, &r) || r > limit) {
-    fail("{}: {} x {} exceeds the limit of {} (2^{})", what, a, b, limit,
-         std::bit_width(limit) - 1);
-  }
+  if (__builtin_mul_overflow(a, b, &r) || r > limit) fail_over_limit(what, a, 'x', b, limit);
   return r;
 }
 
@@ -41,10 +45,7 @@ inline uint64_t checked_mul(uint64_t a, uint64_t b, const char* what,
 inline uint64_t checked_add(uint64_t a, uint64_t b, const char* what,
                             uint64_t limit = kMaxElements) {
   uint64_t r = 0;
-  if (__builtin_add_overflow(a, b, &r) || r > limit) {
-    fail("{}: {} + {} exceeds the limit of {} (2^{})", what, a, b, limit,
-         std::bit_width(limit) - 1);
-  }
+  if (__builtin_add_overflow(a, b, &r) || r > limit) fail_over_limit(what, a, '+', b, limit);
   return r;
 }
 

@@ -88,26 +88,19 @@ void check_permutation(std::span<const int64_t> perm, int64_t size, const char* 
 std::vector<int64_t> inverse_permutation(std::span<const int64_t> perm);
 
 namespace detail {
+/// W'(o, i) = W(perm[o], i) when along_outputs, else W(o, perm[i]): one
+/// copy loop for both sides, checked against the permuted dimension.
 template <class T>
-std::vector<T> permute_inputs_impl(std::span<const T> weights, const WeightShape& shape,
-                                   std::span<const int64_t> perm) {
-  shape.validate(weights.size(), "permute_inputs");
-  check_permutation(perm, shape.inputs, "permute_inputs");
+std::vector<T> permute_impl(std::span<const T> weights, const WeightShape& shape,
+                            std::span<const int64_t> perm, bool along_outputs) {
+  const char* who = along_outputs ? "permute_outputs" : "permute_inputs";
+  shape.validate(weights.size(), who);
+  check_permutation(perm, along_outputs ? shape.outputs : shape.inputs, who);
   std::vector<T> out(weights.size());
   for (int64_t o = 0; o < shape.outputs; ++o)
-    for (int64_t j = 0; j < shape.inputs; ++j)
-      out[shape.index(o, j)] = weights[shape.index(o, perm[j])];
-  return out;
-}
-template <class T>
-std::vector<T> permute_outputs_impl(std::span<const T> weights, const WeightShape& shape,
-                                    std::span<const int64_t> perm) {
-  shape.validate(weights.size(), "permute_outputs");
-  check_permutation(perm, shape.outputs, "permute_outputs");
-  std::vector<T> out(weights.size());
-  for (int64_t j = 0; j < shape.outputs; ++j)
     for (int64_t i = 0; i < shape.inputs; ++i)
-      out[shape.index(j, i)] = weights[shape.index(perm[j], i)];
+      out[shape.index(o, i)] =
+          weights[along_outputs ? shape.index(perm[o], i) : shape.index(o, perm[i])];
   return out;
 }
 }  // namespace detail
@@ -117,23 +110,23 @@ std::vector<T> permute_outputs_impl(std::span<const T> weights, const WeightShap
 /// shape.inputs).
 inline std::vector<float> permute_inputs(std::span<const float> weights, const WeightShape& shape,
                                          std::span<const int64_t> perm) {
-  return detail::permute_inputs_impl(weights, shape, perm);
+  return detail::permute_impl(weights, shape, perm, false);
 }
 inline std::vector<int8_t> permute_inputs(std::span<const int8_t> weights, const WeightShape& shape,
                                           std::span<const int64_t> perm) {
-  return detail::permute_inputs_impl(weights, shape, perm);
+  return detail::permute_impl(weights, shape, perm, false);
 }
 
 /// The producer side: W'(j, i) = W(perm[j], i), i.e. its OUTPUT channels are
 /// permuted (the permutation's size must be shape.outputs).
 inline std::vector<float> permute_outputs(std::span<const float> weights, const WeightShape& shape,
                                           std::span<const int64_t> perm) {
-  return detail::permute_outputs_impl(weights, shape, perm);
+  return detail::permute_impl(weights, shape, perm, true);
 }
 inline std::vector<int8_t> permute_outputs(std::span<const int8_t> weights,
                                            const WeightShape& shape,
                                            std::span<const int64_t> perm) {
-  return detail::permute_outputs_impl(weights, shape, perm);
+  return detail::permute_impl(weights, shape, perm, true);
 }
 
 /// v'[j] = v[perm[j]]: biases, per-channel scales, normalisation parameters.
