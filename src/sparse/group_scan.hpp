@@ -52,9 +52,8 @@ inline float magnitude(int8_t x) { return std::fabs(static_cast<float>(x)); }
 /// number of elements that beat it (larger magnitude, or equal magnitude and
 /// lower index); it is kept if its rank is < n. Branch-free so that the
 /// compiler can keep it in registers. `bad` is set if a magnitude is NaN/Inf.
-inline unsigned keep_bits4(const float* p, int n, bool& bad) {
-  const float a0 = std::fabs(p[0]), a1 = std::fabs(p[1]), a2 = std::fabs(p[2]),
-              a3 = std::fabs(p[3]);
+inline int keep_mask4(float x0, float x1, float x2, float x3, int n, int& bad) {
+  const float a0 = std::fabs(x0), a1 = std::fabs(x1), a2 = std::fabs(x2), a3 = std::fabs(x3);
   constexpr float big = std::numeric_limits<float>::max();
   bad |= !(a0 <= big) | !(a1 <= big) | !(a2 <= big) | !(a3 <= big);
   const int c01 = a0 >= a1, c02 = a0 >= a2, c03 = a0 >= a3;
@@ -63,8 +62,15 @@ inline unsigned keep_bits4(const float* p, int n, bool& bad) {
   const int r1 = c01 + 2 - c12 - c13;
   const int r2 = c02 + c12 + 1 - c23;
   const int r3 = c03 + c13 + c23;
-  return static_cast<unsigned>(r0 < n) | static_cast<unsigned>(r1 < n) << 1 |
-         static_cast<unsigned>(r2 < n) << 2 | static_cast<unsigned>(r3 < n) << 3;
+  return (r0 < n) | (r1 < n) << 1 | (r2 < n) << 2 | (r3 < n) << 3;
+}
+
+/// keep_mask4 of the group at p.
+inline unsigned keep_bits4(const float* p, int n, bool& bad) {
+  int any_bad = 0;
+  const int bits = keep_mask4(p[0], p[1], p[2], p[3], n, any_bad);
+  bad |= any_bad != 0;
+  return static_cast<unsigned>(bits);
 }
 
 /// keep_bits4 for `count` full groups of 4 at once, written as one nibble
@@ -77,19 +83,10 @@ inline unsigned keep_bits4(const float* p, int n, bool& bad) {
 template <int kStride>
 void keep_nibbles4(const float* p0, const float* p1, const float* p2, const float* p3,
                    int64_t count, int n, uint8_t* __restrict out, int& bad) {
-  constexpr float big = std::numeric_limits<float>::max();
   int any_bad = 0;
   for (int64_t g = 0; g < count; ++g) {
-    const float a0 = std::fabs(p0[kStride * g]), a1 = std::fabs(p1[kStride * g]),
-                a2 = std::fabs(p2[kStride * g]), a3 = std::fabs(p3[kStride * g]);
-    any_bad |= !(a0 <= big) | !(a1 <= big) | !(a2 <= big) | !(a3 <= big);
-    const int c01 = a0 >= a1, c02 = a0 >= a2, c03 = a0 >= a3;
-    const int c12 = a1 >= a2, c13 = a1 >= a3, c23 = a2 >= a3;
-    const int r0 = 3 - c01 - c02 - c03;
-    const int r1 = c01 + 2 - c12 - c13;
-    const int r2 = c02 + c12 + 1 - c23;
-    const int r3 = c03 + c13 + c23;
-    out[g] = static_cast<uint8_t>((r0 < n) | (r1 < n) << 1 | (r2 < n) << 2 | (r3 < n) << 3);
+    out[g] = static_cast<uint8_t>(
+        keep_mask4(p0[kStride * g], p1[kStride * g], p2[kStride * g], p3[kStride * g], n, any_bad));
   }
   bad |= any_bad;
 }
