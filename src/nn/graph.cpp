@@ -364,9 +364,19 @@ void Graph::init_parameters(uint64_t seed) {
   for (Node& n : nodes_) init_node_parameters(n.op, rng);
 }
 
+std::size_t weight_bytes(const NodeOp& op) {
+  if (const auto* e = std::get_if<Embedding>(&op)) return e->weight_bytes();
+  std::size_t bytes = 0;
+  // for_each_node_param only reads here; it takes a mutable op for loaders.
+  detail::for_each_node_param(const_cast<NodeOp&>(op), "", [&](const std::string&, Tensor& t) {
+    bytes += t.data.size() * sizeof(float);
+  });
+  return bytes;
+}
+
 std::size_t Graph::weight_bytes() const {
   std::size_t bytes = 0;
-  for (const auto& [key, t] : state_dict()) bytes += t.data.size() * sizeof(float);
+  for (const Node& n : nodes_) bytes += nn::weight_bytes(n.op);
   return bytes;
 }
 

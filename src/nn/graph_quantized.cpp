@@ -102,10 +102,19 @@ std::vector<PlanStep> make_plan(const Graph& g, bool fuse_residual,
 void check_overrides(const std::map<std::string, LayerOverride>& overrides, const Graph& g) {
   for (const auto& [name, o] : overrides) {
     const int64_t i = g.find(name);
-    const auto* l =
-        i < 0 ? nullptr : std::get_if<Layer>(&g.nodes()[static_cast<std::size_t>(i)].op);
+    const NodeOp* op = i < 0 ? nullptr : &g.nodes()[static_cast<std::size_t>(i)].op;
+    if (op && std::holds_alternative<Embedding>(*op)) {
+      if (o.weight_granularity) {
+        fail(
+            "override '{}' names an Embedding and sets weight_granularity; expected none (its "
+            "int8 rows always have one scale per row; keep_fp32 keeps them FP32)",
+            name);
+      }
+      continue;
+    }
+    const auto* l = op ? std::get_if<Layer>(op) : nullptr;
     if (!l || !(std::holds_alternative<Linear>(*l) || std::holds_alternative<Conv2d>(*l))) {
-      fail("override '{}' names no Linear/Conv2d node of the graph", name);
+      fail("override '{}' names no Linear/Conv2d/Embedding node of the graph", name);
     }
   }
 }
@@ -116,16 +125,27 @@ Graph folded_copy(const Graph& g) {
   return f;
 }
 
-/// What an Attention left on Products::automatic runs once the graph is
-/// quantized (transformer.hpp): FP32 products for now. INT8 products measured
-/// 1.5x slower than FP32 on AVX2 (Zen 3, docs/transformers.md) and are not
-/// yet measured where VNNI/AMX could make them pay; int8 set on the node is
-/// kept, so they are one assignment away.
-NodeOp with_quantized_attention(NodeOp op) {
-  if (auto* a = std::get_if<Attention>(&op); a && a->products == Attention::Products::automatic) {
-    a->products = Attention::Products::fp32;
-  }
+/// The operator a step that has no INT8 unit runs: the node's own, with an
+/// Embedding's rows made int8 (one scale per row) unless an override keeps
+/// it FP32. The dequantization error is below half a step per element and
+/// the next ops (Add, LayerNorm) are FP32, so no calibration is involved;
+/// the bytes drop 4x (bert-base's 95 MB of tables).
+NodeOp step_op(const PlanStep& p, const std::map<std::string, LayerOverride>& overrides) {
+  NodeOp op = p.op;
+  auto* e = std::get_if<Embedding>(&op);
+  const auto o = overrides.find(p.name);
+  if (e && !e->int8_rows() && !(o != overrides.end() && o->second.keep_fp32)) e->quantize_rows();
   return op;
+}
+
+/// Whether a graph operator kept in a quantized graph computes in INT8
+/// (Attention's opt-in int8 products, an Embedding's int8 rows).
+bool int8_node_op(const NodeOp& op) {
+  if (const auto* a = std::get_if<Attention>(&op)) {
+    return a->products == Attention::Products::int8;
+  }
+  if (const auto* e = std::get_if<Embedding>(&op)) return e->int8_rows();
+  return false;
 }
 
 }  // namespace
@@ -192,7 +212,9 @@ std::vector<std::string> QuantizedGraph::step_kinds() const {
   for (const auto& s : impl_->steps) {
     const auto* u = std::get_if<QuantizedUnit>(&s.op);
     if (!u) {
-      kinds.push_back(fmt::format("FP32 {}", op_kind(std::get<NodeOp>(s.op))));
+      const NodeOp& op = std::get<NodeOp>(s.op);
+      kinds.push_back(int8_node_op(op) ? fmt::format("INT8 {}", op_kind(op))
+                                       : fmt::format("FP32 {}", op_kind(op)));
     } else if (const auto* c = std::get_if<QConv2d>(&u->op)) {
       kinds.push_back(fmt::format("QConv2d {}{}x{}{}", c->depthwise() ? "dw " : "", c->kernel_h,
                                   c->kernel_w, s.residual.empty() ? "" : " + residual"));
@@ -259,9 +281,7 @@ std::size_t QuantizedGraph::weight_bytes() const {
     if (const auto* u = std::get_if<QuantizedUnit>(&s.op)) {
       bytes += detail::unit_weight_bytes(*u);
     } else {
-      detail::for_each_node_param(
-          const_cast<NodeOp&>(std::get<NodeOp>(s.op)), "",
-          [&](const std::string&, Tensor& t) { bytes += t.data.size() * sizeof(float); });
+      bytes += nn::weight_bytes(std::get<NodeOp>(s.op));
     }
   }
   return bytes;
@@ -272,9 +292,13 @@ std::string QuantizedGraph::summary() const {
   for (const auto& s : impl_->steps) width = std::max(width, s.name.size() + 2);
   std::string out;
   for (const auto& s : impl_->steps) {
-    std::string what = std::holds_alternative<QuantizedUnit>(s.op)
-                           ? std::get<QuantizedUnit>(s.op).describe()
-                           : "FP32 " + describe(std::get<NodeOp>(s.op));
+    std::string what;
+    if (const auto* u = std::get_if<QuantizedUnit>(&s.op)) {
+      what = u->describe();
+    } else {
+      const NodeOp& op = std::get<NodeOp>(s.op);
+      what = (int8_node_op(op) ? "INT8 " : "FP32 ") + describe(op);
+    }
     if (!s.residual.empty()) what += fmt::format(" + residual '{}'", s.residual);
     if (s.covers.size() > 1) what += fmt::format(" [{}]", fmt::join(s.covers, " + "));
     out += fmt::format("{:<{}}{}  <- {}\n", s.name, width, what, fmt::join(s.inputs, ", "));
@@ -290,7 +314,7 @@ QuantizedGraph quantize_dynamic(const Graph& graph, const DynamicConfig& config)
   impl->inputs = g.input_names();
   impl->outputs = g.outputs();
   for (PlanStep& p : make_plan(g, false, config.overrides)) {
-    QuantizedGraph::Impl::Step s{p.name, p.inputs, with_quantized_attention(p.op), {}, {},
+    QuantizedGraph::Impl::Step s{p.name, p.inputs, step_op(p, config.overrides), {}, {},
                                  {},     p.covers};
     if (p.quantizable()) {
       QuantizedUnit u = detail::quantize_layer(
@@ -377,7 +401,7 @@ QuantizedGraph quantize_static(const GraphCalibrator& cal, const StaticConfig& c
     return it != qp.end() ? it->second : cal.qparams(name);
   };
   for (PlanStep& p : make_plan(g, true, config.overrides)) {
-    QuantizedGraph::Impl::Step s{p.name, p.inputs, with_quantized_attention(p.op), p.residual, {},
+    QuantizedGraph::Impl::Step s{p.name, p.inputs, step_op(p, config.overrides), p.residual, {},
                                  {},     p.covers};
     if (p.quantizable()) {
       const QParams in = qparams_of(p.inputs.front());

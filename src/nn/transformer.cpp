@@ -15,6 +15,8 @@
 #include "sparq/gemm/sgemm.hpp"
 #include "sparq/isa.hpp"
 #include "sparq/nn/quantized.hpp"
+#include "sparq/quant/qparams.hpp"
+#include "sparq/quant/quantize.hpp"
 
 namespace sparq::nn {
 
@@ -138,11 +140,19 @@ std::string Embedding::describe() const {
   std::string mode;
   if (positional) mode = ", positional";
   if (fixed_row >= 0) mode = fmt::format(", row {}", fixed_row);
+  if (int8_rows()) mode += ", int8 rows";
   return fmt::format("Embedding({}, {}{})", num_embeddings, embedding_dim, mode);
 }
 
 Tensor Embedding::forward(const Tensor& ids) const {
-  if (weight.shape != std::vector<int64_t>{num_embeddings, embedding_dim}) {
+  const auto dim = static_cast<std::size_t>(embedding_dim);
+  const auto rows = static_cast<std::size_t>(num_embeddings);
+  if (int8_rows()) {
+    if (rows_int8.size() != rows * dim || row_scales.size() != rows) {
+      fail("Embedding: int8 rows ({} values, {} scales) must be [{}, {}] with {} scales",
+           rows_int8.size(), row_scales.size(), num_embeddings, embedding_dim, num_embeddings);
+    }
+  } else if (weight.shape != std::vector<int64_t>{num_embeddings, embedding_dim}) {
     fail("Embedding: weight shape {} must be [{}, {}]", shape_to_string(weight.shape),
          num_embeddings, embedding_dim);
   }
@@ -156,7 +166,6 @@ Tensor Embedding::forward(const Tensor& ids) const {
   std::vector<int64_t> shape = ids.shape;
   shape.push_back(embedding_dim);
   Tensor y(shape);
-  const auto dim = static_cast<std::size_t>(embedding_dim);
   for (int64_t i = 0; i < ids.numel(); ++i) {
     int64_t row = fixed_row;
     if (positional) {
@@ -170,18 +179,67 @@ Tensor Embedding::forward(const Tensor& ids) const {
       }
       row = static_cast<int64_t>(id);
     }
-    std::copy_n(weight.data.begin() + static_cast<std::ptrdiff_t>(row * embedding_dim), dim,
-                y.data.begin() + static_cast<std::ptrdiff_t>(i * embedding_dim));
+    const auto r = static_cast<std::size_t>(row);
+    float* out = y.data.data() + static_cast<std::size_t>(i) * dim;
+    if (int8_rows()) {
+      // The quantizer's dequantize kernel: float(q) * scale, one rounding,
+      // the same bits on every ISA.
+      sparq::detail::dequantize_tensor(DType::s8, rows_int8.data() + r * dim, out, dim,
+                                       row_scales[r], 0);
+    } else {
+      std::copy_n(weight.data.data() + r * dim, dim, out);
+    }
   }
   return y;
 }
 
-void Embedding::for_each_param(const ParamVisitor& f) { f("weight", weight); }
+void Embedding::for_each_param(const ParamVisitor& f) {
+  if (!int8_rows()) f("weight", weight);
+}
 
 void Embedding::init_parameters(std::mt19937_64& rng) {
   // torch.nn.Embedding: N(0, 1).
   std::normal_distribution<float> normal(0.0f, 1.0f);
   for (float& w : weight.data) w = normal(rng);
+}
+
+void Embedding::quantize_rows() {
+  if (int8_rows()) fail("Embedding::quantize_rows: the rows are int8 already");
+  const std::vector<int64_t> shape = {num_embeddings, embedding_dim};
+  if (weight.shape != shape) {
+    fail("Embedding::quantize_rows: weight shape {} must be [{}, {}]",
+         shape_to_string(weight.shape), num_embeddings, embedding_dim);
+  }
+  const auto dim = static_cast<std::size_t>(embedding_dim);
+  std::vector<float> mins(static_cast<std::size_t>(num_embeddings));
+  std::vector<float> maxs(mins.size());
+  for (std::size_t r = 0; r < mins.size(); ++r) {
+    const float* row = weight.data.data() + r * dim;
+    for (std::size_t c = 0; c < dim; ++c) {
+      if (!std::isfinite(row[c])) {
+        fail("Embedding::quantize_rows: weight[{}][{}] ({}) must be finite", r, c, row[c]);
+      }
+    }
+    const auto [lo, hi] = std::minmax_element(row, row + dim);
+    mins[r] = *lo;
+    maxs[r] = *hi;
+  }
+  // Symmetric s8 per row over [-127, 127]: scale = max|row| / 127.
+  const QuantSpec spec{.dtype = DType::s8,
+                       .scheme = Scheme::symmetric,
+                       .granularity = Granularity::per_channel,
+                       .axis = 0,
+                       .narrow_range = true};
+  const ChannelQParams qp = compute_qparams(mins, maxs, spec);
+  std::vector<int8_t> q(weight.data.size());
+  sparq::quantize<int8_t>(weight.data, shape, spec, qp, q);
+  rows_int8 = std::move(q);
+  row_scales = qp.scales;
+  weight = Tensor();
+}
+
+std::size_t Embedding::weight_bytes() const noexcept {
+  return weight.data.size() * sizeof(float) + rows_int8.size() + row_scales.size() * sizeof(float);
 }
 
 // --------------------------------------------------------------- LayerNorm
@@ -327,10 +385,8 @@ Attention::Attention(int64_t h) : heads(h) {
 }
 
 std::string Attention::describe() const {
-  const char* mode = products == Products::int8   ? ", int8 products"
-                     : products == Products::fp32 ? ", fp32 products"
-                                                  : "";
-  return fmt::format("Attention(heads {}{})", heads, mode);
+  return fmt::format("Attention(heads {}{})", heads,
+                     products == Products::int8 ? ", int8 products" : "");
 }
 
 Tensor Attention::forward(std::span<const Tensor* const> inputs) const {

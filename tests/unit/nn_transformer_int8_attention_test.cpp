@@ -1,9 +1,11 @@
 // Attention with INT8 products (transformer.hpp, Attention::Products::int8)
 // against FP32 attention: SQNR floor on random inputs, padding still gets
-// zero weight, and the automatic setting's meaning (FP32 in Graph::forward
-// and in the INT8 graph: INT8 products are opt-in until they are faster).
+// zero weight, and FP32 products as the default in Graph::forward and in the
+// INT8 graph (INT8 products are opt-in until they are faster), with the
+// quantized graph's step kinds saying which products run.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
@@ -14,6 +16,7 @@
 #include "sparq/nn/models.hpp"
 #include "sparq/nn/transformer.hpp"
 #include "support/isa_param.hpp"
+#include "support/tiny_bert.hpp"
 
 namespace sparq {
 namespace {
@@ -26,16 +29,6 @@ nn::Tensor random_tensor(std::vector<int64_t> shape, uint64_t seed, float stddev
   std::normal_distribution<float> normal(0.0f, stddev);
   for (float& v : t.data) v = normal(rng);
   return t;
-}
-
-double sqnr_db(const nn::Tensor& reference, const nn::Tensor& test) {
-  double signal = 0, noise = 0;
-  for (std::size_t i = 0; i < reference.data.size(); ++i) {
-    signal += static_cast<double>(reference.data[i]) * reference.data[i];
-    const double e = static_cast<double>(test.data[i]) - reference.data[i];
-    noise += e * e;
-  }
-  return 10.0 * std::log10(signal / noise);
 }
 
 nn::Tensor attend(Products products, int64_t heads, const std::vector<const nn::Tensor*>& in) {
@@ -61,7 +54,7 @@ TEST_P(Int8AttentionTest, SqnrAgainstFp32AboveFloor) {
   const std::vector<const nn::Tensor*> in = {&q, &k, &v, &mask};
   const nn::Tensor fp32 = attend(Products::fp32, heads, in);
   const nn::Tensor int8 = attend(Products::int8, heads, in);
-  const double db = sqnr_db(fp32, int8);
+  const double db = test::sqnr_db(fp32, int8);
   // Each 8-bit operand alone is ~40 dB (Gaussian rows quantized over their
   // own max, about 4 standard deviations: step / sqrt(12) against sigma);
   // the four of them (q, k, p, v) add their noise, and the softmax's
@@ -109,32 +102,30 @@ TEST_P(Int8AttentionTest, PaddedKeysGetZeroWeight) {
   }
 }
 
-TEST(Int8Attention, AutomaticStaysFp32OnceQuantizedAndInt8IsKept) {
-  nn::BertConfig c;
-  c.vocab_size = 50;
-  c.hidden_size = 32;
-  c.num_layers = 1;
-  c.num_heads = 4;
-  c.intermediate_size = 64;
-  c.max_positions = 16;
-  nn::Graph g = nn::bert(c);
+TEST(Int8Attention, Fp32ByDefaultOnceQuantizedAndInt8IsKept) {
+  nn::Graph g = nn::bert(test::small_bert_config(32, 1, 4));
   g.init_parameters(3);
   const std::string self = "bert.encoder.layer.0.attention.self";
-  ASSERT_EQ(std::get<nn::Attention>(g.op(self)).products, Products::automatic);
-  const std::string automatic = nn::quantize_dynamic(g).summary();
-  EXPECT_EQ(automatic.find("int8 products"), std::string::npos);
-  EXPECT_NE(automatic.find("fp32 products"), std::string::npos);
-  // Set on the node before quantizing, int8 is kept.
+  ASSERT_EQ(std::get<nn::Attention>(g.op(self)).products, Products::fp32);
+  auto count = [](const std::vector<std::string>& kinds, const std::string& kind) {
+    return std::count(kinds.begin(), kinds.end(), kind);
+  };
+  const nn::QuantizedGraph fp32 = nn::quantize_dynamic(g);
+  EXPECT_EQ(fp32.summary().find("int8 products"), std::string::npos) << fp32.summary();
+  EXPECT_NE(fp32.summary().find("FP32 Attention(heads 4)"), std::string::npos);
+  EXPECT_EQ(count(fp32.step_kinds(), "FP32 Attention"), 1);
+  EXPECT_EQ(count(fp32.step_kinds(), "INT8 Attention"), 0);
+  // Set on the node before quantizing, int8 is kept, and the step says so.
   std::get<nn::Attention>(g.op(self)).products = Products::int8;
-  EXPECT_NE(nn::quantize_dynamic(g).summary().find("int8 products"), std::string::npos);
-}
-
-TEST(Int8Attention, AutomaticRunsFp32OutsideAQuantizedGraph) {
-  const nn::Tensor q = random_tensor({1, 9, 16}, 6, 1.0f);
-  const nn::Tensor k = random_tensor({1, 9, 16}, 7, 1.0f);
-  const nn::Tensor v = random_tensor({1, 9, 16}, 8, 1.0f);
-  EXPECT_EQ(attend(Products::automatic, 2, {&q, &k, &v}).data,
-            attend(Products::fp32, 2, {&q, &k, &v}).data);
+  const nn::QuantizedGraph int8 = nn::quantize_dynamic(g);
+  EXPECT_NE(int8.summary().find("INT8 Attention(heads 4, int8 products)"), std::string::npos)
+      << int8.summary();
+  EXPECT_EQ(count(int8.step_kinds(), "FP32 Attention"), 0);
+  EXPECT_EQ(count(int8.step_kinds(), "INT8 Attention"), 1);
+  // The step kinds line up with the steps forward_visit reports.
+  std::size_t steps = 0;
+  (void)int8.forward_visit(test::bert_batch(1, 5, 50, 0, 1), [&](std::size_t) { ++steps; });
+  EXPECT_EQ(steps, int8.step_kinds().size());
 }
 
 SPARQ_INSTANTIATE_FOR_ALL_ISAS(Int8AttentionTest);

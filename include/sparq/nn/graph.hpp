@@ -50,6 +50,9 @@ using NodeOp = std::variant<Layer, Add, Concat, AvgPool2d, AdaptiveAvgPool2d, Ha
 const char* op_kind(const NodeOp& op) noexcept;
 /// "Conv2d(3 -> 64, k7x7, s2, p3)", "Add", ...
 std::string describe(const NodeOp& op);
+/// Bytes of an operator's parameters as its forward reads them: 4 per FP32
+/// element, an int8 Embedding's rows and scales (Embedding::weight_bytes).
+std::size_t weight_bytes(const NodeOp& op);
 
 struct Node {
   std::string name;  ///< "layer1.0.conv1"
@@ -117,6 +120,7 @@ class Graph {
   /// PyTorch's default initialisation, deterministic for a seed.
   void init_parameters(uint64_t seed);
 
+  /// The sum of weight_bytes(op) over the nodes.
   std::size_t weight_bytes() const;
   /// One line per node: "layer1.0.conv1  Conv2d(64 -> 64, k3x3, s1, p1)  <- relu".
   std::string summary() const;

@@ -7,7 +7,9 @@
 //   nn::QuantizedGraph qs = nn::quantize_static(cal);
 //   nn::Tensor y = qs.forward(x);
 //
-// Overrides in the configs are keyed by node name ("layer1.0.conv1").
+// Overrides in the configs are keyed by node name ("layer1.0.conv1"). They
+// name Linear/Conv2d nodes, or Embedding nodes with keep_fp32 (an Embedding
+// takes no weight_granularity: its int8 rows always have one scale per row).
 #pragma once
 
 #include <cstddef>
@@ -36,9 +38,11 @@ class QuantizedGraph {
                        const std::function<void(std::size_t step)>& after_step) const;
   /// The steps in order: what each runs, in a few words for grouping
   /// ("QConv2d 3x3", "QConv2d 1x1 + residual", "QConv2d dw 3x3", "QLinear",
-  /// "MaxPool2d u8", "FP32 AdaptiveAvgPool2d", ...).
+  /// "MaxPool2d u8", "FP32 AdaptiveAvgPool2d", "INT8 Embedding" (int8
+  /// rows), "INT8 Attention" (int8 products), "FP32 Attention", ...).
   std::vector<std::string> step_kinds() const;
-  /// Bytes of the weights as the kernels read them (int8 + FP32-kept parameters).
+  /// Bytes of the weights as the kernels read them (int8 + FP32-kept
+  /// parameters; an int8 Embedding's rows and scales).
   std::size_t weight_bytes() const;
   /// One line per step: name, what runs (INT8 static/dynamic, FP32, fused ops).
   std::string summary() const;
@@ -49,7 +53,10 @@ class QuantizedGraph {
 };
 
 /// INT8 weights for every Linear/Conv2d node, activations quantized per call
-/// (per row with config.per_row_activations); everything else FP32.
+/// (per row with config.per_row_activations); Embedding tables int8 with one
+/// scale per row (Embedding::quantize_rows; keep_fp32 on the node keeps its
+/// FP32 rows); everything else FP32. An Attention node keeps its `products`
+/// (FP32 unless set to int8 on the node).
 QuantizedGraph quantize_dynamic(const Graph& graph, const DynamicConfig& config = {});
 
 /// Observes every node output of the BatchNorm-folded graph on calibration data.
@@ -75,8 +82,8 @@ class GraphCalibrator {
 /// Static INT8: u8 activations between INT8 nodes, Conv2d/Linear with
 /// BatchNorm folded and ReLU fused, a residual Add (+ ReLU) fused into the
 /// output stage of the convolution that produces one of its inputs, pooling
-/// on u8. Nodes with no INT8 form run in FP32 between a dequantize and a
-/// quantize.
+/// on u8, Embedding rows int8 as in quantize_dynamic. Nodes with no INT8
+/// form run in FP32 between a dequantize and a quantize.
 QuantizedGraph quantize_static(const GraphCalibrator& calibrator, const StaticConfig& config = {});
 
 }  // namespace sparq::nn

@@ -1,13 +1,14 @@
-// Transformer operators (FP32): embeddings, LayerNorm, GELU, softmax, tanh,
-// token selection, reshape, mean and multi-head scaled dot-product attention,
-// as graph operators (see the operator concept in graph_op.hpp), and
-// add_bert_layer, the encoder layer nn::bert and the ViT example build from
-// them. docs/transformers.md describes them with measured numbers.
+// Transformer operators (FP32; Embedding also with int8 rows): embeddings, LayerNorm, GELU,
+// softmax, tanh, token selection, reshape, mean and multi-head scaled dot-product attention, as
+// graph operators (see the operator concept in graph_op.hpp), and add_bert_layer, the encoder layer
+// nn::bert and the ViT example build from them. docs/transformers.md describes them with measured
+// numbers.
 //
 // Activations are [batch][sequence][hidden]. Token ids and attention masks
 // travel as FP32 tensors holding exact integers (ids up to 2^24).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <random>
 #include <span>
@@ -27,13 +28,22 @@ namespace sparq::nn {
 ///                  position_ids = 0..seq-1); seq must be <= num_embeddings.
 ///   fixed_row >= 0 every position reads that row (BERT's token type
 ///                  embeddings when every token_type_id is 0).
+///
+/// The rows are FP32 (`weight`) or, after quantize_rows(), int8 with one
+/// scale per row: what quantize_dynamic / quantize_static do to every
+/// Embedding node unless an override keeps it FP32 (graph_quantized.hpp).
+/// A lookup then dequantizes the row it reads: value = float(q) * scale.
 struct Embedding {
   static constexpr const char* kind = "Embedding";
   static constexpr int arity = 1;
   int64_t num_embeddings = 0, embedding_dim = 0;
   bool positional = false;
   int64_t fixed_row = -1;  ///< -1: read the ids
-  Tensor weight;           ///< [num_embeddings][embedding_dim]
+  Tensor weight;           ///< [num_embeddings][embedding_dim]; empty once int8
+  /// Int8 rows (empty while FP32): [num_embeddings][embedding_dim] row-major.
+  std::vector<int8_t> rows_int8;
+  /// One symmetric scale per row (empty while FP32).
+  std::vector<float> row_scales;
 
   Embedding() = default;
   /// Throws sparq::Error for sizes < 1, or positional with a fixed_row, or a
@@ -42,8 +52,23 @@ struct Embedding {
             int64_t fixed_row = -1);
   std::string describe() const;
   Tensor forward(const Tensor& ids) const;
+  /// Visits `weight`; an int8 Embedding has no FP32 parameter and visits
+  /// nothing (its rows no longer load from or save to a state_dict).
   void for_each_param(const ParamVisitor& f);
   void init_parameters(std::mt19937_64& rng);
+
+  bool int8_rows() const noexcept { return !row_scales.empty(); }
+  /// Replaces the FP32 rows by int8 ones, symmetric per row with sparq's
+  /// quantizer (quantize.hpp): scale_r = max(max|row r| / 127, FLT_EPSILON),
+  /// q = round_half_even(w / scale_r) in [-127, 127] (narrow range, so
+  /// max|row| is exactly 127 steps). Every element is then within half a
+  /// step of its FP32 value. Throws sparq::Error when the rows are already
+  /// int8, the weight does not have the [num_embeddings][embedding_dim]
+  /// shape, or a row holds a NaN or an infinity.
+  void quantize_rows();
+  /// Bytes of the rows as forward() reads them: 4 per FP32 element, or 1
+  /// per int8 element plus 4 per row scale.
+  std::size_t weight_bytes() const noexcept;
 };
 
 /// Layer normalisation of the last axis (PyTorch's LayerNorm(normalized_shape)):
@@ -143,24 +168,23 @@ struct Mean {
 /// The two products per (batch, head) run on sparq's FP32 GEMM (sgemm.hpp)
 /// or on its INT8 GEMM (gemm.hpp's linear_dynamic: the same ISA kernels as
 /// every Linear, no code of their own), as `products` says:
-///   fp32       q k^T and p v in FP32;
-///   int8       q and the probabilities p quantized per row (u8, dynamic,
-///              per-token like a Linear's activations), k per key row and v
-///              per head column (s8 symmetric, PyTorch's weight formula,
-///              quantize_weights) and packed as the GEMM's "weights" operand
-///              on every call; the softmax between them stays FP32;
-///   automatic  fp32, in Graph::forward and in quantized graphs: INT8
-///              products measured 1.5x slower than FP32 on AVX2 (Zen 3) and
-///              are unmeasured on VNNI/AMX. Set int8 on the node before
-///              quantizing to run them in INT8.
+///   fp32  (the default) q k^T and p v in FP32, in Graph::forward and in
+///         quantized graphs alike: INT8 products measured 1.5x slower than
+///         FP32 on AVX2 (Zen 3) and are unmeasured on VNNI/AMX;
+///   int8  (opt-in: set it on the node, before quantizing for an INT8
+///         graph, which keeps it) q and the probabilities p quantized per
+///         row (u8, dynamic, per-token like a Linear's activations), k per
+///         key row and v per head column (s8 symmetric, PyTorch's weight
+///         formula, quantize_weights) and packed as the GEMM's "weights"
+///         operand on every call; the softmax between them stays FP32.
 /// docs/transformers.md measures what INT8 products cost in accuracy (SQNR
 /// against FP32 attention) and gain in time.
 struct Attention {
   static constexpr const char* kind = "Attention";
   static constexpr int arity = -1;  ///< 3 (q, k, v) or 4 (q, k, v, mask)
-  enum class Products { automatic, fp32, int8 };
+  enum class Products { fp32, int8 };
   int64_t heads = 1;
-  Products products = Products::automatic;
+  Products products = Products::fp32;
 
   Attention() = default;
   /// Throws sparq::Error for heads < 1.
