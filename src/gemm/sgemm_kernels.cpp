@@ -8,56 +8,32 @@
 // and the A tile no longer fit L1 together).
 #include "kernels/sgemm_kernels.hpp"
 
-#include <array>
-
 #include "dispatch/kernel_list.hpp"
 
 namespace sparq::detail {
 namespace {
 
 // A table's name is its microkernel's symbol (stringified).
-#define SPARQ_SGEMM_TABLE(isa_, mr_, nr_, kc_, ukernel_)                          \
+#define SPARQ_TABLE(isa_, mr_, nr_, kc_, ukernel_)                                \
   SgemmKernels {                                                                  \
     .isa = Isa::isa_, .ukernel_name = #ukernel_, .mr = mr_, .nr = nr_, .kc = kc_, \
     .ukernel = ukernel_                                                           \
   }
 
-constexpr SgemmKernels kScalar =
-    SPARQ_SGEMM_TABLE(scalar, 4, 8, 256, sgemm_f32_ukernel_4x8__scalar);
+// avxvnni falls back to AVX2's FP32 kernel (AVX-VNNI adds integer dot
+// products only), amx to AVX-512's, neondot and neoni8mm to NEON's. The
+// AVX-512 kernel lives in the avx512vnni folder (built with AVX-512
+// F/BW/VL/DQ + VNNI flags) but uses AVX-512F only.
+#define SPARQ_KERNELS(X)                                       \
+  X(scalar, 4, 8, 256, sgemm_f32_ukernel_4x8__scalar)          \
+  X(avx2, 6, 16, 256, sgemm_f32_ukernel_6x16__avx2fma)         \
+  X(avx512vnni, 14, 32, 256, sgemm_f32_ukernel_14x32__avx512f) \
+  X(neon, 8, 8, 256, sgemm_f32_ukernel_8x8__neon)
 
-#if defined(SPARQ_HAVE_AVX2)
-constexpr SgemmKernels kAvx2 = SPARQ_SGEMM_TABLE(avx2, 6, 16, 256, sgemm_f32_ukernel_6x16__avx2fma);
-#endif
-
-#if defined(SPARQ_HAVE_AVX512VNNI)
-// Lives in the avx512vnni folder (built with AVX-512 F/BW/VL/DQ + VNNI
-// flags) but uses AVX-512F only.
-constexpr SgemmKernels kAvx512 =
-    SPARQ_SGEMM_TABLE(avx512vnni, 14, 32, 256, sgemm_f32_ukernel_14x32__avx512f);
-#endif
-
-#if defined(SPARQ_ARCH_ARM) && defined(SPARQ_HAVE_NEON)
-constexpr SgemmKernels kNeon = SPARQ_SGEMM_TABLE(neon, 8, 8, 256, sgemm_f32_ukernel_8x8__neon);
-#endif
-
-// The list (src/dispatch/kernel_list.hpp): avxvnni falls back to AVX2's
-// FP32 kernel (AVX-VNNI adds integer dot products only), amx to AVX-512's,
-// neondot and neoni8mm to NEON's.
-constexpr std::array kList = {
-    KernelEntry<SgemmKernels>{Isa::scalar, &kScalar},
-#if defined(SPARQ_HAVE_AVX2)
-    KernelEntry<SgemmKernels>{Isa::avx2, &kAvx2},
-#endif
-#if defined(SPARQ_HAVE_AVX512VNNI)
-    KernelEntry<SgemmKernels>{Isa::avx512vnni, &kAvx512},
-#endif
-#if defined(SPARQ_ARCH_ARM) && defined(SPARQ_HAVE_NEON)
-    KernelEntry<SgemmKernels>{Isa::neon, &kNeon},
-#endif
-};
+SPARQ_KERNEL_FAMILY(kFamily)
 
 }  // namespace
 
-const SgemmKernels& sgemm_kernels(Isa isa) { return select(kList, isa); }
+const SgemmKernels& sgemm_kernels(Isa isa) { return kFamily(isa); }
 
 }  // namespace sparq::detail

@@ -6,7 +6,6 @@
 // (docs/sparse-gemm.md).
 #include "kernels/sparse_gemm_kernels.hpp"
 
-#include <array>
 #include <cstdint>
 #include <limits>
 
@@ -23,108 +22,71 @@ constexpr int64_t kAlwaysDirect = std::numeric_limits<int64_t>::max();
 
 // A table's names are its kernels' symbols (stringified), so what `sparq
 // bench` prints is the code that ran.
-#define SPARQ_SPARSE_TABLE(isa_, mr_, nr_, a_kr_, max_m_, max_m_in_l2_, ukernel_, expand_)      \
+#define SPARQ_TABLE(isa_, mr_, nr_, a_kr_, max_m_, max_m_in_l2_, ukernel_, expand_)             \
   SparseGemmKernels {                                                                           \
     .isa = Isa::isa_, .ukernel_name = #ukernel_, .expand_name = #expand_, .mr = mr_, .nr = nr_, \
     .a_kr = a_kr_, .direct_max_m = max_m_, .direct_max_m_in_l2 = max_m_in_l2_,                  \
     .ukernel = ukernel_, .expand = expand_                                                      \
   }
 
-constexpr SparseGemmKernels kScalar =
-    SPARQ_SPARSE_TABLE(scalar, 4, 8, 8, kAlwaysDirect, kAlwaysDirect,
-                       spgemm_u8s8s32_ukernel_4xNc8__scalar, spgemm_expand_Nc4__scalar);
+// The list (src/dispatch/kernel_list.hpp). amx CPUs (Sapphire Rapids and
+// later) all have VBMI and run the avx512vnni row.
+//  * avxvnni: no AVX-VNNI sparse kernel (this ISA cannot run on the
+//    development host): the scalar direct kernel at the dense 6x16 table's
+//    panel width; large M expands into the AVX-VNNI dense kernel.
+//  * avx512vnni: VBMI (Ice Lake, Zen 4 and later) gives the 16-row vpermb
+//    direct kernel and the vectorised expand; AVX-512 VNNI CPUs without it
+//    (Cascade Lake) get kAvx512NoVbmi below instead. With VBMI the 16-row
+//    direct kernel measured at least as fast as expand + dense at every M
+//    when the weights come from beyond L2 (bench_sparse_gemm and `sparq
+//    bench gemm --sparse`, one thread, N = K = 4096 and 8192, M up to 256:
+//    direct 0.96-1.02x dense, expand 0.85-0.96x). With the weights in L2 (N =
+//    K = 1024) direct led up to M = 32, tied at 64 and lost at 256 (0.85x
+//    against expand's 0.97x: 16 row tiles x 4 passes over a short K), hence
+//    64 there.
+//  * neondot, and neoni8mm (which implies it): panel width 8 = the neondot
+//    dense table's nr (kr 4), so large M expands into
+//    gemm_u8s8s32_ukernel_8x8c4__neondot; the neoni8mm dense table has kr 8,
+//    so there the driver always runs the direct kernel. The crossover M is
+//    not measured on ARM hardware (qemu timings mean nothing): 48 mirrors
+//    AVX-512, whose instruction mix (one gather + one dot product per 4 kept
+//    values) is the same.
+#define SPARQ_KERNELS(X)                                                                        \
+  X(scalar, 4, 8, 8, kAlwaysDirect, kAlwaysDirect, spgemm_u8s8s32_ukernel_4xNc8__scalar,        \
+    spgemm_expand_Nc4__scalar)                                                                  \
+  X(avx2, 4, 8, 8, kAlwaysDirect, kAlwaysDirect, spgemm_u8s8s32_ukernel_4x8c8__avx2,            \
+    spgemm_expand_Nc4__scalar)                                                                  \
+  X(avxvnni, 4, 16, 8, 0, 0, spgemm_u8s8s32_ukernel_4xNc8__scalar, spgemm_expand_Nc4__scalar)   \
+  X(avx512vnni, 16, 64, 64, kAlwaysDirect, 64, spgemm_u8s8s32_ukernel_16x64c64__avx512vbmi,     \
+    spgemm_expand_64c4__avx512vbmi)                                                             \
+  X(neondot, 4, 8, 8, 48, 24, spgemm_u8s8s32_ukernel_4x8c8__neondot, spgemm_expand_Nc4__scalar) \
+  X(neoni8mm, 4, 8, 8, kAlwaysDirect, kAlwaysDirect, spgemm_u8s8s32_ukernel_4x8c8__neondot,     \
+    spgemm_expand_Nc4__scalar)
 
-#if defined(SPARQ_HAVE_AVX2)
-constexpr SparseGemmKernels kAvx2 =
-    SPARQ_SPARSE_TABLE(avx2, 4, 8, 8, kAlwaysDirect, kAlwaysDirect,
-                       spgemm_u8s8s32_ukernel_4x8c8__avx2, spgemm_expand_Nc4__scalar);
-#endif
+SPARQ_KERNEL_FAMILY(kFamily)
 
-#if defined(SPARQ_HAVE_AVXVNNI)
-// No AVX-VNNI sparse kernel (this ISA cannot run on the development host):
-// the scalar direct kernel at the dense 6x16 table's panel width; large M
-// expands into the AVX-VNNI dense kernel.
-constexpr SparseGemmKernels kAvxVnni = SPARQ_SPARSE_TABLE(
-    avxvnni, 4, 16, 8, 0, 0, spgemm_u8s8s32_ukernel_4xNc8__scalar, spgemm_expand_Nc4__scalar);
-#endif
-
-#if defined(SPARQ_HAVE_AVX512VNNI)
-// VBMI (Ice Lake, Zen 4 and later) gives the 16-row vpermb direct kernel and
-// the vectorised expand; AVX-512 VNNI CPUs without it (Cascade Lake) get the
-// 4-row AVX-512BW direct kernel and the scalar expand.
-//
-// With VBMI the 16-row direct kernel measured at least as fast as expand +
-// dense at every M when the weights come from beyond L2 (bench_sparse_gemm
-// and `sparq bench gemm --sparse`, one thread, N = K = 4096 and 8192, M up to
-// 256: direct 0.96-1.02x dense, expand 0.85-0.96x). With the weights in L2
-// (N = K = 1024) direct led up to M = 32, tied at 64 and lost at 256 (0.85x
-// against expand's 0.97x: 16 row tiles x 4 passes over a short K), hence 64
-// there.
-constexpr SparseGemmKernels kAvx512Vbmi =
-    SPARQ_SPARSE_TABLE(avx512vnni, 16, 64, 64, kAlwaysDirect, 64,
-                       spgemm_u8s8s32_ukernel_16x64c64__avx512vbmi, spgemm_expand_64c4__avx512vbmi);
-constexpr SparseGemmKernels kAvx512Vnni =
-    SPARQ_SPARSE_TABLE(avx512vnni, 4, 64, 8, 48, 24, spgemm_u8s8s32_ukernel_4x64c8__avx512vnni,
-                       spgemm_expand_Nc4__scalar);
-
-bool cpu_has_vbmi() {
-  // Detected once with every other CPU feature (src/dispatch: CPUID and the
-  // OS's zmm state).
-  return cpu_features().avx512vbmi;
-}
-#endif
-
-#if defined(SPARQ_ARCH_ARM) && defined(SPARQ_HAVE_NEONDOT)
-// Dot-product CPUs (neondot, and neoni8mm, which implies it). Panel width 8
-// = the neondot dense table's nr (kr 4), so large M expands into
-// gemm_u8s8s32_ukernel_8x8c4__neondot; the neoni8mm dense table has kr 8,
-// so there the driver always runs the direct kernel. The crossover M is not
-// measured on ARM hardware (qemu timings mean nothing): 48 mirrors AVX-512,
-// whose instruction mix (one gather + one dot product per 4 kept values) is
-// the same.
-constexpr SparseGemmKernels kNeonDot = SPARQ_SPARSE_TABLE(
-    neondot, 4, 8, 8, 48, 24, spgemm_u8s8s32_ukernel_4x8c8__neondot, spgemm_expand_Nc4__scalar);
-constexpr SparseGemmKernels kNeonI8mm =
-    SPARQ_SPARSE_TABLE(neoni8mm, 4, 8, 8, kAlwaysDirect, kAlwaysDirect,
-                       spgemm_u8s8s32_ukernel_4x8c8__neondot, spgemm_expand_Nc4__scalar);
-#endif
+// AVX-512 VNNI without VBMI: the 4-row AVX-512BW direct kernel and the
+// scalar expand.
+SPARQ_IF_avx512vnni(constexpr SparseGemmKernels kAvx512NoVbmi = SPARQ_TABLE(
+                        avx512vnni, 4, 64, 8, 48, 24, spgemm_u8s8s32_ukernel_4x64c8__avx512vnni,
+                        spgemm_expand_Nc4__scalar);)
 
 }  // namespace
 
 const SparseGemmKernels& sparse_gemm_kernels_without_vbmi() {
 #if defined(SPARQ_HAVE_AVX512VNNI)
-  return kAvx512Vnni;
+  return kAvx512NoVbmi;
 #else
-  return kScalar;
+  return k_scalar;
 #endif
 }
 
 const SparseGemmKernels& sparse_gemm_kernels(Isa isa) {
-  // The list (src/dispatch/kernel_list.hpp); built at the first call since
-  // the avx512vnni entry depends on the CPU (VBMI or not). amx CPUs
-  // (Sapphire Rapids and later) all have VBMI and run the avx512vnni entry.
-  static const auto list = [] {
-    return std::array {
-      KernelEntry<SparseGemmKernels>{Isa::scalar, &kScalar},
-#if defined(SPARQ_ARCH_X86) && defined(SPARQ_HAVE_AVX2)
-          KernelEntry<SparseGemmKernels>{Isa::avx2, &kAvx2},
-#endif
-#if defined(SPARQ_ARCH_X86) && defined(SPARQ_HAVE_AVXVNNI)
-          KernelEntry<SparseGemmKernels>{Isa::avxvnni, &kAvxVnni},
-#endif
-#if defined(SPARQ_ARCH_X86) && defined(SPARQ_HAVE_AVX512VNNI)
-          KernelEntry<SparseGemmKernels>{Isa::avx512vnni,
-                                         cpu_has_vbmi() ? &kAvx512Vbmi : &kAvx512Vnni},
-#endif
-#if defined(SPARQ_ARCH_ARM) && defined(SPARQ_HAVE_NEONDOT)
-          KernelEntry<SparseGemmKernels>{Isa::neondot, &kNeonDot},
-#endif
-#if defined(SPARQ_ARCH_ARM) && defined(SPARQ_HAVE_NEONDOT) && defined(SPARQ_HAVE_NEONI8MM)
-          KernelEntry<SparseGemmKernels>{Isa::neoni8mm, &kNeonI8mm},
-#endif
-    };
-  }();
-  return select(list, isa);
+  const SparseGemmKernels& table = kFamily(isa);
+  // VBMI is detected once with every other CPU feature (src/dispatch: CPUID
+  // and the OS's zmm state).
+  SPARQ_IF_avx512vnni(if (&table == &k_avx512vnni &&
+                          !cpu_features().avx512vbmi) return kAvx512NoVbmi;) return table;
 }
 
 }  // namespace sparq::detail

@@ -38,7 +38,8 @@
 namespace sparq::detail {
 
 /// y[i] = f(x[i]) for i < n; x == y (in place) is allowed.
-using UnaryF32Fn = void (*)(const float* x, float* y, std::size_t n) noexcept;
+using UnaryF32 = void(const float* x, float* y, std::size_t n) noexcept;
+using UnaryF32Fn = UnaryF32*;
 
 /// Softmax of `rows` rows of n floats, in place:
 ///   v = x * scale + bias (bias: n floats shared by every row, or nullptr)
@@ -46,8 +47,9 @@ using UnaryF32Fn = void (*)(const float* x, float* y, std::size_t n) noexcept;
 /// The sum is accumulated in double. A row whose v is all -inf gives NaN
 /// (as PyTorch); Attention passes its 1/sqrt(d) and its additive mask here
 /// so the scores are read once.
-using SoftmaxRowsFn = void (*)(float* x, std::size_t rows, std::size_t n, float scale,
-                               const float* bias) noexcept;
+using SoftmaxRows = void(float* x, std::size_t rows, std::size_t n, float scale,
+                         const float* bias) noexcept;
+using SoftmaxRowsFn = SoftmaxRows*;
 
 /// LayerNorm of `rows` rows of n floats: y = (x - mean) / sqrt(var + eps) *
 /// weight + bias, mean and (biased) variance accumulated in double over two
@@ -62,7 +64,8 @@ struct LayerNormRowsArgs {
   const float* bias;    // [n]
   float eps;
 };
-using LayerNormRowsFn = void (*)(const LayerNormRowsArgs& args) noexcept;
+using LayerNormRows = void(const LayerNormRowsArgs& args) noexcept;
+using LayerNormRowsFn = LayerNormRows*;
 
 struct ElementwiseKernels {
   const char* name;  // e.g. "avx2", for diagnostics and benchmarks
@@ -81,13 +84,9 @@ const ElementwiseKernels& elementwise_kernels(Isa isa) noexcept;
 
 // Naming: <op>_f32__<isa> (docs/design.md rule 4).
 #define SPARQ_DECLARE_ELEMENTWISE_KERNELS(isa)                                         \
-  void exp_f32__##isa(const float* x, float* y, std::size_t n) noexcept;               \
-  void tanh_f32__##isa(const float* x, float* y, std::size_t n) noexcept;              \
-  void gelu_erf_f32__##isa(const float* x, float* y, std::size_t n) noexcept;          \
-  void gelu_tanh_f32__##isa(const float* x, float* y, std::size_t n) noexcept;         \
-  void softmax_rows_f32__##isa(float* x, std::size_t rows, std::size_t n, float scale, \
-                               const float* bias) noexcept;                            \
-  void layer_norm_rows_f32__##isa(const LayerNormRowsArgs& args) noexcept;
+  UnaryF32 exp_f32__##isa, tanh_f32__##isa, gelu_erf_f32__##isa, gelu_tanh_f32__##isa; \
+  SoftmaxRows softmax_rows_f32__##isa;                                                 \
+  LayerNormRows layer_norm_rows_f32__##isa;
 
 SPARQ_DECLARE_ELEMENTWISE_KERNELS(reference)
 SPARQ_DECLARE_ELEMENTWISE_KERNELS(avx2)

@@ -68,7 +68,10 @@ struct GemmUkernelParams {
   const int8_t* w_prefetch = nullptr;
   int64_t prefetch_lines = 0;
 };
-using GemmUkernelFn = void (*)(const GemmUkernelParams&) noexcept;
+// A kernel's function type, so each declaration below is one name (the
+// definitions spell the signature out).
+using GemmUkernel = void(const GemmUkernelParams&) noexcept;
+using GemmUkernelFn = GemmUkernel*;
 
 /// Packs rows [0, mr) of A (u8 or s8 bytes, row stride lda) into one tile
 /// of `kr`-groups, adding `shift` (mod 256) to every byte, zero-padding k up
@@ -83,7 +86,8 @@ struct GemmPackAParams {
   uint8_t shift = 0;  ///< 0 or 128 (x86: s8 -> u8)
   uint8_t* dst = nullptr;
 };
-using GemmPackAFn = void (*)(const GemmPackAParams&) noexcept;
+using GemmPackA = void(const GemmPackAParams&) noexcept;
+using GemmPackAFn = GemmPackA*;
 
 /// Requantizes an int32 tile (rows x cols) to 8 bits, bit-exactly as
 /// sparq::requantize(saturate_int32(acc + bias[j]), m[j], zp, qmin, qmax)
@@ -113,7 +117,8 @@ struct GemmRequantizeParams {
   const int32_t* residual_multiplier = nullptr;  ///< cols values
   const int32_t* residual_shift = nullptr;       ///< cols values
 };
-using GemmRequantizeFn = void (*)(const GemmRequantizeParams&) noexcept;
+using GemmRequantize = void(const GemmRequantizeParams&) noexcept;
+using GemmRequantizeFn = GemmRequantize*;
 
 /// Dequantizes an int32 tile to float:
 ///   y = fma(float(acc), row_scale[i] * col_scale[j], bias[j]) ; relu: y > 0 ? y : 0
@@ -130,7 +135,8 @@ struct GemmDequantizeParams {
   float* out = nullptr;
   int64_t ld_out = 0;
 };
-using GemmDequantizeFn = void (*)(const GemmDequantizeParams&) noexcept;
+using GemmDequantize = void(const GemmDequantizeParams&) noexcept;
+using GemmDequantizeFn = GemmDequantize*;
 
 /// One ISA's GEMM: tile sizes, packing and kernels. The packed weights
 /// record (isa, nr, kr), so a table change never misreads old packs.
@@ -199,41 +205,40 @@ class ScopedGemmKernelsOverride {
 };
 
 // --- kernels, by ISA (defined in src/kernels/<isa>/<name>.cpp) -------------
-void gemm_pack_a__scalar(const GemmPackAParams& p) noexcept;
-void gemm_u8s8s32_ukernel_4x8c4__scalar(const GemmUkernelParams& p) noexcept;
-void gemm_requantize_u8__scalar(const GemmRequantizeParams& p) noexcept;
-void gemm_requantize_s8__scalar(const GemmRequantizeParams& p) noexcept;
-void gemm_dequantize__scalar(const GemmDequantizeParams& p) noexcept;
+// The output stages of one ISA folder (gemm_requantize__<isa>.cpp and
+// gemm_dequantize__<isa>.cpp).
+#define SPARQ_DECLARE_GEMM_OUTPUT_STAGES(isa)                          \
+  GemmRequantize gemm_requantize_u8__##isa, gemm_requantize_s8__##isa; \
+  GemmDequantize gemm_dequantize__##isa;
 
-void gemm_pack_a_s16__avx2(const GemmPackAParams& p) noexcept;
-void gemm_u8s8s32_ukernel_4x8c4__avx2(const GemmUkernelParams& p) noexcept;
-void gemm_requantize_u8__avx2(const GemmRequantizeParams& p) noexcept;
-void gemm_requantize_s8__avx2(const GemmRequantizeParams& p) noexcept;
-void gemm_dequantize__avx2(const GemmDequantizeParams& p) noexcept;
+SPARQ_DECLARE_GEMM_OUTPUT_STAGES(scalar)
+SPARQ_DECLARE_GEMM_OUTPUT_STAGES(avx2)
+SPARQ_DECLARE_GEMM_OUTPUT_STAGES(avx512vnni)
+// ARM (docs/arm.md): the NEON output stages serve all three ARM tables.
+SPARQ_DECLARE_GEMM_OUTPUT_STAGES(neon)
 
-void gemm_u8s8s32_ukernel_6x16c4__avxvnni(const GemmUkernelParams& p) noexcept;
+#undef SPARQ_DECLARE_GEMM_OUTPUT_STAGES
 
-void gemm_u8s8s32_ukernel_6x64c4__avx512vnni(const GemmUkernelParams& p) noexcept;
-void gemm_requantize_u8__avx512vnni(const GemmRequantizeParams& p) noexcept;
-void gemm_requantize_s8__avx512vnni(const GemmRequantizeParams& p) noexcept;
-void gemm_dequantize__avx512vnni(const GemmDequantizeParams& p) noexcept;
+// Defines the two requantize stages of an ISA folder from its
+// requantize_tile<T> (T = uint8_t or int8_t: the output's storage type).
+#define SPARQ_DEFINE_GEMM_REQUANTIZE(isa)                                  \
+  void gemm_requantize_u8__##isa(const GemmRequantizeParams& p) noexcept { \
+    requantize_tile<uint8_t>(p);                                           \
+  }                                                                        \
+  void gemm_requantize_s8__##isa(const GemmRequantizeParams& p) noexcept { \
+    requantize_tile<int8_t>(p);                                            \
+  }
 
-// AMX (docs/gemm.md): the tile kernel and its k64 activation packing; the
-// same kernel source built against the tile emulation (reference/, no ISA
-// flags) under the __amxemu name.
-void gemm_pack_a_k64__scalar(const GemmPackAParams& p) noexcept;
-void gemm_u8s8s32_ukernel_32x64c4__amx(const GemmUkernelParams& p) noexcept;
-void gemm_u8s8s32_ukernel_32x64c4__amxemu(const GemmUkernelParams& p) noexcept;
+// Activation packing: the portable byte packer, AVX2's int16 widening one,
+// and AMX's k64 groups (docs/gemm.md).
+GemmPackA gemm_pack_a__scalar, gemm_pack_a_s16__avx2, gemm_pack_a_k64__scalar;
 
-// ARM (docs/arm.md): the output stages live in src/kernels/neon/ and serve
-// all three ARM tables; each ISA has its own microkernel and packing shape.
-void gemm_u8s8s32_ukernel_4x4c8__neon(const GemmUkernelParams& p) noexcept;
-void gemm_requantize_u8__neon(const GemmRequantizeParams& p) noexcept;
-void gemm_requantize_s8__neon(const GemmRequantizeParams& p) noexcept;
-void gemm_dequantize__neon(const GemmDequantizeParams& p) noexcept;
-
-void gemm_u8s8s32_ukernel_8x8c4__neondot(const GemmUkernelParams& p) noexcept;
-
-void gemm_u8s8s32_ukernel_8x8c8__neoni8mm(const GemmUkernelParams& p) noexcept;
+// Microkernels, one per table; AMX's source is also built against the tile
+// emulation (reference/, no ISA flags) under the __amxemu name.
+GemmUkernel gemm_u8s8s32_ukernel_4x8c4__scalar, gemm_u8s8s32_ukernel_4x8c4__avx2,
+    gemm_u8s8s32_ukernel_6x16c4__avxvnni, gemm_u8s8s32_ukernel_6x64c4__avx512vnni,
+    gemm_u8s8s32_ukernel_32x64c4__amx, gemm_u8s8s32_ukernel_32x64c4__amxemu,
+    gemm_u8s8s32_ukernel_4x4c8__neon, gemm_u8s8s32_ukernel_8x8c4__neondot,
+    gemm_u8s8s32_ukernel_8x8c8__neoni8mm;
 
 }  // namespace sparq::detail

@@ -52,18 +52,22 @@ struct HistogramArgs {
 };
 inline constexpr int kSubHistograms = 4;
 
+/// Min/max of the finite values of x[0, n) folded into acc, NaN/Inf counted.
+using ObserveMinmax = void(const float* x, std::size_t n, MinMaxAccum* acc) noexcept;
+/// Element-wise running min/max: mins[i] = min(mins[i], x[i]) for finite
+/// x[i] (same for maxs), NaN/Inf counted in acc (acc.min/max untouched).
+/// Used for the per-channel observers when the channel axis is (near) the
+/// innermost one.
+using ObserveMinmaxColumns = void(const float* x, std::size_t n, float* mins, float* maxs,
+                                  MinMaxAccum* acc) noexcept;
+/// Histogram of x (see HistogramArgs) and, in the same pass, min/max and
+/// NaN/Inf counts into acc.
+using ObserveHistogram = void(const HistogramArgs& args, MinMaxAccum* acc) noexcept;
+
 struct ObserveKernels {
-  /// Min/max of the finite values of x[0, n) folded into acc, NaN/Inf counted.
-  void (*minmax)(const float* x, std::size_t n, MinMaxAccum* acc) noexcept;
-  /// Element-wise running min/max: mins[i] = min(mins[i], x[i]) for finite
-  /// x[i] (same for maxs), NaN/Inf counted in acc (acc.min/max untouched).
-  /// Used for the per-channel observers when the channel axis is (near) the
-  /// innermost one.
-  void (*minmax_columns)(const float* x, std::size_t n, float* mins, float* maxs,
-                         MinMaxAccum* acc) noexcept;
-  /// Histogram of x (see HistogramArgs) and, in the same pass, min/max and
-  /// NaN/Inf counts into acc.
-  void (*histogram)(const HistogramArgs& args, MinMaxAccum* acc) noexcept;
+  ObserveMinmax* minmax;
+  ObserveMinmaxColumns* minmax_columns;
+  ObserveHistogram* histogram;
 };
 
 /// The kernels for `isa` (scalar for ISAs without own kernels). Callers look
@@ -71,11 +75,10 @@ struct ObserveKernels {
 const ObserveKernels& observe_kernels(Isa isa);
 
 // The per-ISA definitions (declared here so the table and the tests see them).
-#define SPARQ_DECLARE_OBSERVE_KERNELS(suffix)                                                  \
-  void observe_minmax_f32__##suffix(const float* x, std::size_t n, MinMaxAccum* acc) noexcept; \
-  void observe_minmax_columns_f32__##suffix(const float* x, std::size_t n, float* mins,        \
-                                            float* maxs, MinMaxAccum* acc) noexcept;           \
-  void observe_histogram_f32__##suffix(const HistogramArgs& args, MinMaxAccum* acc) noexcept;
+#define SPARQ_DECLARE_OBSERVE_KERNELS(suffix)                \
+  ObserveMinmax observe_minmax_f32__##suffix;                \
+  ObserveMinmaxColumns observe_minmax_columns_f32__##suffix; \
+  ObserveHistogram observe_histogram_f32__##suffix;
 
 SPARQ_DECLARE_OBSERVE_KERNELS(reference)
 SPARQ_DECLARE_OBSERVE_KERNELS(avx2)

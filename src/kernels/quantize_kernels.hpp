@@ -77,10 +77,16 @@ struct DequantizeChannelArgs {
   const int32_t* zero_points;  // [channels]
 };
 
-using QuantizeTensorFn = void (*)(const QuantizeTensorArgs&) noexcept;
-using DequantizeTensorFn = void (*)(const DequantizeTensorArgs&) noexcept;
-using QuantizeChannelFn = void (*)(const QuantizeChannelArgs&) noexcept;
-using DequantizeChannelFn = void (*)(const DequantizeChannelArgs&) noexcept;
+// Function types, so each declaration below is one name (the definitions
+// spell the signature out).
+using QuantizeTensor = void(const QuantizeTensorArgs&) noexcept;
+using DequantizeTensor = void(const DequantizeTensorArgs&) noexcept;
+using QuantizeChannel = void(const QuantizeChannelArgs&) noexcept;
+using DequantizeChannel = void(const DequantizeChannelArgs&) noexcept;
+using QuantizeTensorFn = QuantizeTensor*;
+using DequantizeTensorFn = DequantizeTensor*;
+using QuantizeChannelFn = QuantizeChannel*;
+using DequantizeChannelFn = DequantizeChannel*;
 
 /// One ISA's quantize kernels. s8 = int8_t storage, u8 = uint8_t storage.
 struct QuantizeKernels {
@@ -93,15 +99,33 @@ struct QuantizeKernels {
 
 // Naming: <op>_<dtype>__<isa> (docs/design.md rule 4). Each group is defined in
 // src/kernels/<isa>/quantize_<isa>.cpp.
-#define SPARQ_DECLARE_QUANTIZE_KERNELS(isa)                                 \
-  void quantize_s8__##isa(const QuantizeTensorArgs&) noexcept;              \
-  void quantize_u8__##isa(const QuantizeTensorArgs&) noexcept;              \
-  void dequantize_s8__##isa(const DequantizeTensorArgs&) noexcept;          \
-  void dequantize_u8__##isa(const DequantizeTensorArgs&) noexcept;          \
-  void quantize_channel_s8__##isa(const QuantizeChannelArgs&) noexcept;     \
-  void quantize_channel_u8__##isa(const QuantizeChannelArgs&) noexcept;     \
-  void dequantize_channel_s8__##isa(const DequantizeChannelArgs&) noexcept; \
-  void dequantize_channel_u8__##isa(const DequantizeChannelArgs&) noexcept;
+#define SPARQ_DECLARE_QUANTIZE_KERNELS(isa)                               \
+  QuantizeTensor quantize_s8__##isa, quantize_u8__##isa;                  \
+  DequantizeTensor dequantize_s8__##isa, dequantize_u8__##isa;            \
+  QuantizeChannel quantize_channel_s8__##isa, quantize_channel_u8__##isa; \
+  DequantizeChannel dequantize_channel_s8__##isa, dequantize_channel_u8__##isa;
+
+// Defines the eight kernels of an ISA file from its templates
+// quantize_tensor, dequantize_tensor, quantize_channel and
+// dequantize_channel, instantiated with `s8` for int8_t storage and `u8`
+// for uint8_t (a type, or a signedness flag).
+#define SPARQ_DEFINE_QUANTIZE_KERNELS(isa, s8, u8)                                                \
+  void quantize_s8__##isa(const QuantizeTensorArgs& a) noexcept { quantize_tensor<s8>(a); }       \
+  void quantize_u8__##isa(const QuantizeTensorArgs& a) noexcept { quantize_tensor<u8>(a); }       \
+  void dequantize_s8__##isa(const DequantizeTensorArgs& a) noexcept { dequantize_tensor<s8>(a); } \
+  void dequantize_u8__##isa(const DequantizeTensorArgs& a) noexcept { dequantize_tensor<u8>(a); } \
+  void quantize_channel_s8__##isa(const QuantizeChannelArgs& a) noexcept {                        \
+    quantize_channel<s8>(a);                                                                      \
+  }                                                                                               \
+  void quantize_channel_u8__##isa(const QuantizeChannelArgs& a) noexcept {                        \
+    quantize_channel<u8>(a);                                                                      \
+  }                                                                                               \
+  void dequantize_channel_s8__##isa(const DequantizeChannelArgs& a) noexcept {                    \
+    dequantize_channel<s8>(a);                                                                    \
+  }                                                                                               \
+  void dequantize_channel_u8__##isa(const DequantizeChannelArgs& a) noexcept {                    \
+    dequantize_channel<u8>(a);                                                                    \
+  }
 
 SPARQ_DECLARE_QUANTIZE_KERNELS(reference)
 SPARQ_DECLARE_QUANTIZE_KERNELS(avx2)

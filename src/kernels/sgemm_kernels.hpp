@@ -42,7 +42,8 @@ struct SgemmUkernelParams {
   bool first = true;            ///< first K block: start from bias (or 0), not from c
   bool relu = false;            ///< last K block: clamp at 0 before storing
 };
-using SgemmUkernelFn = void (*)(const SgemmUkernelParams&) noexcept;
+using SgemmUkernel = void(const SgemmUkernelParams&) noexcept;
+using SgemmUkernelFn = SgemmUkernel*;
 
 /// One ISA's FP32 GEMM: tile sizes, the K block and the microkernel.
 struct SgemmKernels {
@@ -71,9 +72,7 @@ int sgemm_last_threads() noexcept;
 bool sgemm_has_threads() noexcept;
 
 // --- kernels, by ISA (defined in src/kernels/<isa>/<name>.cpp) -------------
-void sgemm_f32_ukernel_4x8__scalar(const SgemmUkernelParams& p) noexcept;
-void sgemm_f32_ukernel_6x16__avx2fma(const SgemmUkernelParams& p) noexcept;
-void sgemm_f32_ukernel_14x32__avx512f(const SgemmUkernelParams& p) noexcept;
-void sgemm_f32_ukernel_8x8__neon(const SgemmUkernelParams& p) noexcept;
+SgemmUkernel sgemm_f32_ukernel_4x8__scalar, sgemm_f32_ukernel_6x16__avx2fma,
+    sgemm_f32_ukernel_14x32__avx512f, sgemm_f32_ukernel_8x8__neon;
 
 }  // namespace sparq::detail

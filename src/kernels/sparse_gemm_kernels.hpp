@@ -37,7 +37,8 @@ struct SpgemmUkernelParams {
   const int32_t* a_zero_point = nullptr;  ///< mr values, in packed-A units
   const int32_t* col_sums = nullptr;      ///< panel_nr values, or nullptr
 };
-using SpgemmUkernelFn = void (*)(const SpgemmUkernelParams&) noexcept;
+using SpgemmUkernel = void(const SpgemmUkernelParams&) noexcept;
+using SpgemmUkernelFn = SpgemmUkernel*;
 
 struct SpgemmExpandParams {
   const int8_t* w = nullptr;  ///< sparse panel at its first step
@@ -45,7 +46,8 @@ struct SpgemmExpandParams {
   int panel_nr = 0;
   int8_t* dst = nullptr;  ///< 8 * steps * panel_nr bytes
 };
-using SpgemmExpandFn = void (*)(const SpgemmExpandParams&) noexcept;
+using SpgemmExpand = void(const SpgemmExpandParams&) noexcept;
+using SpgemmExpandFn = SpgemmExpand*;
 
 /// One ISA's sparse GEMM.
 struct SparseGemmKernels {
@@ -75,19 +77,14 @@ const SparseGemmKernels& sparse_gemm_kernels(Isa isa);
 const SparseGemmKernels& sparse_gemm_kernels_without_vbmi();
 
 // --- kernels, by ISA (defined in src/kernels/<isa>/<name>.cpp) -------------
-// Scalar kernels take any panel width (they serve ISAs without their own).
-void spgemm_u8s8s32_ukernel_4xNc8__scalar(const SpgemmUkernelParams& p) noexcept;
-void spgemm_expand_Nc4__scalar(const SpgemmExpandParams& p) noexcept;
-
-void spgemm_u8s8s32_ukernel_4x8c8__avx2(const SpgemmUkernelParams& p) noexcept;
-
-// AVX-512 VNNI without VBMI (AVX-512BW index expansion, vpshufb, a_kr 8) ...
-void spgemm_u8s8s32_ukernel_4x64c8__avx512vnni(const SpgemmUkernelParams& p) noexcept;
-// ... and with VBMI (vpmultishiftqb, vpermb over 64-input windows, a_kr 64):
-// used when the CPU reports it.
-void spgemm_u8s8s32_ukernel_16x64c64__avx512vbmi(const SpgemmUkernelParams& p) noexcept;
-void spgemm_expand_64c4__avx512vbmi(const SpgemmExpandParams& p) noexcept;
-
-void spgemm_u8s8s32_ukernel_4x8c8__neondot(const SpgemmUkernelParams& p) noexcept;
+// The scalar kernels take any panel width (they serve ISAs without their
+// own). AVX-512 VNNI has two direct kernels: without VBMI (AVX-512BW index
+// expansion, vpshufb, a_kr 8) and with it (vpmultishiftqb, vpermb over
+// 64-input windows, a_kr 64; used when the CPU reports VBMI), which also
+// has a vectorised expand.
+SpgemmUkernel spgemm_u8s8s32_ukernel_4xNc8__scalar, spgemm_u8s8s32_ukernel_4x8c8__avx2,
+    spgemm_u8s8s32_ukernel_4x64c8__avx512vnni, spgemm_u8s8s32_ukernel_16x64c64__avx512vbmi,
+    spgemm_u8s8s32_ukernel_4x8c8__neondot;
+SpgemmExpand spgemm_expand_Nc4__scalar, spgemm_expand_64c4__avx512vbmi;
 
 }  // namespace sparq::detail

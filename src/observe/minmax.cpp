@@ -298,7 +298,9 @@ void PerChannelMinMaxObserver::check_mergeable(const Observer& other) const {
   }
 }
 
-void PerChannelMinMaxObserver::merge(const Observer& other) {
+void PerChannelMinMaxObserver::merge(const Observer& other) { merge_channels(other, false); }
+
+void PerChannelMinMaxObserver::merge_channels(const Observer& other, bool average) {
   check_mergeable(other);
   const auto& o = static_cast<const PerChannelMinMaxObserver&>(other);
   // Counts first: an overflow throws before any state changes, and the
@@ -308,12 +310,23 @@ void PerChannelMinMaxObserver::merge(const Observer& other) {
     mins_ = o.mins_;
     maxs_ = o.maxs_;
     batches_ = o.batches_;
-  } else {
-    for (std::size_t c = 0; c < o.mins_.size(); ++c) {
+    return;
+  }
+  for (std::size_t c = 0; c < o.mins_.size(); ++c) {
+    // A channel without batches holds (+inf, -inf): taking the other side
+    // as it is equals min/max with it, and is what averaging needs.
+    if (o.batches_[c] == 0) continue;
+    if (batches_[c] == 0) {
+      mins_[c] = o.mins_[c];
+      maxs_[c] = o.maxs_[c];
+    } else if (average) {
+      mins_[c] = weighted(mins_[c], batches_[c], o.mins_[c], o.batches_[c]);
+      maxs_[c] = weighted(maxs_[c], batches_[c], o.maxs_[c], o.batches_[c]);
+    } else {
       mins_[c] = std::min(mins_[c], o.mins_[c]);
       maxs_[c] = std::max(maxs_[c], o.maxs_[c]);
-      batches_[c] += o.batches_[c];
     }
+    batches_[c] += o.batches_[c];
   }
 }
 
@@ -391,28 +404,7 @@ void MovingAveragePerChannelMinMaxObserver::observe(std::span<const float> data,
 }
 
 void MovingAveragePerChannelMinMaxObserver::merge(const Observer& other) {
-  check_mergeable(other);
-  const auto& o = static_cast<const MovingAveragePerChannelMinMaxObserver&>(other);
-  // Counts first: an overflow throws before any state changes, and the
-  // batch counts (<= value counts) cannot overflow after it.
-  detail::add_stats(stats_, o.stats_);
-  if (mins_.empty()) {
-    mins_ = o.mins_;
-    maxs_ = o.maxs_;
-    batches_ = o.batches_;
-  } else {
-    for (std::size_t c = 0; c < o.mins_.size(); ++c) {
-      if (o.batches_[c] == 0) continue;
-      if (batches_[c] == 0) {
-        mins_[c] = o.mins_[c];
-        maxs_[c] = o.maxs_[c];
-      } else {
-        mins_[c] = weighted(mins_[c], batches_[c], o.mins_[c], o.batches_[c]);
-        maxs_[c] = weighted(maxs_[c], batches_[c], o.maxs_[c], o.batches_[c]);
-      }
-      batches_[c] += o.batches_[c];
-    }
-  }
+  merge_channels(other, true);
 }
 
 std::unique_ptr<Observer> MovingAveragePerChannelMinMaxObserver::clone() const {

@@ -69,6 +69,17 @@ void check_zero_point(int32_t zero_point, DType dtype, const char* who, std::siz
   }
 }
 
+void check_qparam(float scale, int32_t zero_point, DType dtype, bool zero_must_be_0,
+                  std::size_t channel) {
+  check_scale(scale, "Quantizer", channel);
+  check_zero_point(zero_point, dtype, "Quantizer", channel);
+  if (zero_must_be_0 && zero_point != 0) {
+    fail("Quantizer: {} ({}) must be 0 for symmetric {}",
+         channel == SIZE_MAX ? std::string("zero_point") : fmt::format("zero_points[{}]", channel),
+         zero_point, dtype_name(dtype));
+  }
+}
+
 void check_qrange(int32_t qmin, int32_t qmax, DType dtype, const char* who) {
   if (qmin < dtype_lowest(dtype) || qmax > dtype_highest(dtype) || qmin >= qmax) {
     fail("{}: [qmin, qmax] = [{}, {}]; expected {} <= qmin < qmax <= {} for dtype {}", who, qmin,
@@ -88,6 +99,40 @@ void dequantize_tensor(DType dtype, const void* src, float* dst, std::size_t n, 
   (dtype == DType::s8 ? k.dequantize_s8 : k.dequantize_u8)({src, dst, n, scale, zp});
 }
 
+namespace {
+
+// The per-channel parameters a kernel call reads: as given (`channels`
+// runs of `inner`), or, below kExpandBelowInner, expanded to one entry per
+// element of the [channels * inner] row and read with inner == 1.
+class ChannelParams {
+ public:
+  ChannelParams(ChannelLayout l, const float* scales, const int32_t* zero_points)
+      : scales(scales), zero_points(zero_points), channels(l.channels), inner(l.inner) {
+    const std::size_t row = l.channels * l.inner;
+    if (l.inner > 1 && l.inner < kExpandBelowInner && row <= kMaxExpandedRow) {
+      expanded_scales_.resize(row);
+      expanded_zero_points_.resize(row);
+      for (std::size_t i = 0; i < row; ++i) {
+        expanded_scales_[i] = scales[i / l.inner];
+        expanded_zero_points_[i] = zero_points[i / l.inner];
+      }
+      this->scales = expanded_scales_.data();
+      this->zero_points = expanded_zero_points_.data();
+      channels = row;
+      inner = 1;
+    }
+  }
+  const float* scales;
+  const int32_t* zero_points;
+  std::size_t channels, inner;
+
+ private:
+  std::vector<float> expanded_scales_;
+  std::vector<int32_t> expanded_zero_points_;
+};
+
+}  // namespace
+
 void quantize_channels(DType dtype, const float* src, void* dst, ChannelLayout l,
                        const float* inv_scales, const int32_t* zero_points, int32_t qmin,
                        int32_t qmax) {
@@ -95,23 +140,9 @@ void quantize_channels(DType dtype, const float* src, void* dst, ChannelLayout l
   const auto fn = dtype == DType::s8 ? k.quantize_channel_s8 : k.quantize_channel_u8;
   auto* out = static_cast<uint8_t*>(dst);  // one byte per element for s8 and u8
   const std::size_t row = l.channels * l.inner;
-  std::vector<float> inv;
-  std::vector<int32_t> zps;
-  QuantizeChannelArgs args{nullptr,    nullptr,     l.channels, l.inner,
-                           inv_scales, zero_points, qmin,       qmax};
-  if (l.inner > 1 && l.inner < kExpandBelowInner && row <= kMaxExpandedRow) {
-    inv.resize(row);
-    zps.resize(row);
-    for (std::size_t i = 0; i < row; ++i) {
-      inv[i] = inv_scales[i / l.inner];
-      zps[i] = zero_points[i / l.inner];
-    }
-    args = {nullptr, nullptr, row, 1, inv.data(), zps.data(), qmin, qmax};
-  }
+  const ChannelParams p(l, inv_scales, zero_points);
   for (std::size_t o = 0; o < l.outer; ++o) {
-    args.src = src + o * row;
-    args.dst = out + o * row;
-    fn(args);
+    fn({src + o * row, out + o * row, p.channels, p.inner, p.scales, p.zero_points, qmin, qmax});
   }
 }
 
@@ -121,22 +152,9 @@ void dequantize_channels(DType dtype, const void* src, float* dst, ChannelLayout
   const auto fn = dtype == DType::s8 ? k.dequantize_channel_s8 : k.dequantize_channel_u8;
   const auto* in = static_cast<const uint8_t*>(src);
   const std::size_t row = l.channels * l.inner;
-  std::vector<float> s;
-  std::vector<int32_t> zps;
-  DequantizeChannelArgs args{nullptr, nullptr, l.channels, l.inner, scales, zero_points};
-  if (l.inner > 1 && l.inner < kExpandBelowInner && row <= kMaxExpandedRow) {
-    s.resize(row);
-    zps.resize(row);
-    for (std::size_t i = 0; i < row; ++i) {
-      s[i] = scales[i / l.inner];
-      zps[i] = zero_points[i / l.inner];
-    }
-    args = {nullptr, nullptr, row, 1, s.data(), zps.data()};
-  }
+  const ChannelParams p(l, scales, zero_points);
   for (std::size_t o = 0; o < l.outer; ++o) {
-    args.src = in + o * row;
-    args.dst = dst + o * row;
-    fn(args);
+    fn({in + o * row, dst + o * row, p.channels, p.inner, p.scales, p.zero_points});
   }
 }
 

@@ -127,6 +127,10 @@ class PerChannelMinMaxObserver : public Observer {
   bool scan(std::span<const float> data, std::span<const int64_t> shape,
             std::vector<float>& batch_min, std::vector<float>& batch_max);
   void check_mergeable(const Observer& other) const;
+  /// merge() of both per-channel kinds: channels observed on both sides
+  /// take min/max, or with `average` the batch-weighted average of the
+  /// two EMA states.
+  void merge_channels(const Observer& other, bool average);
   friend struct ObserverIo;
 
   ObserverConfig config_;

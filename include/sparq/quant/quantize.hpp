@@ -103,6 +103,11 @@ void check_scale(float scale, const char* who, std::size_t channel = SIZE_MAX);
 /// Throws unless zero_point lies inside the range of `dtype`.
 void check_zero_point(int32_t zero_point, DType dtype, const char* who,
                       std::size_t channel = SIZE_MAX);
+/// A Quantizer's checks of one (scale, zero point) pair, of channel
+/// `channel` (SIZE_MAX: per tensor): check_scale, check_zero_point and, with
+/// `zero_must_be_0` (a signed symmetric quantizer), zero_point == 0.
+void check_qparam(float scale, int32_t zero_point, DType dtype, bool zero_must_be_0,
+                  std::size_t channel = SIZE_MAX);
 /// Throws unless dtype_lowest <= qmin < qmax <= dtype_highest.
 void check_qrange(int32_t qmin, int32_t qmax, DType dtype, const char* who);
 
@@ -158,13 +163,8 @@ class Quantizer<T, S, Granularity::per_tensor> {
   explicit Quantizer(QParams qp, int32_t qmin = QuantTraits<T>::lowest,
                      int32_t qmax = QuantTraits<T>::highest)
       : scale_(qp.scale), zero_point_(qp.zero_point), qmin_(qmin), qmax_(qmax) {
-    detail::check_scale(qp.scale, "Quantizer");
-    detail::check_zero_point(qp.zero_point, dtype, "Quantizer");
+    detail::check_qparam(qp.scale, qp.zero_point, dtype, kFixedZero);
     detail::check_qrange(qmin, qmax, dtype, "Quantizer");
-    if (kFixedZero && qp.zero_point != 0) {
-      detail::fail("Quantizer: zero_point ({}) must be 0 for symmetric {}", qp.zero_point,
-                   dtype_name(dtype));
-    }
     inv_scale_ = 1.0f / scale_;
   }
 
@@ -248,12 +248,8 @@ class Quantizer<T, S, Granularity::per_channel> {
     detail::check_qrange(qmin, qmax, dtype, "Quantizer");
     inv_scales_.resize(qp_.scales.size());
     for (std::size_t c = 0; c < qp_.scales.size(); ++c) {
-      detail::check_scale(qp_.scales[c], "Quantizer", c);
-      detail::check_zero_point(qp_.zero_points[c], dtype, "Quantizer", c);
-      if (S == Scheme::symmetric && std::is_signed_v<T> && qp_.zero_points[c] != 0) {
-        detail::fail("Quantizer: zero_points[{}] ({}) must be 0 for symmetric {}", c,
-                     qp_.zero_points[c], dtype_name(dtype));
-      }
+      detail::check_qparam(qp_.scales[c], qp_.zero_points[c], dtype,
+                           S == Scheme::symmetric && std::is_signed_v<T>, c);
       inv_scales_[c] = 1.0f / qp_.scales[c];
     }
   }

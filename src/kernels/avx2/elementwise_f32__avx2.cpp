@@ -10,6 +10,10 @@
 namespace sparq::detail {
 namespace {
 
+// The shared templates (and SPARQ_SIMD_FLOAT_OPS); they use V only when
+// instantiated below, so they may come before V.
+#include "kernels/elementwise_simd.inc"
+
 struct Avx2 {
   static constexpr std::size_t W = 8;
   using F = __m256;
@@ -17,17 +21,7 @@ struct Avx2 {
   struct D {
     __m256d lo, hi;
   };
-  static F set1(float v) { return _mm256_set1_ps(v); }
-  static F load(const float* p) { return _mm256_loadu_ps(p); }
-  static void store(float* p, F v) { _mm256_storeu_ps(p, v); }
-  static F add(F a, F b) { return _mm256_add_ps(a, b); }
-  static F sub(F a, F b) { return _mm256_sub_ps(a, b); }
-  static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
-  static F div(F a, F b) { return _mm256_div_ps(a, b); }
-  static F fmadd(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
-  static F fnmadd(F a, F b, F c) { return _mm256_fnmadd_ps(a, b, c); }
-  static F min(F a, F b) { return _mm256_min_ps(a, b); }
-  static F max(F a, F b) { return _mm256_max_ps(a, b); }
+  SPARQ_SIMD_FLOAT_OPS(_mm256)
   static F abs(F a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
   static F round(F a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static F scale_pow2(F y, F n) {
@@ -82,8 +76,6 @@ struct Avx2 {
     return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
   }
 };
-
-#include "kernels/elementwise_simd.inc"
 
 }  // namespace
 

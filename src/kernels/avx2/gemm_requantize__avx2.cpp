@@ -136,12 +136,6 @@ void requantize_tile(const GemmRequantizeParams& p) noexcept {
 
 }  // namespace
 
-void gemm_requantize_u8__avx2(const GemmRequantizeParams& p) noexcept {
-  requantize_tile<uint8_t>(p);
-}
-
-void gemm_requantize_s8__avx2(const GemmRequantizeParams& p) noexcept {
-  requantize_tile<int8_t>(p);
-}
+SPARQ_DEFINE_GEMM_REQUANTIZE(avx2)
 
 }  // namespace sparq::detail

@@ -11,6 +11,8 @@
 namespace sparq::detail {
 namespace {
 
+#include "kernels/observe_simd.inc"
+
 inline __m256 abs_ps(__m256 v) {
   return _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)));
 }
@@ -34,6 +36,12 @@ inline __m256 or_inf(__m256 v, __m256 finite) {
 }
 inline __m256 or_minus_inf(__m256 v, __m256 finite) {
   return _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), v, finite);
+}
+
+// mn / mx widened by the finite lanes of v.
+inline void widen(__m256& mn, __m256& mx, __m256 v, __m256 finite) {
+  mn = _mm256_min_ps(mn, or_inf(v, finite));
+  mx = _mm256_max_ps(mx, or_minus_inf(v, finite));
 }
 
 inline void fold(__m256 mn, __m256 mx, MinMaxAccum* acc) {
@@ -66,14 +74,10 @@ void observe_minmax_f32__avx2(const float* x, std::size_t n, MinMaxAccum* acc) n
       count_nonfinite(v1, acc);
       count_nonfinite(v2, acc);
       count_nonfinite(v3, acc);
-      mn0 = _mm256_min_ps(mn0, or_inf(v0, f0));
-      mx0 = _mm256_max_ps(mx0, or_minus_inf(v0, f0));
-      mn1 = _mm256_min_ps(mn1, or_inf(v1, f1));
-      mx1 = _mm256_max_ps(mx1, or_minus_inf(v1, f1));
-      mn2 = _mm256_min_ps(mn2, or_inf(v2, f2));
-      mx2 = _mm256_max_ps(mx2, or_minus_inf(v2, f2));
-      mn3 = _mm256_min_ps(mn3, or_inf(v3, f3));
-      mx3 = _mm256_max_ps(mx3, or_minus_inf(v3, f3));
+      widen(mn0, mx0, v0, f0);
+      widen(mn1, mx1, v1, f1);
+      widen(mn2, mx2, v2, f2);
+      widen(mn3, mx3, v3, f3);
       continue;
     }
     // All finite (the common case): plain min/max, no blends.
@@ -143,24 +147,14 @@ void observe_histogram_f32__avx2(const HistogramArgs& args, MinMaxAccum* acc) no
       count_nonfinite(v0, acc);
       count_nonfinite(v1, acc);
     }
-    mn = _mm256_min_ps(mn, or_inf(v0, f0));
-    mx = _mm256_max_ps(mx, or_minus_inf(v0, f0));
-    mn = _mm256_min_ps(mn, or_inf(v1, f1));
-    mx = _mm256_max_ps(mx, or_minus_inf(v1, f1));
+    widen(mn, mx, v0, f0);
+    widen(mn, mx, v1, f1);
     _mm256_store_si256(reinterpret_cast<__m256i*>(idx), bins_of(v0, f0));
     _mm256_store_si256(reinterpret_cast<__m256i*>(idx + 8), bins_of(v1, f1));
-    for (int j = 0; j < 16; j += 4) {
-      ++counts[idx[j]];
-      ++counts[idx[j + 1]];
-      ++counts[idx[j + 2]];
-      ++counts[idx[j + 3]];
-    }
+    add_bins<16>(counts, idx);
   }
   fold(mn, mx, acc);
-  HistogramArgs tail = args;
-  tail.x = x + i;
-  tail.n = n - i;
-  observe_histogram_f32__reference(tail, acc);
+  histogram_tail(args, i, acc);
 }
 
 }  // namespace sparq::detail

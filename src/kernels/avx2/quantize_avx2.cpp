@@ -185,19 +185,6 @@ void dequantize_channel(const DequantizeChannelArgs& a) {
 
 }  // namespace
 
-void quantize_s8__avx2(const QuantizeTensorArgs& a) noexcept { quantize_tensor<true>(a); }
-void quantize_u8__avx2(const QuantizeTensorArgs& a) noexcept { quantize_tensor<false>(a); }
-void dequantize_s8__avx2(const DequantizeTensorArgs& a) noexcept { dequantize_tensor<true>(a); }
-void dequantize_u8__avx2(const DequantizeTensorArgs& a) noexcept { dequantize_tensor<false>(a); }
-void quantize_channel_s8__avx2(const QuantizeChannelArgs& a) noexcept { quantize_channel<true>(a); }
-void quantize_channel_u8__avx2(const QuantizeChannelArgs& a) noexcept {
-  quantize_channel<false>(a);
-}
-void dequantize_channel_s8__avx2(const DequantizeChannelArgs& a) noexcept {
-  dequantize_channel<true>(a);
-}
-void dequantize_channel_u8__avx2(const DequantizeChannelArgs& a) noexcept {
-  dequantize_channel<false>(a);
-}
+SPARQ_DEFINE_QUANTIZE_KERNELS(avx2, true, false)
 
 }  // namespace sparq::detail

@@ -12,6 +12,10 @@
 namespace sparq::detail {
 namespace {
 
+// The shared templates (and SPARQ_SIMD_FLOAT_OPS); they use V only when
+// instantiated below, so they may come before V.
+#include "kernels/elementwise_simd.inc"
+
 struct Avx512 {
   static constexpr std::size_t W = 16;
   using F = __m512;
@@ -19,17 +23,7 @@ struct Avx512 {
   struct D {
     __m512d lo, hi;
   };
-  static F set1(float v) { return _mm512_set1_ps(v); }
-  static F load(const float* p) { return _mm512_loadu_ps(p); }
-  static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
-  static F add(F a, F b) { return _mm512_add_ps(a, b); }
-  static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
-  static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
-  static F div(F a, F b) { return _mm512_div_ps(a, b); }
-  static F fmadd(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
-  static F fnmadd(F a, F b, F c) { return _mm512_fnmadd_ps(a, b, c); }
-  static F min(F a, F b) { return _mm512_min_ps(a, b); }
-  static F max(F a, F b) { return _mm512_max_ps(a, b); }
+  SPARQ_SIMD_FLOAT_OPS(_mm512)
   static F abs(F a) { return _mm512_abs_ps(a); }
   static F round(F a) {
     return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -79,8 +73,6 @@ struct Avx512 {
   }
   static double reduce(const D& acc) { return _mm512_reduce_add_pd(_mm512_add_pd(acc.lo, acc.hi)); }
 };
-
-#include "kernels/elementwise_simd.inc"
 
 }  // namespace
 

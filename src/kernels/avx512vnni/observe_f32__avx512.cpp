@@ -12,6 +12,8 @@
 namespace sparq::detail {
 namespace {
 
+#include "kernels/observe_simd.inc"
+
 inline __mmask16 finite_mask(__m512 v) {
   // Ordered compare: false for NaN; |v| < inf is false for +-Inf.
   return _mm512_cmp_ps_mask(_mm512_abs_ps(v), _mm512_set1_ps(INFINITY), _CMP_LT_OQ);
@@ -22,6 +24,12 @@ inline void count_nonfinite(__m512 v, MinMaxAccum* acc) {
   const __mmask16 inf = _mm512_cmp_ps_mask(_mm512_abs_ps(v), _mm512_set1_ps(INFINITY), _CMP_EQ_OQ);
   acc->nan_count += __builtin_popcount(static_cast<unsigned>(nan));
   acc->inf_count += __builtin_popcount(static_cast<unsigned>(inf));
+}
+
+// mn / mx widened by the lanes of v that `finite` selects.
+inline void widen(__m512& mn, __m512& mx, __m512 v, __mmask16 finite) {
+  mn = _mm512_mask_min_ps(mn, finite, mn, v);
+  mx = _mm512_mask_max_ps(mx, finite, mx, v);
 }
 
 inline void fold(__m512 mn, __m512 mx, MinMaxAccum* acc) {
@@ -49,14 +57,10 @@ void observe_minmax_f32__avx512(const float* x, std::size_t n, MinMaxAccum* acc)
       count_nonfinite(v2, acc);
       count_nonfinite(v3, acc);
     }
-    mn0 = _mm512_mask_min_ps(mn0, k0, mn0, v0);
-    mx0 = _mm512_mask_max_ps(mx0, k0, mx0, v0);
-    mn1 = _mm512_mask_min_ps(mn1, k1, mn1, v1);
-    mx1 = _mm512_mask_max_ps(mx1, k1, mx1, v1);
-    mn2 = _mm512_mask_min_ps(mn2, k2, mn2, v2);
-    mx2 = _mm512_mask_max_ps(mx2, k2, mx2, v2);
-    mn3 = _mm512_mask_min_ps(mn3, k3, mn3, v3);
-    mx3 = _mm512_mask_max_ps(mx3, k3, mx3, v3);
+    widen(mn0, mx0, v0, k0);
+    widen(mn1, mx1, v1, k1);
+    widen(mn2, mx2, v2, k2);
+    widen(mn3, mx3, v3, k3);
   }
   fold(_mm512_min_ps(_mm512_min_ps(mn0, mn1), _mm512_min_ps(mn2, mn3)),
        _mm512_max_ps(_mm512_max_ps(mx0, mx1), _mm512_max_ps(mx2, mx3)), acc);
@@ -117,24 +121,14 @@ void observe_histogram_f32__avx512(const HistogramArgs& args, MinMaxAccum* acc) 
       count_nonfinite(v0, acc);
       count_nonfinite(v1, acc);
     }
-    mn = _mm512_mask_min_ps(mn, f0, mn, v0);
-    mx = _mm512_mask_max_ps(mx, f0, mx, v0);
-    mn = _mm512_mask_min_ps(mn, f1, mn, v1);
-    mx = _mm512_mask_max_ps(mx, f1, mx, v1);
+    widen(mn, mx, v0, f0);
+    widen(mn, mx, v1, f1);
     _mm512_store_si512(idx, bins_of(v0, f0));
     _mm512_store_si512(idx + 16, bins_of(v1, f1));
-    for (int j = 0; j < 32; j += 4) {
-      ++counts[idx[j]];
-      ++counts[idx[j + 1]];
-      ++counts[idx[j + 2]];
-      ++counts[idx[j + 3]];
-    }
+    add_bins<32>(counts, idx);
   }
   fold(mn, mx, acc);
-  HistogramArgs tail = args;
-  tail.x = x + i;
-  tail.n = n - i;
-  observe_histogram_f32__reference(tail, acc);
+  histogram_tail(args, i, acc);
 }
 
 }  // namespace sparq::detail

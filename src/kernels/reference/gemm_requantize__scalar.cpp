@@ -33,12 +33,6 @@ void requantize_tile(const GemmRequantizeParams& p) {
 
 }  // namespace
 
-void gemm_requantize_u8__scalar(const GemmRequantizeParams& p) noexcept {
-  requantize_tile<uint8_t>(p);
-}
-
-void gemm_requantize_s8__scalar(const GemmRequantizeParams& p) noexcept {
-  requantize_tile<int8_t>(p);
-}
+SPARQ_DEFINE_GEMM_REQUANTIZE(scalar)
 
 }  // namespace sparq::detail

@@ -52,25 +52,6 @@ void dequantize_channel(const DequantizeChannelArgs& a) noexcept {
 
 }  // namespace
 
-void quantize_s8__reference(const QuantizeTensorArgs& a) noexcept { quantize_tensor<int8_t>(a); }
-void quantize_u8__reference(const QuantizeTensorArgs& a) noexcept { quantize_tensor<uint8_t>(a); }
-void dequantize_s8__reference(const DequantizeTensorArgs& a) noexcept {
-  dequantize_tensor<int8_t>(a);
-}
-void dequantize_u8__reference(const DequantizeTensorArgs& a) noexcept {
-  dequantize_tensor<uint8_t>(a);
-}
-void quantize_channel_s8__reference(const QuantizeChannelArgs& a) noexcept {
-  quantize_channel<int8_t>(a);
-}
-void quantize_channel_u8__reference(const QuantizeChannelArgs& a) noexcept {
-  quantize_channel<uint8_t>(a);
-}
-void dequantize_channel_s8__reference(const DequantizeChannelArgs& a) noexcept {
-  dequantize_channel<int8_t>(a);
-}
-void dequantize_channel_u8__reference(const DequantizeChannelArgs& a) noexcept {
-  dequantize_channel<uint8_t>(a);
-}
+SPARQ_DEFINE_QUANTIZE_KERNELS(reference, int8_t, uint8_t)
 
 }  // namespace sparq::detail
