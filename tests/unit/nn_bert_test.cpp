@@ -15,6 +15,7 @@
 #include "sparq/error.hpp"
 #include "sparq/nn/models.hpp"
 #include "sparq/threads.hpp"
+#include "support/tiny_bert.hpp"
 
 namespace nn = sparq::nn;
 
@@ -50,17 +51,8 @@ int64_t parameter_count(const nn::TensorMap& state) {
   return n;
 }
 
-nn::BertConfig small_config() {
-  nn::BertConfig c;
-  c.vocab_size = 50;
-  c.hidden_size = 32;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.intermediate_size = 64;
-  c.max_positions = 16;
-  c.num_labels = 3;
-  return c;
-}
+// Hidden 32, 2 layers, 4 heads, intermediate 64, 3 labels.
+nn::BertConfig small_config() { return sparq::test::small_bert_config(32, 2, 4, 3); }
 
 }  // namespace
 

@@ -17,6 +17,7 @@
 #include "sparq/nn/models.hpp"
 #include "sparq/nn/smoothquant.hpp"
 #include "sparq/nn/workflow.hpp"
+#include "support/tiny_bert.hpp"
 
 namespace sparq::nn {
 namespace {
@@ -63,14 +64,7 @@ const SmoothQuantLayer& layer_of(const SmoothQuantReport& r, const std::string& 
 /// A tiny post-LN BERT (hidden 64, 2 layers) with outlier channels in every
 /// LayerNorm gain and in the value and intermediate projections.
 Graph outlier_bert() {
-  BertConfig c;
-  c.vocab_size = 50;
-  c.hidden_size = 64;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.intermediate_size = 128;
-  c.max_positions = 16;
-  Graph g = bert(c);
+  Graph g = bert(test::small_bert_config(64, 2, 4));
   g.init_parameters(7);
   for (const Node& n : std::vector<Node>(g.nodes())) {
     if (auto* ln = std::get_if<LayerNorm>(&g.op(n.name))) add_outliers(ln->weight, 1, 20.0f);
@@ -82,16 +76,8 @@ Graph outlier_bert() {
   return g;
 }
 
-std::vector<Tensor> bert_batch(uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<int> id(0, 49);
-  Tensor ids({4, 12}), mask({4, 12});
-  for (std::size_t i = 0; i < ids.data.size(); ++i) {
-    ids.data[i] = static_cast<float>(id(rng));
-    mask.data[i] = (i % 12) < 10 ? 1.0f : 0.0f;  // two padded keys per sequence
-  }
-  return {ids, mask};
-}
+/// 4 sequences of 12 tokens, two padded keys in each.
+std::vector<Tensor> bert_batch(uint64_t seed) { return test::bert_batch(4, 12, 50, 2, seed); }
 
 TEST(SmoothQuant, PostLnBertKeepsItsFunction) {
   Graph g = outlier_bert();
