@@ -117,6 +117,10 @@ void dequantize_channel_inner1(const DequantizeChannelArgs& a) {
   if (i < a.channels) one(i, static_cast<__mmask16>((1u << (a.channels - i)) - 1));
 }
 
+// Quantizing is the same code for int8 and uint8 storage (the clamp to
+// [qmin, qmax] before narrowing decides the range), so kSigned is unused;
+// it only gives SPARQ_DEFINE_QUANTIZE_KERNELS one shape for all four.
+template <bool kSigned>
 void quantize_tensor(const QuantizeTensorArgs& a) {
   quantize_any(a.src, static_cast<uint8_t*>(a.dst), a.n,
                make_const(a.inv_scale, a.zero_point, a.qmin, a.qmax));
@@ -127,6 +131,7 @@ void dequantize_tensor(const DequantizeTensorArgs& a) {
   dequantize_any<kSigned>(static_cast<const uint8_t*>(a.src), a.dst, a.n, a.scale, a.zero_point);
 }
 
+template <bool kSigned>
 void quantize_channel(const QuantizeChannelArgs& a) {
   if (a.inner == 1) return quantize_channel_inner1(a);
   auto* dst = static_cast<uint8_t*>(a.dst);
@@ -148,21 +153,6 @@ void dequantize_channel(const DequantizeChannelArgs& a) {
 
 }  // namespace
 
-void quantize_s8__avx512vnni(const QuantizeTensorArgs& a) noexcept { quantize_tensor(a); }
-void quantize_u8__avx512vnni(const QuantizeTensorArgs& a) noexcept { quantize_tensor(a); }
-void dequantize_s8__avx512vnni(const DequantizeTensorArgs& a) noexcept {
-  dequantize_tensor<true>(a);
-}
-void dequantize_u8__avx512vnni(const DequantizeTensorArgs& a) noexcept {
-  dequantize_tensor<false>(a);
-}
-void quantize_channel_s8__avx512vnni(const QuantizeChannelArgs& a) noexcept { quantize_channel(a); }
-void quantize_channel_u8__avx512vnni(const QuantizeChannelArgs& a) noexcept { quantize_channel(a); }
-void dequantize_channel_s8__avx512vnni(const DequantizeChannelArgs& a) noexcept {
-  dequantize_channel<true>(a);
-}
-void dequantize_channel_u8__avx512vnni(const DequantizeChannelArgs& a) noexcept {
-  dequantize_channel<false>(a);
-}
+SPARQ_DEFINE_QUANTIZE_KERNELS(avx512vnni, true, false)
 
 }  // namespace sparq::detail
