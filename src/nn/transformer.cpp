@@ -67,22 +67,29 @@ AxisView view_around_axis(const Tensor& x, int64_t axis, const char* who) {
 // head's d columns of a [seq][hidden] tensor); scores are [seq_q][seq_k],
 // the output [seq_q][ld].
 
+/// The FP32 form of either product: c[m][n] (stride ldc) = a[m][k] (stride
+/// lda) times b, the GEMM's "weights" operand (n outputs of k inputs stored
+/// in `layout` at stride ldb), packed into this product's own thread-local
+/// scratch (`product`: 0 for the scores, 1 for p v), so that neither
+/// reallocates the other's buffer on every head.
+void fp32_product(int product, const float* a, int64_t m, int64_t k, int64_t lda, const float* b,
+                  int64_t n, WeightLayout layout, int64_t ldb, float* c, int64_t ldc) {
+  thread_local std::shared_ptr<sparq::detail::PackedWeightsF32Data> scratch[2];
+  const PackedWeightsF32 w =
+      sparq::detail::pack_weights_f32_scratch(scratch[product], b, n, k, layout, ldb);
+  sgemm(a, m, k, lda, w, {}, false, c, ldc);
+}
+
 /// scores[i][j] = q[i] . k[j]: k is the [seq_k][d] "weight" (out_in).
 void fp32_scores(const float* q, const float* k, int64_t seq_q, int64_t seq_k, int64_t d,
                  int64_t ld, float* scores) {
-  thread_local std::shared_ptr<sparq::detail::PackedWeightsF32Data> k_scratch;
-  const PackedWeightsF32 kw =
-      sparq::detail::pack_weights_f32_scratch(k_scratch, k, seq_k, d, WeightLayout::out_in, ld);
-  sgemm(q, seq_q, d, ld, kw, {}, false, scores, seq_k);
+  fp32_product(0, q, seq_q, d, ld, k, seq_k, WeightLayout::out_in, ld, scores, seq_k);
 }
 
 /// out[i][c] = sum_j p[i][j] v[j][c]: v is [K = seq_k][N = d] (in_out).
 void fp32_weighted_values(const float* p, const float* v, int64_t seq_q, int64_t seq_k, int64_t d,
                           int64_t ld, float* out) {
-  thread_local std::shared_ptr<sparq::detail::PackedWeightsF32Data> v_scratch;
-  const PackedWeightsF32 vw =
-      sparq::detail::pack_weights_f32_scratch(v_scratch, v, d, seq_k, WeightLayout::in_out, ld);
-  sgemm(p, seq_q, seq_k, seq_k, vw, {}, false, out, ld);
+  fp32_product(1, p, seq_q, seq_k, seq_k, v, d, WeightLayout::in_out, ld, out, ld);
 }
 
 /// `rows` x `cols` floats at stride `ld` as the int8 "weights" operand of

@@ -119,16 +119,23 @@ TEST(SmoothQuant, PostLnBertKeepsItsFunction) {
   }
 }
 
-/// Pre-LN block: input -> LayerNorm -> fc1 -> GELU -> fc2 -> Mean over the
-/// tokens -> head, with outlier channels in the LayerNorm gain and fc2's
-/// outputs. The LayerNorm output feeds only fc1; fc2's output reaches the
-/// head only through the Mean.
-Graph pre_ln_block(uint64_t seed) {
+/// input -> "ln" LayerNorm(64) -> "fc1" Linear(64, 128) -> "act" GELU ->
+/// "fc2" Linear(128, 64): the start of both blocks below.
+Graph layer_norm_mlp() {
   Graph g;
   g.add("ln", LayerNorm(64));
   g.add("fc1", Linear(64, 128));
   g.add("act", GELU());
   g.add("fc2", Linear(128, 64));
+  return g;
+}
+
+/// Pre-LN block: input -> LayerNorm -> fc1 -> GELU -> fc2 -> Mean over the
+/// tokens -> head, with outlier channels in the LayerNorm gain and fc2's
+/// outputs. The LayerNorm output feeds only fc1; fc2's output reaches the
+/// head only through the Mean.
+Graph pre_ln_block(uint64_t seed) {
+  Graph g = layer_norm_mlp();
   g.add("pool", Mean{.axis = 1});
   g.add("head", Linear(64, 10));
   g.init_parameters(seed);
@@ -142,11 +149,7 @@ Graph pre_ln_block(uint64_t seed) {
 /// fc2, plus the LayerNorm output as the residual: the LayerNorm output is
 /// shared, so fc1's smoothing needs a ChannelScale node.
 Graph post_ln_block(uint64_t seed) {
-  Graph g;
-  g.add("ln", LayerNorm(64));
-  g.add("fc1", Linear(64, 128));
-  g.add("act", GELU());
-  g.add("fc2", Linear(128, 64));
+  Graph g = layer_norm_mlp();
   g.add("residual", Add(), {"fc2", "ln"});
   g.init_parameters(seed);
   add_outliers(std::get<LayerNorm>(g.op("ln")).weight, 1, 30.0f);
