@@ -383,18 +383,24 @@ MaxPool2d::MaxPool2d(int64_t k, int64_t s, int64_t p)
   validate();
 }
 
-void MaxPool2d::validate() const {
+void detail::check_pool_window(const char* who, int64_t kernel_h, int64_t kernel_w,
+                               int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w) {
   constexpr int64_t limit = int64_t{1} << 24;
   if (kernel_h < 1 || kernel_w < 1 || stride_h < 1 || stride_w < 1 || pad_h < 0 || pad_w < 0 ||
       kernel_h > limit || kernel_w > limit || stride_h > limit || stride_w > limit) {
-    fail("MaxPool2d: kernel {}x{} and stride {}x{} must be in [1, 2^24], padding {}x{} >= 0",
+    fail("{}: kernel {}x{} and stride {}x{} must be in [1, 2^24], padding {}x{} >= 0", who,
          kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w);
   }
-  // PyTorch's rule: padding at most half the kernel, so no window is all padding.
+  // PyTorch's rule: padding at most half the kernel, so no window is all
+  // padding (AvgPool2d would divide by zero without count_include_pad).
   if (2 * pad_h > kernel_h || 2 * pad_w > kernel_w) {
-    fail("MaxPool2d: padding {}x{} must be at most half the kernel {}x{}", pad_h, pad_w, kernel_h,
+    fail("{}: padding {}x{} must be at most half the kernel {}x{}", who, pad_h, pad_w, kernel_h,
          kernel_w);
   }
+}
+
+void MaxPool2d::validate() const {
+  detail::check_pool_window("MaxPool2d", kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w);
 }
 
 int64_t MaxPool2d::out_h(int64_t h) const {

@@ -36,6 +36,12 @@ void init_layer_parameters(Layer& layer, std::mt19937_64& rng);
 /// changes nothing otherwise); `where` names the BatchNorm in errors.
 bool fold_batchnorm_into(Layer& prev, const BatchNorm& bn, const std::string& where);
 
+/// The window rules MaxPool2d and AvgPool2d share (PyTorch's): kernel and
+/// stride in [1, 2^24], padding >= 0 and at most half the kernel, so no
+/// window is all padding. sparq::Error names `who` and the values.
+void check_pool_window(const char* who, int64_t kernel_h, int64_t kernel_w, int64_t stride_h,
+                       int64_t stride_w, int64_t pad_h, int64_t pad_w);
+
 /// Checks a rank-4 NHWC input against a layer's channel count.
 inline void check_nhwc(const std::vector<int64_t>& shape, int64_t channels, const char* who) {
   if (shape.size() != 4 || (channels > 0 && shape[3] != channels)) {

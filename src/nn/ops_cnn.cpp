@@ -41,18 +41,7 @@ AvgPool2d::AvgPool2d(int64_t kernel_size, int64_t stride, int64_t padding)
 }
 
 void AvgPool2d::validate() const {
-  if (kernel_h < 1 || kernel_w < 1 || stride_h < 1 || stride_w < 1 || pad_h < 0 || pad_w < 0 ||
-      kernel_h > kSizeLimit || kernel_w > kSizeLimit || stride_h > kSizeLimit ||
-      stride_w > kSizeLimit) {
-    fail("AvgPool2d: kernel {}x{} and stride {}x{} must be in [1, 2^24], padding {}x{} >= 0",
-         kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w);
-  }
-  // PyTorch's rule: padding at most half the kernel, so no window is all
-  // padding (which would divide by zero without count_include_pad).
-  if (2 * pad_h > kernel_h || 2 * pad_w > kernel_w) {
-    fail("AvgPool2d: padding {}x{} must be at most half the kernel {}x{}", pad_h, pad_w, kernel_h,
-         kernel_w);
-  }
+  detail::check_pool_window("AvgPool2d", kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w);
 }
 
 std::string AvgPool2d::describe() const {

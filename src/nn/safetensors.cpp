@@ -243,11 +243,24 @@ std::vector<std::byte> build_safetensors(const std::vector<StOut>& tensors,
   return out;
 }
 
-std::vector<float> st_f32(const StTensor& t, const std::string& name, const std::string& what) {
-  if (t.dtype != "F32") fail("{}: tensor '{}' has dtype {}; expected F32", what, name, t.dtype);
-  std::vector<float> v(static_cast<std::size_t>(t.numel));
+namespace {
+
+// The values of t when its dtype is `dtype` (T's safetensors name); the
+// loader has already checked that t.bytes holds numel elements.
+template <class T>
+std::vector<T> st_values(const StTensor& t, const std::string& name, const std::string& what,
+                         const char* dtype) {
+  if (t.dtype != dtype)
+    fail("{}: tensor '{}' has dtype {}; expected {}", what, name, t.dtype, dtype);
+  std::vector<T> v(static_cast<std::size_t>(t.numel));
   if (!v.empty()) std::memcpy(v.data(), t.bytes.data(), t.bytes.size());
   return v;
+}
+
+}  // namespace
+
+std::vector<float> st_f32(const StTensor& t, const std::string& name, const std::string& what) {
+  return st_values<float>(t, name, what, "F32");
 }
 
 std::vector<float> st_f32_finite(const StTensor& t, const std::string& name,
@@ -262,10 +275,7 @@ std::vector<float> st_f32_finite(const StTensor& t, const std::string& name,
 }
 
 std::vector<int8_t> st_i8(const StTensor& t, const std::string& name, const std::string& what) {
-  if (t.dtype != "I8") fail("{}: tensor '{}' has dtype {}; expected I8", what, name, t.dtype);
-  std::vector<int8_t> v(static_cast<std::size_t>(t.numel));
-  if (!v.empty()) std::memcpy(v.data(), t.bytes.data(), t.bytes.size());
-  return v;
+  return st_values<int8_t>(t, name, what, "I8");
 }
 
 std::vector<std::byte> as_bytes_vec(std::span<const std::byte> b) {

@@ -7,18 +7,12 @@
 #include <random>
 
 #include "sparq/nn/nn.hpp"
+#include "support/nn_random.hpp"
 
 namespace nn = sparq::nn;
+using sparq::test::random_tensor;
 
 namespace {
-
-nn::Tensor random_tensor(std::vector<int64_t> shape, std::mt19937& rng, float lo = -1.0f,
-                         float hi = 1.0f) {
-  nn::Tensor t(std::move(shape));
-  std::uniform_real_distribution<float> u(lo, hi);
-  for (float& v : t.data) v = u(rng);
-  return t;
-}
 
 // Direct FP64 NHWC convolution; also returns sum |x*w| per output for the tolerance.
 void conv_ref(const nn::Conv2d& c, const nn::Tensor& x, std::vector<double>& y,

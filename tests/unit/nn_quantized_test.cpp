@@ -27,20 +27,14 @@
 #include <random>
 
 #include "sparq/nn/nn.hpp"
+#include "support/nn_random.hpp"
 #include "support/isa_param.hpp"
 
 namespace nn = sparq::nn;
+using sparq::test::random_tensor;
 using sparq::testing::IsaTest;
 
 namespace {
-
-nn::Tensor random_tensor(std::vector<int64_t> shape, std::mt19937& rng, float lo = -1.0f,
-                         float hi = 1.0f) {
-  nn::Tensor t(std::move(shape));
-  std::uniform_real_distribution<float> u(lo, hi);
-  for (float& v : t.data) v = u(rng);
-  return t;
-}
 
 nn::CalibrationConfig minmax_config() {
   nn::CalibrationConfig c;

@@ -387,13 +387,13 @@ void run_sparq(const Options& o, Printer& out) {
   g.init_parameters(kWeightSeed);
   std::mt19937 rng(kInputSeed);
   const std::vector<nn::Tensor> inputs = random_inputs(o, rng);
-  const Record base{o.model, "", o.batch, o.threads, 0, 0};
+  // One row: the median time of `forward` and the weight bytes it reads.
+  auto print_row = [&](const char* variant, std::size_t bytes,
+                       const std::function<void()>& forward) {
+    out.print(Record{o.model, variant, o.batch, o.threads, bytes, median_ms(forward, o.repeat)});
+  };
   if (o.fp32) {
-    Record r = base;
-    r.variant = "fp32";
-    r.bytes = g.weight_bytes();
-    r.ms = median_ms([&] { (void)g.forward(inputs); }, o.repeat);
-    out.print(r);
+    print_row("fp32", g.weight_bytes(), [&] { (void)g.forward(inputs); });
     if (o.profile) profile_fp32(o, g, inputs, out);
   }
   if (o.int8) {
@@ -405,11 +405,7 @@ void run_sparq(const Options& o, Printer& out) {
       for (int b = 0; b < 2; ++b) calibrator.observe(random_inputs(o, rng));
       q = nn::quantize_static(calibrator);
     }
-    Record r = base;
-    r.variant = "int8";
-    r.bytes = q.weight_bytes();
-    r.ms = median_ms([&] { (void)q.forward(inputs); }, o.repeat);
-    out.print(r);
+    print_row("int8", q.weight_bytes(), [&] { (void)q.forward(inputs); });
     if (o.profile) profile_int8(o, q, inputs, out);
   }
 }
