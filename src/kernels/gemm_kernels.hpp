@@ -89,14 +89,20 @@ struct GemmPackAParams {
 using GemmPackA = void(const GemmPackAParams&) noexcept;
 using GemmPackAFn = GemmPackA*;
 
-/// Requantizes an int32 tile (rows x cols) to 8 bits, bit-exactly as
-/// sparq::requantize(saturate_int32(acc + bias[j]), m[j], zp, qmin, qmax)
-/// where the bias add saturates to int32 (see gemm.hpp).
-struct GemmRequantizeParams {
+/// The int32 tile (rows x cols, row stride ld_acc) an output stage reads.
+/// Plain data (no tail padding), so a stage's parameters keep the layout
+/// they had with these fields written out.
+struct GemmAccTile {
   const int32_t* acc = nullptr;
   int64_t ld_acc = 0;
   int rows = 0;
   int cols = 0;
+};
+
+/// Requantizes an int32 tile (rows x cols) to 8 bits, bit-exactly as
+/// sparq::requantize(saturate_int32(acc + bias[j]), m[j], zp, qmin, qmax)
+/// where the bias add saturates to int32 (see gemm.hpp).
+struct GemmRequantizeParams : GemmAccTile {
   const int32_t* multiplier = nullptr;  ///< cols values (per-tensor: repeated), each >= 0
   const int32_t* shift = nullptr;       ///< cols values in [-31, 30]
   const int32_t* bias = nullptr;        ///< cols values or nullptr
@@ -123,11 +129,7 @@ using GemmRequantizeFn = GemmRequantize*;
 /// Dequantizes an int32 tile to float:
 ///   y = fma(float(acc), row_scale[i] * col_scale[j], bias[j]) ; relu: y > 0 ? y : 0
 /// (one float product, one fused multiply-add: identical on every ISA).
-struct GemmDequantizeParams {
-  const int32_t* acc = nullptr;
-  int64_t ld_acc = 0;
-  int rows = 0;
-  int cols = 0;
+struct GemmDequantizeParams : GemmAccTile {
   const float* row_scale = nullptr;  ///< rows values
   const float* col_scale = nullptr;  ///< cols values
   const float* bias = nullptr;       ///< cols values or nullptr (0)
