@@ -57,8 +57,8 @@ void bm_gemm(benchmark::State& state, sparq::Isa isa, Shape s) {
   const auto a = random_vector<T>(static_cast<std::size_t>(s.m * s.k));
   std::vector<int32_t> c(static_cast<std::size_t>(s.m * s.n));
   for (auto _ : state) {
-    sparq::gemm(sparq::Activations<T>{a.data(), s.m, s.k, 0, 1}, p, c.data(), 0,
-                sparq::GemmOptions{1});
+    sparq::gemm(sparq::Activations<T>{a.data(), s.m, s.k, 0, 1}, p, sparq::Int32Output{}, c.data(),
+                0, sparq::GemmOptions{1});
     benchmark::DoNotOptimize(c.data());
   }
   set_gops(state, s);

@@ -65,7 +65,7 @@ void run(benchmark::State& state, const W& w, const Opt& opt, std::size_t bytes)
   std::vector<int32_t> c(static_cast<std::size_t>(m * n));
   const sparq::ActivationsU8 act{a.data(), m, k, 0, 1};
   for (auto _ : state) {
-    sparq::gemm(act, w, c.data(), 0, opt);
+    sparq::gemm(act, w, sparq::Int32Output{}, c.data(), 0, opt);
     benchmark::DoNotOptimize(c.data());
   }
   state.counters["GOPS"] = benchmark::Counter(2.0 * static_cast<double>(m * n * k),

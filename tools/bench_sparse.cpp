@@ -103,14 +103,16 @@ SparseBenchResult bench_sparse_gemm(const SparseBenchWeights& w, int64_t m, int 
   so.path = o.path;
   SparsePath ran = SparsePath::automatic;
   r.sparse_gops =
-      ops / median_seconds([&] { ran = gemm(act, w.sparse, c.data(), 0, so); }, o) / 1e9;
+      ops / median_seconds([&] { ran = gemm(act, w.sparse, Int32Output{}, c.data(), 0, so); }, o) /
+      1e9;
   r.sparse_path = sparse_path_name(ran);
   const detail::SparseGemmKernels& kern = detail::sparse_gemm_kernels(active_isa());
   r.sparse_kernel = ran == SparsePath::direct ? kern.ukernel_name : kern.expand_name;
   if (o.measure_dense) {
     GemmOptions go;
     go.threads = threads;
-    r.dense_gops = ops / median_seconds([&] { gemm(act, w.dense, c.data(), 0, go); }, o) / 1e9;
+    r.dense_gops =
+        ops / median_seconds([&] { gemm(act, w.dense, Int32Output{}, c.data(), 0, go); }, o) / 1e9;
   }
   return r;
 }

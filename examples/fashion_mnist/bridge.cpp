@@ -344,7 +344,7 @@ class Sparse24Weights final : public nn::QuantizedWeights {
     sparq::gemm(a, packed_, stage, c, ldc);
   }
   void gemm(const sparq::ActivationsU8& a, int32_t* c, int64_t ldc) const override {
-    sparq::gemm(a, packed_, c, ldc);
+    sparq::gemm(a, packed_, sparq::Int32Output{}, c, ldc);
   }
   // Dynamic quantization on the sparse GEMM: the input is quantized to u8
   // over its own range (per call or per row), as sparq::linear_dynamic does.

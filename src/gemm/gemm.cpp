@@ -17,15 +17,18 @@
 // same order whatever the thread count, so results are identical.
 #include "sparq/gemm/gemm.hpp"
 
+#include <concepts>
+
 #include <algorithm>
 #include <cstring>
 #include <memory>
 
 #include "gemm/gemm_driver.hpp"
-#include "quant/dynamic_qparams.hpp"
 #include "kernels/gemm_kernels.hpp"
+#include "quant/dynamic_qparams.hpp"
 #include "sparq/detail/packed_weights_data.hpp"
 #include "sparq/error.hpp"
+#include "sparq/gemm/sparse_gemm.hpp"
 #include "sparq/quant/qparams.hpp"
 #include "sparq/quant/quantize.hpp"
 
@@ -33,114 +36,67 @@ namespace sparq {
 namespace detail {
 namespace {
 
+// The dense plug-in of the shared loop nest (gemm_driver.hpp): a weight
+// panel is read as packed, by the dense microkernel.
 class Driver {
  public:
-  Driver(const ActSpec& a, const PackedWeightsData& w, const OutSpec& out, const GemmKernels& kern,
-         uint8_t* a_packed, const int32_t* zp_eff)
-      : a_(a), w_(w), stage_(out, kern), kern_(kern), a_packed_(a_packed), zp_eff_(zp_eff) {
-    tiles_ = (a.m + kern.mr - 1) / kern.mr;
-  }
+  Driver(const ActSpec& a, const PackedWeightsData& w, const OutSpec& out, const GemmKernels& kern)
+      : w_(w),
+        stage_(out, kern),
+        kern_(kern),
+        a_(a, kern, kern.pack_a, kern.mr, w.kr, w.kp, kern.a_elem_bytes) {}
 
-  int64_t tiles() const { return tiles_; }
-
-  void pack_tile(int64_t t) const noexcept {
-    const int64_t i0 = t * kern_.mr;
-    GemmPackAParams p;
-    p.a = a_.data + i0 * a_.ld;
-    p.lda = a_.ld;
-    p.k = a_.k;
-    p.kp = w_.kp;
-    p.mr = static_cast<int>(std::min<int64_t>(kern_.mr, a_.m - i0));
-    p.kr = w_.kr;
-    p.shift = a_.is_signed ? kern_.a_shift_s8 : kern_.a_shift_u8;
-    p.dst = a_packed_ + i0 * w_.kp * kern_.a_elem_bytes;
-    kern_.pack_a(p);
-  }
+  int64_t tiles() const { return a_.tiles(); }
+  void pack_tile(int64_t t) const noexcept { a_.pack_tile(t); }
+  const OutputStage& stage() const { return stage_; }
 
   // Computes the output tiles of panels [p0, p1) x row tiles [t0, t1).
   void run(int64_t p0, int64_t p1, int64_t t0, int64_t t1) noexcept {
-    const int mr = kern_.mr;
-    const int nr = w_.nr;
-    const TileScratch scratch = tile_scratch(mr, nr, w_.kp > kMaxKChunk);
-    const int64_t block = std::max<int64_t>(1, kABlockBytes / (mr * w_.kp));
-    for (int64_t tb = t0; tb < t1; tb += block) {
-      const int64_t te = std::min(t1, tb + block);
-      for (int64_t p = p0; p < p1; ++p) {
-        for (int64_t t = tb; t < te; ++t) {
+    const TileScratch scratch = tile_scratch(a_.mr(), w_.nr, w_.kp > kMaxKChunk);
+    const int64_t block = std::max<int64_t>(1, kABlockBytes / (a_.mr() * w_.kp));
+    for_each_tile(
+        p0, p1, t0, t1, block, [](int64_t) {},
+        [&](int64_t t, int64_t p, int64_t index, int64_t count) {
           // With several row tiles per panel, they share the prefetch of the
-          // next panel (this thread's) into L2: its first tile then reads L2.
-          const int8_t* next = nullptr;
-          int64_t lines = 0;
-          if (te - tb > 1 && p + 1 < p1) {
-            const int64_t total = w_.kp * w_.nr / 64;
-            const int64_t l0 = total * (t - tb) / (te - tb);
-            lines = total * (t - tb + 1) / (te - tb) - l0;
-            next = w_.panel(p + 1) + l0 * 64;
+          // next panel (this thread's).
+          PanelPrefetch next;
+          if (count > 1 && p + 1 < p1) {
+            next = prefetch_share(w_.panel(p + 1), w_.kp * w_.nr, index, count);
           }
-          tile(t, p, scratch.tile, scratch.wide, next, lines);
-        }
-      }
-    }
+          tile(t, p, scratch, next);
+        });
   }
-
-  const OutputStage& stage() const { return stage_; }
 
  private:
-  void tile(int64_t t, int64_t p, int32_t* scratch, int64_t* wide, const int8_t* prefetch,
-            int64_t prefetch_lines) noexcept {
-    const int64_t i0 = t * kern_.mr;
+  void tile(int64_t t, int64_t p, const TileScratch& scratch, PanelPrefetch next) noexcept {
+    const int64_t i0 = t * a_.mr();
     const int64_t j0 = p * w_.nr;
-    const int mr = static_cast<int>(std::min<int64_t>(kern_.mr, a_.m - i0));
+    const int mr = a_.rows(i0);
     const int nr = static_cast<int>(std::min<int64_t>(w_.nr, w_.n - j0));
-    const uint8_t* at = a_packed_ + i0 * w_.kp * kern_.a_elem_bytes;
-    const int8_t* wp = w_.panel(p);
-    GemmUkernelParams u;
-    u.mr = mr;
-    u.nr = nr;
-    if (w_.kp <= kMaxKChunk) {
-      u.a = at;
-      u.w = wp;
-      u.kp = w_.kp;
-      u.a_zero_point = zp_eff_ + i0;
-      u.col_sums = w_.col_sums.data() + j0;
-      u.w_prefetch = prefetch;
-      u.prefetch_lines = prefetch_lines;
-      const OutSpec& out = stage_.spec();
-      if (out.kind == OutKind::s32) {
-        u.c = static_cast<int32_t*>(out.c) + i0 * out.ldc + j0;
-        u.ldc = out.ldc;
-        kern_.ukernel(u);
-        return;
-      }
-      u.c = scratch;
-      u.ldc = w_.nr;
-      kern_.ukernel(u);
-      stage_.stage32(scratch, w_.nr, i0, j0, mr, nr, out.bias);
-      return;
-    }
-    // K beyond the int32 bound: exact int32 partial sums per chunk (no
-    // compensation), combined in int64.
-    std::fill(wide, wide + mr * w_.nr, int64_t{0});
-    u.c = scratch;
-    u.ldc = w_.nr;
-    for (int64_t k0 = 0; k0 < w_.kp; k0 += kMaxKChunk) {
-      u.a = at + k0 * mr * kern_.a_elem_bytes;
-      u.w = wp + k0 * w_.nr;
-      u.kp = std::min(kMaxKChunk, w_.kp - k0);
-      kern_.ukernel(u);
-      OutputStage::add_chunk(wide, scratch, w_.nr, mr, nr);
-    }
-    OutputStage::compensate(wide, w_.nr, zp_eff_ + i0, w_.col_sums.data() + j0, mr, nr);
-    stage_.stage64(wide, w_.nr, scratch, i0, j0, mr, nr);
+    stage_tile(stage_, scratch, i0, j0, mr, nr, w_.nr, w_.kp, a_.zp_eff(i0), w_.col_sums.data(),
+               [&](int64_t k0, int64_t kc, bool compensate, int32_t* c, int64_t ldc) {
+                 GemmUkernelParams u;
+                 u.a = a_.tile(i0, k0);
+                 u.w = w_.panel(p) + k0 * w_.nr;
+                 u.kp = kc;
+                 u.mr = mr;
+                 u.nr = nr;
+                 u.c = c;
+                 u.ldc = ldc;
+                 if (compensate) {
+                   u.a_zero_point = a_.zp_eff(i0);
+                   u.col_sums = w_.col_sums.data() + j0;
+                   u.w_prefetch = next.lines_at;
+                   u.prefetch_lines = next.lines;
+                 }
+                 kern_.ukernel(u);
+               });
   }
 
-  const ActSpec& a_;
   const PackedWeightsData& w_;
   OutputStage stage_;
   const GemmKernels& kern_;
-  uint8_t* a_packed_;
-  const int32_t* zp_eff_;
-  int64_t tiles_ = 0;
+  PackedActivations a_;
 };
 
 void run_gemm(const ActSpec& a, const PackedWeights& weights, const OutSpec& out, int threads,
@@ -157,15 +113,7 @@ void run_gemm(const ActSpec& a, const PackedWeights& weights, const OutSpec& out
     repacked = repack_weights(*w, kern.isa);
     w = repacked.get();
   }
-  thread_local std::vector<uint8_t> a_buffer;
-  thread_local std::vector<int32_t> zp_buffer;
-  a_buffer.resize(static_cast<std::size_t>(a.m * w->kp * kern.a_elem_bytes));
-  zp_buffer.resize(static_cast<std::size_t>(a.m));
-  const int32_t shift = a.is_signed ? (kern.a_shift_s8 == 128 ? 128 : 0) : kern.a_shift_u8;
-  for (int64_t i = 0; i < a.m; ++i)
-    zp_buffer[static_cast<std::size_t>(i)] = a.zero_points[i] + shift;
-
-  Driver driver(a, *w, out, kern, a_buffer.data(), zp_buffer.data());
+  Driver driver(a, *w, out, kern);
   const int64_t tiles = driver.tiles();
   const int64_t panels = w->n_panels;
   run_on_threads(
@@ -174,94 +122,67 @@ void run_gemm(const ActSpec& a, const PackedWeights& weights, const OutSpec& out
   driver.stage().fail_if_overflowed(who, a.k);
 }
 
-// The dense GEMM's checks: the shared ones with this API's names.
-template <class T>
-ActSpec check_activations(const Activations<T>& a, const PackedWeights& w, const char* who,
-                          std::vector<int32_t>& zps) {
-  return detail::check_activations(a, w.empty(), w.k(), who, "pack_weights", zps);
-}
-
-int64_t check_output(const void* c, int64_t m, int64_t ldc, const PackedWeights& w,
-                     const char* who) {
-  return detail::check_output(c, m, ldc, w.n(), who);
-}
-
-template <class T>
-void gemm_s32(const Activations<T>& a, const PackedWeights& w, int32_t* c, int64_t ldc,
-              const GemmOptions& o) {
-  const char* who = "gemm (int32 output)";
-  thread_local std::vector<int32_t> zps;  // per-call scratch, kept: no allocation per call
-  const ActSpec as = check_activations(a, w, who, zps);
-  OutSpec out;
-  out.kind = OutKind::s32;
-  out.c = c;
-  out.ldc = check_output(c, a.m, ldc, w, who);
-  run_gemm(as, w, out, o.threads, who);
-}
-
-template <class T, class Out>
-void gemm_requant(const Activations<T>& a, const PackedWeights& w, const RequantizeStage& s, Out* c,
-                  int64_t ldc, const GemmOptions& o) {
-  const char* who = "gemm (requantized output)";
-  thread_local std::vector<int32_t> zps;  // per-call scratch, kept: no allocation per call
-  const ActSpec as = check_activations(a, w, who, zps);
-  OutSpec out;
-  thread_local RequantArrays arrays;  // kept across calls: no allocation per call
-  check_requantize<Out>(s, w.n(), who, out, arrays);
-  out.c = c;
-  out.ldc = check_output(c, a.m, ldc, w, who);
-  run_gemm(as, w, out, o.threads, who);
-}
-
-template <class T>
-void gemm_dequant(const Activations<T>& a, const PackedWeights& w, const DequantizeStage& s,
-                  float* c, int64_t ldc, const GemmOptions& o) {
-  const char* who = "gemm (dequantized output)";
-  thread_local std::vector<int32_t> zps;  // per-call scratch, kept: no allocation per call
-  const ActSpec as = check_activations(a, w, who, zps);
-  thread_local std::vector<float> row_scale;  // per-call scratch, kept
-  OutSpec out;
-  check_dequantize(s, a.m, w.n(), w.scales(), who, row_scale, out);
-  out.c = c;
-  out.ldc = check_output(c, a.m, ldc, w, who);
-  run_gemm(as, w, out, o.threads, who);
+// The name errors give the call: which weights, which stage.
+template <class Stage>
+constexpr const char* gemm_name(bool sparse) {
+  if constexpr (std::same_as<Stage, Int32Output>) {
+    return sparse ? "gemm (sparse, int32 output)" : "gemm (int32 output)";
+  } else if constexpr (std::same_as<Stage, RequantizeStage>) {
+    return sparse ? "gemm (sparse, requantized output)" : "gemm (requantized output)";
+  } else {
+    return sparse ? "gemm (sparse, dequantized output)" : "gemm (dequantized output)";
+  }
 }
 
 }  // namespace
 }  // namespace detail
 
-void gemm(const ActivationsU8& a, const PackedWeights& w, int32_t* c, int64_t ldc,
-          const GemmOptions& options) {
-  detail::gemm_s32(a, w, c, ldc, options);
+// The one GEMM entry: argument checks and the stage's OutSpec here, the loop
+// nest in run_gemm (dense, above) or run_sparse_gemm (sparse_gemm.cpp).
+template <GemmActivationType T, GemmWeights W, class Stage, class Out>
+requires GemmStageOutput<Stage, Out>
+typename GemmTraits<W>::Result gemm(const Activations<T>& a, const W& w, const Stage& stage, Out* c,
+                                    int64_t ldc, const typename GemmTraits<W>::Options& options) {
+  constexpr bool sparse = std::same_as<W, PackedSparseWeights>;
+  const char* who = detail::gemm_name<Stage>(sparse);
+  thread_local std::vector<int32_t> zps;  // per-call scratch, kept: no allocation per call
+  const detail::ActSpec as = detail::check_activations(
+      a, w.empty(), w.k(), who, sparse ? "pack_sparse_weights" : "pack_weights", zps);
+  detail::OutSpec out;
+  if constexpr (std::same_as<Stage, RequantizeStage>) {
+    thread_local detail::RequantArrays arrays;  // kept across calls: no allocation per call
+    detail::check_requantize<Out>(stage, w.n(), who, out, arrays);
+  } else if constexpr (std::same_as<Stage, DequantizeStage>) {
+    thread_local std::vector<float> row_scale;  // per-call scratch, kept
+    detail::check_dequantize(stage, a.m, w.n(), w.scales(), who, row_scale, out);
+  } else {
+    out.kind = detail::OutKind::s32;
+  }
+  out.c = c;
+  out.ldc = detail::check_output(c, a.m, ldc, w.n(), who);
+  if constexpr (sparse) {
+    return detail::run_sparse_gemm(as, w, out, options, who);
+  } else {
+    detail::run_gemm(as, w, out, options.threads, who);
+  }
 }
-void gemm(const ActivationsS8& a, const PackedWeights& w, int32_t* c, int64_t ldc,
-          const GemmOptions& options) {
-  detail::gemm_s32(a, w, c, ldc, options);
-}
-void gemm(const ActivationsU8& a, const PackedWeights& w, const RequantizeStage& stage, uint8_t* c,
-          int64_t ldc, const GemmOptions& options) {
-  detail::gemm_requant(a, w, stage, c, ldc, options);
-}
-void gemm(const ActivationsU8& a, const PackedWeights& w, const RequantizeStage& stage, int8_t* c,
-          int64_t ldc, const GemmOptions& options) {
-  detail::gemm_requant(a, w, stage, c, ldc, options);
-}
-void gemm(const ActivationsS8& a, const PackedWeights& w, const RequantizeStage& stage, uint8_t* c,
-          int64_t ldc, const GemmOptions& options) {
-  detail::gemm_requant(a, w, stage, c, ldc, options);
-}
-void gemm(const ActivationsS8& a, const PackedWeights& w, const RequantizeStage& stage, int8_t* c,
-          int64_t ldc, const GemmOptions& options) {
-  detail::gemm_requant(a, w, stage, c, ldc, options);
-}
-void gemm(const ActivationsU8& a, const PackedWeights& w, const DequantizeStage& stage, float* c,
-          int64_t ldc, const GemmOptions& options) {
-  detail::gemm_dequant(a, w, stage, c, ldc, options);
-}
-void gemm(const ActivationsS8& a, const PackedWeights& w, const DequantizeStage& stage, float* c,
-          int64_t ldc, const GemmOptions& options) {
-  detail::gemm_dequant(a, w, stage, c, ldc, options);
-}
+
+#define SPARQ_GEMM_INSTANTIATE_W(T, W)                                                         \
+  template GemmTraits<W>::Result gemm(const Activations<T>&, const W&, const Int32Output&,     \
+                                      int32_t*, int64_t, const GemmTraits<W>::Options&);       \
+  template GemmTraits<W>::Result gemm(const Activations<T>&, const W&, const RequantizeStage&, \
+                                      uint8_t*, int64_t, const GemmTraits<W>::Options&);       \
+  template GemmTraits<W>::Result gemm(const Activations<T>&, const W&, const RequantizeStage&, \
+                                      int8_t*, int64_t, const GemmTraits<W>::Options&);        \
+  template GemmTraits<W>::Result gemm(const Activations<T>&, const W&, const DequantizeStage&, \
+                                      float*, int64_t, const GemmTraits<W>::Options&);
+#define SPARQ_GEMM_INSTANTIATE(T)            \
+  SPARQ_GEMM_INSTANTIATE_W(T, PackedWeights) \
+  SPARQ_GEMM_INSTANTIATE_W(T, PackedSparseWeights)
+SPARQ_GEMM_INSTANTIATE(uint8_t)
+SPARQ_GEMM_INSTANTIATE(int8_t)
+#undef SPARQ_GEMM_INSTANTIATE
+#undef SPARQ_GEMM_INSTANTIATE_W
 
 void linear_dynamic(const float* x, int64_t m, int64_t ldx, const PackedWeights& w,
                     std::span<const float> bias, float* y, int64_t ldy,

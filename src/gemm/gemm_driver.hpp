@@ -1,9 +1,12 @@
-// Pieces shared by the dense driver (gemm.cpp) and the 2:4 sparse driver
-// (sparse_gemm.cpp): argument checks, the output stages and the thread
-// split. Both drivers must apply the output stages with the very same code,
-// or the sparse GEMM stops being bit-identical to the dense one on the same
-// pruned weights (tests/kernels/sparse_gemm_test.cpp checks that it is).
-// Internal: included by src/gemm/*.cpp only.
+// The GEMM driver both weight kinds plug into: the dense driver (gemm.cpp)
+// and the 2:4 sparse driver (sparse_gemm.cpp) share the argument checks,
+// the activation packing, the block / panel / row-tile loop nest, the K
+// chunking and output stage of a tile, and the thread split; each supplies
+// only its per-tile microkernel call (and the sparse expand path its
+// per-panel expansion). Both drivers must apply the output stages with the
+// very same code, or the sparse GEMM stops being bit-identical to the dense
+// one on the same pruned weights (tests/kernels/sparse_gemm_test.cpp checks
+// that it is). Internal: included by src/gemm/*.cpp only.
 #pragma once
 
 #include <algorithm>
@@ -232,8 +235,8 @@ class OutputStage {
   void fail_if_overflowed(const char* who, int64_t k) const {
     if (!overflow_.load()) return;
     fail(
-        "{}: the int32 output C[{}][{}] = {} does not fit in int32 (K = {}); use the "
-        "requantizing or dequantizing output stage, which take the exact int64 sum",
+        "{}: the int32 output C[{}][{}] = {} does not fit in int32 (K = {}); use the requantizing "
+        "or dequantizing output stage, which take the exact int64 sum",
         who, overflow_row_, overflow_col_, overflow_value_, k);
   }
 
@@ -254,6 +257,150 @@ class OutputStage {
   int64_t overflow_col_ = 0;
   int64_t overflow_value_ = 0;
 };
+
+/// This thread's tile scratch for a driver's run(): an mr x nr int32 tile
+/// and, when K is summed in chunks, its int64 sums. Kept across calls, so a
+/// steady stream of GEMMs does not allocate (nn::Workspace's serving path).
+struct TileScratch {
+  int32_t* tile;
+  int64_t* wide;  ///< null-safe to pass when !wide_sums (then unused)
+};
+inline TileScratch tile_scratch(int mr, int nr, bool wide_sums) {
+  thread_local std::vector<int32_t> tile;
+  thread_local std::vector<int64_t> wide;
+  const auto n = static_cast<std::size_t>(mr) * static_cast<std::size_t>(nr);
+  if (tile.size() < n) tile.resize(n);
+  if (wide_sums && wide.size() < n) wide.resize(n);
+  return {tile.data(), wide.data()};
+}
+
+/// The activations of one call packed for a microkernel: row tiles of `mr`
+/// rows, K padded to `kp` in groups of `kr`, `elem` bytes per element (the
+/// dense AVX2 kernel reads int16), and per row the zero point in packed-A
+/// units. Both drivers use it: the buffers are the calling thread's, reused
+/// across calls (packing writes every byte, padding included, so nothing is
+/// zeroed per call), and the thread team reads them.
+class PackedActivations {
+ public:
+  PackedActivations(const ActSpec& a, const GemmKernels& dense, GemmPackAFn pack, int mr, int kr,
+                    int64_t kp, int64_t elem)
+      : a_(a), pack_(pack), mr_(mr), kr_(kr), kp_(kp), elem_(elem) {
+    thread_local std::vector<uint8_t> buffer;
+    thread_local std::vector<int32_t> zp;
+    const auto bytes = static_cast<std::size_t>(a.m * kp * elem);
+    if (buffer.size() < bytes) buffer.resize(bytes);
+    zp.resize(static_cast<std::size_t>(a.m));
+    data_ = buffer.data();
+    zp_eff_ = zp.data();
+    shift_ = a.is_signed ? dense.a_shift_s8 : dense.a_shift_u8;
+    // The kernels' compensation subtracts zp_eff * column sum; an s8 shift
+    // other than 128 (0: the kernel takes s8 as it is) leaves zp unchanged.
+    const int32_t zp_shift = a.is_signed ? (dense.a_shift_s8 == 128 ? 128 : 0) : dense.a_shift_u8;
+    for (int64_t i = 0; i < a.m; ++i) zp_eff_[i] = a.zero_points[i] + zp_shift;
+    tiles_ = (a.m + mr - 1) / mr;
+  }
+
+  int mr() const noexcept { return mr_; }
+  int64_t tiles() const noexcept { return tiles_; }
+  int rows(int64_t i0) const noexcept {
+    return static_cast<int>(std::min<int64_t>(mr_, a_.m - i0));
+  }
+  /// Row tile starting at row i0, from K offset k0 (a multiple of kr).
+  const uint8_t* tile(int64_t i0, int64_t k0) const noexcept {
+    return data_ + (i0 * kp_ + k0 * rows(i0)) * elem_;
+  }
+  const int32_t* zp_eff(int64_t i0) const noexcept { return zp_eff_ + i0; }
+  int64_t tile_bytes() const noexcept { return mr_ * kp_ * elem_; }
+
+  void pack_tile(int64_t t) const noexcept {
+    const int64_t i0 = t * mr_;
+    GemmPackAParams p;
+    p.a = a_.data + i0 * a_.ld;
+    p.lda = a_.ld;
+    p.k = a_.k;
+    p.kp = kp_;
+    p.mr = rows(i0);
+    p.kr = kr_;
+    p.shift = shift_;
+    p.dst = data_ + i0 * kp_ * elem_;
+    pack_(p);
+  }
+
+ private:
+  const ActSpec& a_;
+  GemmPackAFn pack_;
+  int mr_;
+  int kr_;
+  int64_t kp_;
+  int64_t elem_;
+  int32_t shift_ = 0;
+  int64_t tiles_ = 0;
+  uint8_t* data_ = nullptr;
+  int32_t* zp_eff_ = nullptr;
+};
+
+/// A share of the next weight panel for a tile's microkernel to prefetch
+/// into L2 (null: none).
+struct PanelPrefetch {
+  const int8_t* lines_at = nullptr;
+  int64_t lines = 0;
+};
+
+/// Share `index` of `count` of the 64-byte lines of the panel of `bytes` at
+/// `panel`: the row tiles of a block split the prefetch of the next panel,
+/// so its first tile reads L2.
+inline PanelPrefetch prefetch_share(const int8_t* panel, int64_t bytes, int64_t index,
+                                    int64_t count) noexcept {
+  const int64_t total = bytes / 64;
+  const int64_t l0 = total * index / count;
+  return {panel + l0 * 64, total * (index + 1) / count - l0};
+}
+
+/// The loop nest both drivers run over panels [p0, p1) x row tiles [t0, t1)
+/// (their file comments say why this order): blocks of `block` row tiles;
+/// per block and panel `begin_panel(p)`, then `tile(t, p, index, count)` for
+/// each row tile t of the block (index of count in it).
+template <class BeginPanel, class Tile>
+void for_each_tile(int64_t p0, int64_t p1, int64_t t0, int64_t t1, int64_t block,
+                   BeginPanel&& begin_panel, Tile&& tile) {
+  for (int64_t tb = t0; tb < t1; tb += block) {
+    const int64_t te = std::min(t1, tb + block);
+    for (int64_t p = p0; p < p1; ++p) {
+      begin_panel(p);
+      for (int64_t t = tb; t < te; ++t) tile(t, p, t - tb, te - tb);
+    }
+  }
+}
+
+/// One output tile (rows [i0, i0 + mr) x channels [j0, j0 + nr), accumulated
+/// mr x panel_nr) through the stage, with the K chunking beyond the int32
+/// bound. `kernel(k0, kc, compensate, c, ldc)` is the driver's microkernel
+/// call: the int32 sums of K range [k0, k0 + kc) into c, minus zp_eff x the
+/// column sums when `compensate`. Up to kMaxKChunk: one compensated call,
+/// into C itself for the int32 output. Beyond: exact int32 partial sums per
+/// chunk (no compensation), combined in int64, compensated once.
+template <class Kernel>
+void stage_tile(OutputStage& stage, const TileScratch& scratch, int64_t i0, int64_t j0, int mr,
+                int nr, int panel_nr, int64_t kp, const int32_t* zp_eff, const int32_t* col_sums,
+                Kernel&& kernel) noexcept {
+  const OutSpec& out = stage.spec();
+  if (kp <= kMaxKChunk) {
+    if (out.kind == OutKind::s32) {
+      kernel(0, kp, true, static_cast<int32_t*>(out.c) + i0 * out.ldc + j0, out.ldc);
+      return;
+    }
+    kernel(0, kp, true, scratch.tile, panel_nr);
+    stage.stage32(scratch.tile, panel_nr, i0, j0, mr, nr, out.bias);
+    return;
+  }
+  std::fill(scratch.wide, scratch.wide + mr * panel_nr, int64_t{0});
+  for (int64_t k0 = 0; k0 < kp; k0 += kMaxKChunk) {
+    kernel(k0, std::min(kMaxKChunk, kp - k0), false, scratch.tile, panel_nr);
+    OutputStage::add_chunk(scratch.wide, scratch.tile, panel_nr, mr, nr);
+  }
+  OutputStage::compensate(scratch.wide, panel_nr, zp_eff, col_sums + j0, mr, nr);
+  stage.stage64(scratch.wide, panel_nr, scratch.tile, i0, j0, mr, nr);
+}
 
 /// How `threads` threads share a grid of `panels` x `tiles` output blocks:
 /// `row_groups` x `panel_groups` rectangles, one per thread.
@@ -366,21 +513,10 @@ inline int64_t check_output(const void* c, int64_t m, int64_t ldc, int64_t n, co
   return ldc;
 }
 
-/// This thread's tile scratch for a driver's run(): an mr x nr int32 tile
-/// and, when K is summed in chunks, its int64 sums. Kept across calls, so a
-/// steady stream of GEMMs does not allocate (nn::Workspace's serving path).
-struct TileScratch {
-  int32_t* tile;
-  int64_t* wide;  ///< null-safe to pass when !wide_sums (then unused)
-};
-inline TileScratch tile_scratch(int mr, int nr, bool wide_sums) {
-  thread_local std::vector<int32_t> tile;
-  thread_local std::vector<int64_t> wide;
-  const auto n = static_cast<std::size_t>(mr) * static_cast<std::size_t>(nr);
-  if (tile.size() < n) tile.resize(n);
-  if (wide_sums && wide.size() < n) wide.resize(n);
-  return {tile.data(), wide.data()};
-}
+/// The sparse GEMM's loop nest (sparse_gemm.cpp) on checked arguments;
+/// returns the path that ran.
+SparsePath run_sparse_gemm(const ActSpec& a, const PackedSparseWeights& weights, const OutSpec& out,
+                           const SparseGemmOptions& options, const char* who);
 
 /// Per-channel multipliers and shifts (and the residual's) that `out`
 /// points into.

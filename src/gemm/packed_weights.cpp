@@ -5,6 +5,7 @@
 #include <new>
 
 #include "kernels/gemm_kernels.hpp"
+#include "sparq/detail/packed_sparse_weights_data.hpp"
 #include "sparq/detail/packed_weights_data.hpp"
 #include "sparq/error.hpp"
 #include "util/checked_size.hpp"
@@ -75,22 +76,43 @@ std::shared_ptr<const PackedWeightsData> repack_weights(const PackedWeightsData&
 
 }  // namespace detail
 
-int64_t PackedWeights::n() const noexcept { return data_ ? data_->n : 0; }
-int64_t PackedWeights::k() const noexcept { return data_ ? data_->k : 0; }
-std::span<const float> PackedWeights::scales() const noexcept {
+// The handle accessors, for both weight kinds (their contents share these
+// fields).
+namespace detail {
+template <class Data>
+int64_t WeightsHandle<Data>::n() const noexcept {
+  return data_ ? data_->n : 0;
+}
+template <class Data>
+int64_t WeightsHandle<Data>::k() const noexcept {
+  return data_ ? data_->k : 0;
+}
+template <class Data>
+std::span<const float> WeightsHandle<Data>::scales() const noexcept {
   if (!data_) return {};
   return data_->scales;
 }
-bool PackedWeights::per_channel() const noexcept { return data_ && data_->per_channel; }
-std::span<const int32_t> PackedWeights::column_sums() const noexcept {
+template <class Data>
+bool WeightsHandle<Data>::per_channel() const noexcept {
+  return data_ && data_->per_channel;
+}
+template <class Data>
+std::span<const int32_t> WeightsHandle<Data>::column_sums() const noexcept {
   if (!data_) return {};
   return std::span<const int32_t>(data_->col_sums).first(static_cast<std::size_t>(data_->n));
 }
-std::size_t PackedWeights::packed_bytes() const noexcept {
+template <class Data>
+std::size_t WeightsHandle<Data>::packed_bytes() const noexcept {
   if (!data_) return 0;
   return data_->panels.size() + data_->col_sums.size() * sizeof(int32_t);
 }
-Isa PackedWeights::isa() const noexcept { return data_ ? data_->isa : Isa::scalar; }
+template <class Data>
+Isa WeightsHandle<Data>::isa() const noexcept {
+  return data_ ? data_->isa : Isa::scalar;
+}
+template class WeightsHandle<PackedWeightsData>;
+template class WeightsHandle<PackedSparseWeightsData>;
+}  // namespace detail
 
 PackedWeights pack_weights(const int8_t* weights, int64_t n, int64_t k, WeightLayout layout,
                            int64_t ld, std::span<const float> scales) {

@@ -24,10 +24,10 @@
 #include <memory>
 #include <type_traits>
 
+#include "dispatch/cache_info.hpp"
 #include "gemm/gemm_driver.hpp"
 #include "kernels/sparse_gemm_kernels.hpp"
 #include "sparq/detail/packed_sparse_weights_data.hpp"
-#include "dispatch/cache_info.hpp"
 #include "sparq/error.hpp"
 
 namespace sparq {
@@ -50,59 +50,38 @@ SparsePath choose(const PackedSparseWeightsData& w, int64_t m, SparsePath reques
   return m <= std::max<int64_t>(limit, 1) ? SparsePath::direct : SparsePath::expand;
 }
 
+// The sparse plug-in of the shared loop nest (gemm_driver.hpp): per tile
+// the direct sparse microkernel on the compressed panel, or the dense
+// microkernel on the panel expanded once per panel (expand path).
 class Driver {
  public:
   Driver(const ActSpec& a, const PackedSparseWeightsData& w, const OutSpec& out,
          const SparseGemmKernels& sp, const GemmKernels& dense, SparsePath path)
-      : a_(a), w_(w), stage_(out, dense), sp_(sp), dense_(dense), path_(path) {
-    const bool direct = path == SparsePath::direct;
-    mr_ = direct ? sp.mr : dense.mr;
-    // The direct kernels read bytes packed by the portable byte packer with
-    // the table's a_kr; the expand path feeds the dense microkernel, so it
-    // packs with the dense table's pack_a, whose elements may be wider
-    // (AVX2: int16).
-    kr_ = direct ? sp.a_kr : 4;
-    kp_a_ = (w.kp + kr_ - 1) / kr_ * kr_;
-    pack_a_ = direct ? gemm_pack_a__scalar : dense.pack_a;
-    elem_ = direct ? 1 : dense.a_elem_bytes;
-    tiles_ = (a.m + mr_ - 1) / mr_;
-    // Reused across calls, like the dense driver's: packing writes every
-    // byte (padding included), so the buffer needs no zeroing per call.
-    thread_local std::vector<uint8_t> buffer;
-    if (buffer.size() < static_cast<std::size_t>(a.m * kp_a_ * elem_)) {
-      buffer.resize(static_cast<std::size_t>(a.m * kp_a_ * elem_));
-    }
-    a_packed_ = buffer.data();
-    const int32_t shift = a.is_signed ? (dense.a_shift_s8 == 128 ? 128 : 0) : dense.a_shift_u8;
-    zp_eff_.resize(static_cast<std::size_t>(a.m));
-    for (int64_t i = 0; i < a.m; ++i)
-      zp_eff_[static_cast<std::size_t>(i)] = a.zero_points[i] + shift;
-  }
+      : w_(w),
+        stage_(out, dense),
+        sp_(sp),
+        dense_(dense),
+        path_(path),
+        // The direct kernels read bytes packed by the portable byte packer
+        // with the table's a_kr; the expand path feeds the dense
+        // microkernel, so it packs with the dense table's pack_a, whose
+        // elements may be wider (AVX2: int16).
+        a_(a, dense, path == SparsePath::direct ? gemm_pack_a__scalar : dense.pack_a,
+           path == SparsePath::direct ? sp.mr : dense.mr, kr(sp, path),
+           (w.kp + kr(sp, path) - 1) / kr(sp, path) * kr(sp, path),
+           path == SparsePath::direct ? 1 : dense.a_elem_bytes) {}
 
-  int64_t tiles() const { return tiles_; }
+  int64_t tiles() const { return a_.tiles(); }
   const OutputStage& stage() const { return stage_; }
-
-  void pack_tile(int64_t t) noexcept {
-    const int64_t i0 = t * mr_;
-    GemmPackAParams p;
-    p.a = a_.data + i0 * a_.ld;
-    p.lda = a_.ld;
-    p.k = a_.k;
-    p.kp = kp_a_;
-    p.mr = static_cast<int>(std::min<int64_t>(mr_, a_.m - i0));
-    p.kr = kr_;
-    p.shift = a_.is_signed ? dense_.a_shift_s8 : dense_.a_shift_u8;
-    p.dst = a_packed_ + i0 * kp_a_ * elem_;
-    pack_a_(p);
-  }
+  void pack_tile(int64_t t) const noexcept { a_.pack_tile(t); }
 
   // Computes the output tiles of panels [p0, p1) x row tiles [t0, t1).
   void run(int64_t p0, int64_t p1, int64_t t0, int64_t t1) noexcept {
-    const int nr = w_.nr;
-    const TileScratch scratch = tile_scratch(mr_, nr, w_.kp > kMaxKChunk);
+    const TileScratch scratch = tile_scratch(a_.mr(), w_.nr, w_.kp > kMaxKChunk);
+    const bool expand_path = path_ == SparsePath::expand;
     thread_local AlignedBytes dense_panel;
-    if (path_ == SparsePath::expand) {
-      const auto need = static_cast<std::size_t>(std::min(w_.kp, kMaxKChunk) * nr);
+    if (expand_path) {
+      const auto need = static_cast<std::size_t>(std::min(w_.kp, kMaxKChunk) * w_.nr);
       if (dense_panel.size() < need) dense_panel = AlignedBytes(need);
     }
     // Expand path: row blocks whose packed A stays in L2 next to the dense
@@ -110,32 +89,30 @@ class Driver {
     // window at a time (a few KiB per chunk of K, from L3 at a few GB/s), so
     // their rows are not blocked: every compressed weight byte then comes
     // from memory exactly once per call, whatever M.
-    const int64_t block = path_ == SparsePath::direct
-                              ? t1 - t0
-                              : std::max<int64_t>(1, kABlockBytes / (mr_ * kp_a_ * elem_));
-    for (int64_t tb = t0; tb < t1; tb += block) {
-      const int64_t te = std::min(t1, tb + block);
-      for (int64_t p = p0; p < p1; ++p) {
-        if (path_ == SparsePath::expand && w_.kp <= kMaxKChunk) expand(p, 0, w_.kp, dense_panel);
-        for (int64_t t = tb; t < te; ++t) {
+    const int64_t block =
+        expand_path ? std::max<int64_t>(1, kABlockBytes / a_.tile_bytes()) : t1 - t0;
+    for_each_tile(
+        p0, p1, t0, t1, block,
+        [&](int64_t p) {
+          if (expand_path && w_.kp <= kMaxKChunk) expand(p, 0, w_.kp, dense_panel);
+        },
+        [&](int64_t t, int64_t p, int64_t index, int64_t count) {
           // Expand path: the row tiles share the prefetch of the next
           // compressed panel into L2, so its expansion reads L2 (the direct
           // kernel prefetches its own stream).
-          const int8_t* next = nullptr;
-          int64_t lines = 0;
-          if (path_ == SparsePath::expand && p + 1 < p1) {
-            const int64_t total = w_.panel_bytes() / 64;
-            const int64_t l0 = total * (t - tb) / (te - tb);
-            lines = total * (t - tb + 1) / (te - tb) - l0;
-            next = w_.panel(p + 1) + l0 * 64;
+          PanelPrefetch next;
+          if (expand_path && p + 1 < p1) {
+            next = prefetch_share(w_.panel(p + 1), w_.panel_bytes(), index, count);
           }
-          tile(t, p, scratch.tile, scratch.wide, dense_panel, next, lines);
-        }
-      }
-    }
+          tile(t, p, scratch, dense_panel, next);
+        });
   }
 
  private:
+  static int kr(const SparseGemmKernels& sp, SparsePath path) {
+    return path == SparsePath::direct ? sp.a_kr : 4;
+  }
+
   void expand(int64_t p, int64_t k0, int64_t kc, AlignedBytes& buf) const noexcept {
     SpgemmExpandParams e;
     e.w = w_.panel(p) + (k0 / 8) * w_.nr * 5;
@@ -145,93 +122,63 @@ class Driver {
     sp_.expand(e);
   }
 
-  // One microkernel call over K range [k0, k0 + kc) of tile t x panel p.
-  void kernel(int64_t t, int64_t p, int64_t k0, int64_t kc, bool compensate, int32_t* c,
-              int64_t ldc, AlignedBytes& buf, const int8_t* prefetch,
-              int64_t prefetch_lines) noexcept {
-    const int64_t i0 = t * mr_;
-    const int mr = static_cast<int>(std::min<int64_t>(mr_, a_.m - i0));
-    const int nr = static_cast<int>(std::min<int64_t>(w_.nr, w_.n - p * w_.nr));
-    const uint8_t* at = a_packed_ + (i0 * kp_a_ + k0 * mr) * elem_;
-    const int32_t* sums = compensate ? w_.col_sums.data() + p * w_.nr : nullptr;
-    const int32_t* zp = zp_eff_.data() + i0;
-    if (path_ == SparsePath::direct) {
-      SpgemmUkernelParams u;
-      u.a = at;
-      u.w = w_.panel(p) + (k0 / 8) * w_.nr * 5;
-      u.steps = kc / 8;
-      u.panel_nr = w_.nr;
-      u.mr = mr;
-      u.nr = nr;
-      u.c = c;
-      u.ldc = ldc;
-      u.a_zero_point = zp;
-      u.col_sums = sums;
-      sp_.ukernel(u);
-      return;
-    }
-    if (w_.kp > kMaxKChunk) expand(p, k0, kc, buf);
-    GemmUkernelParams u;
-    u.a = at;
-    u.w = buf.data();
-    u.kp = kc;
-    u.mr = mr;
-    u.nr = nr;
-    u.c = c;
-    u.ldc = ldc;
-    u.a_zero_point = zp;
-    u.col_sums = sums;
-    u.w_prefetch = prefetch;
-    u.prefetch_lines = prefetch_lines;
-    dense_.ukernel(u);
-  }
-
-  void tile(int64_t t, int64_t p, int32_t* scratch, int64_t* wide, AlignedBytes& buf,
-            const int8_t* prefetch, int64_t prefetch_lines) noexcept {
-    const int64_t i0 = t * mr_;
+  void tile(int64_t t, int64_t p, const TileScratch& scratch, AlignedBytes& buf,
+            PanelPrefetch next) noexcept {
+    const int64_t i0 = t * a_.mr();
     const int64_t j0 = p * w_.nr;
-    const int mr = static_cast<int>(std::min<int64_t>(mr_, a_.m - i0));
+    const int mr = a_.rows(i0);
     const int nr = static_cast<int>(std::min<int64_t>(w_.nr, w_.n - j0));
-    const OutSpec& out = stage_.spec();
-    if (w_.kp <= kMaxKChunk) {
-      if (out.kind == OutKind::s32) {
-        kernel(t, p, 0, w_.kp, true, static_cast<int32_t*>(out.c) + i0 * out.ldc + j0, out.ldc, buf,
-               prefetch, prefetch_lines);
-        return;
-      }
-      kernel(t, p, 0, w_.kp, true, scratch, w_.nr, buf, prefetch, prefetch_lines);
-      stage_.stage32(scratch, w_.nr, i0, j0, mr, nr, out.bias);
-      return;
-    }
-    // K beyond the int32 bound: exact int32 partial sums per chunk (no
-    // compensation), combined in int64, as the dense driver.
-    std::fill(wide, wide + mr * w_.nr, int64_t{0});
-    for (int64_t k0 = 0; k0 < w_.kp; k0 += kMaxKChunk) {
-      kernel(t, p, k0, std::min(kMaxKChunk, w_.kp - k0), false, scratch, w_.nr, buf, nullptr, 0);
-      OutputStage::add_chunk(wide, scratch, w_.nr, mr, nr);
-    }
-    OutputStage::compensate(wide, w_.nr, zp_eff_.data() + i0, w_.col_sums.data() + j0, mr, nr);
-    stage_.stage64(wide, w_.nr, scratch, i0, j0, mr, nr);
+    stage_tile(stage_, scratch, i0, j0, mr, nr, w_.nr, w_.kp, a_.zp_eff(i0), w_.col_sums.data(),
+               [&](int64_t k0, int64_t kc, bool compensate, int32_t* c, int64_t ldc) {
+                 // The fields both microkernels' parameters share.
+                 auto operands = [&](auto& u) {
+                   u.a = a_.tile(i0, k0);
+                   u.mr = mr;
+                   u.nr = nr;
+                   u.c = c;
+                   u.ldc = ldc;
+                   u.a_zero_point = a_.zp_eff(i0);
+                   u.col_sums = compensate ? w_.col_sums.data() + j0 : nullptr;
+                 };
+                 if (path_ == SparsePath::direct) {
+                   SpgemmUkernelParams u;
+                   operands(u);
+                   u.w = w_.panel(p) + (k0 / 8) * w_.nr * 5;
+                   u.steps = kc / 8;
+                   u.panel_nr = w_.nr;
+                   sp_.ukernel(u);
+                   return;
+                 }
+                 if (w_.kp > kMaxKChunk) expand(p, k0, kc, buf);
+                 GemmUkernelParams u;
+                 operands(u);
+                 u.w = buf.data();
+                 u.kp = kc;
+                 if (compensate) {
+                   u.w_prefetch = next.lines_at;
+                   u.prefetch_lines = next.lines;
+                 }
+                 dense_.ukernel(u);
+               });
   }
 
-  const ActSpec& a_;
   const PackedSparseWeightsData& w_;
   OutputStage stage_;
   const SparseGemmKernels& sp_;
   const GemmKernels& dense_;
   SparsePath path_;
-  int mr_ = 0;
-  int kr_ = 0;
-  int64_t kp_a_ = 0;  // K of the packed activations: w.kp rounded up to kr_
-  GemmPackAFn pack_a_ = nullptr;
-  int64_t elem_ = 1;  // bytes per packed activation element
-  int64_t tiles_ = 0;
-  uint8_t* a_packed_ = nullptr;  // the calling thread's buffer (the team shares it)
-  std::vector<int32_t> zp_eff_;  // per row, in packed-A units
+  PackedActivations a_;
 };
 
-SparsePath run(const ActSpec& a, const PackedSparseWeights& weights, const OutSpec& out,
-               const SparseGemmOptions& options, const char* who) {
+}  // namespace
+
+SparsePath run_sparse_gemm(const ActSpec& a, const PackedSparseWeights& weights, const OutSpec& out,
+                           const SparseGemmOptions& options, const char* who) {
+  if (options.path != SparsePath::automatic && options.path != SparsePath::direct &&
+      options.path != SparsePath::expand) {
+    fail("{}: options.path ({}) must be automatic, direct or expand", who,
+         static_cast<int>(options.path));
+  }
   const SparsePath path = choose(weights.data(), a.m, options.path);
   if (a.m == 0) return path;
   const Isa isa = active_isa();
@@ -252,63 +199,6 @@ SparsePath run(const ActSpec& a, const PackedSparseWeights& weights, const OutSp
   return path;
 }
 
-// The sparse GEMM's checks: the shared ones with this API's names, and the
-// path option.
-template <class T>
-ActSpec check_activations(const Activations<T>& a, const PackedSparseWeights& w,
-                          const SparseGemmOptions& o, const char* who, std::vector<int32_t>& zps) {
-  const ActSpec s = detail::check_activations(a, w.empty(), w.k(), who, "pack_sparse_weights", zps);
-  if (o.path != SparsePath::automatic && o.path != SparsePath::direct &&
-      o.path != SparsePath::expand) {
-    fail("{}: options.path ({}) must be automatic, direct or expand", who,
-         static_cast<int>(o.path));
-  }
-  return s;
-}
-
-template <class T>
-SparsePath gemm_s32(const Activations<T>& a, const PackedSparseWeights& w, int32_t* c, int64_t ldc,
-                    const SparseGemmOptions& o) {
-  const char* who = "gemm (sparse, int32 output)";
-  thread_local std::vector<int32_t> zps;  // per-call scratch, kept: no allocation per call
-  const ActSpec as = check_activations(a, w, o, who, zps);
-  OutSpec out;
-  out.kind = OutKind::s32;
-  out.c = c;
-  out.ldc = check_output(c, a.m, ldc, w.n(), who);
-  return run(as, w, out, o, who);
-}
-
-template <class T, class Out>
-SparsePath gemm_requant(const Activations<T>& a, const PackedSparseWeights& w,
-                        const RequantizeStage& s, Out* c, int64_t ldc, const SparseGemmOptions& o) {
-  const char* who = "gemm (sparse, requantized output)";
-  thread_local std::vector<int32_t> zps;  // per-call scratch, kept: no allocation per call
-  const ActSpec as = check_activations(a, w, o, who, zps);
-  OutSpec out;
-  thread_local RequantArrays arrays;  // kept across calls: no allocation per call
-  check_requantize<Out>(s, w.n(), who, out, arrays);
-  out.c = c;
-  out.ldc = check_output(c, a.m, ldc, w.n(), who);
-  return run(as, w, out, o, who);
-}
-
-template <class T>
-SparsePath gemm_dequant(const Activations<T>& a, const PackedSparseWeights& w,
-                        const DequantizeStage& s, float* c, int64_t ldc,
-                        const SparseGemmOptions& o) {
-  const char* who = "gemm (sparse, dequantized output)";
-  thread_local std::vector<int32_t> zps;  // per-call scratch, kept: no allocation per call
-  const ActSpec as = check_activations(a, w, o, who, zps);
-  thread_local std::vector<float> row_scale;  // per-call scratch, kept
-  OutSpec out;
-  check_dequantize(s, a.m, w.n(), w.scales(), who, row_scale, out);
-  out.c = c;
-  out.ldc = check_output(c, a.m, ldc, w.n(), who);
-  return run(as, w, out, o, who);
-}
-
-}  // namespace
 }  // namespace detail
 
 int64_t sparse_direct_max_rows(Isa isa) noexcept {
@@ -323,39 +213,6 @@ SparsePath choose_sparse_path(const PackedSparseWeights& weights, int64_t m,
         "pack_sparse_weights");
   }
   return detail::choose(weights.data(), m, options.path);
-}
-
-SparsePath gemm(const ActivationsU8& a, const PackedSparseWeights& w, int32_t* c, int64_t ldc,
-                const SparseGemmOptions& options) {
-  return detail::gemm_s32(a, w, c, ldc, options);
-}
-SparsePath gemm(const ActivationsS8& a, const PackedSparseWeights& w, int32_t* c, int64_t ldc,
-                const SparseGemmOptions& options) {
-  return detail::gemm_s32(a, w, c, ldc, options);
-}
-SparsePath gemm(const ActivationsU8& a, const PackedSparseWeights& w, const RequantizeStage& stage,
-                uint8_t* c, int64_t ldc, const SparseGemmOptions& options) {
-  return detail::gemm_requant(a, w, stage, c, ldc, options);
-}
-SparsePath gemm(const ActivationsU8& a, const PackedSparseWeights& w, const RequantizeStage& stage,
-                int8_t* c, int64_t ldc, const SparseGemmOptions& options) {
-  return detail::gemm_requant(a, w, stage, c, ldc, options);
-}
-SparsePath gemm(const ActivationsS8& a, const PackedSparseWeights& w, const RequantizeStage& stage,
-                uint8_t* c, int64_t ldc, const SparseGemmOptions& options) {
-  return detail::gemm_requant(a, w, stage, c, ldc, options);
-}
-SparsePath gemm(const ActivationsS8& a, const PackedSparseWeights& w, const RequantizeStage& stage,
-                int8_t* c, int64_t ldc, const SparseGemmOptions& options) {
-  return detail::gemm_requant(a, w, stage, c, ldc, options);
-}
-SparsePath gemm(const ActivationsU8& a, const PackedSparseWeights& w, const DequantizeStage& stage,
-                float* c, int64_t ldc, const SparseGemmOptions& options) {
-  return detail::gemm_dequant(a, w, stage, c, ldc, options);
-}
-SparsePath gemm(const ActivationsS8& a, const PackedSparseWeights& w, const DequantizeStage& stage,
-                float* c, int64_t ldc, const SparseGemmOptions& options) {
-  return detail::gemm_dequant(a, w, stage, c, ldc, options);
 }
 
 }  // namespace sparq

@@ -86,23 +86,6 @@ const char* sparse_path_name(SparsePath path) noexcept {
   }
 }
 
-int64_t PackedSparseWeights::n() const noexcept { return data_ ? data_->n : 0; }
-int64_t PackedSparseWeights::k() const noexcept { return data_ ? data_->k : 0; }
-std::span<const float> PackedSparseWeights::scales() const noexcept {
-  if (!data_) return {};
-  return data_->scales;
-}
-bool PackedSparseWeights::per_channel() const noexcept { return data_ && data_->per_channel; }
-std::span<const int32_t> PackedSparseWeights::column_sums() const noexcept {
-  if (!data_) return {};
-  return std::span<const int32_t>(data_->col_sums).first(static_cast<std::size_t>(data_->n));
-}
-std::size_t PackedSparseWeights::packed_bytes() const noexcept {
-  if (!data_) return 0;
-  return data_->panels.size() + data_->col_sums.size() * sizeof(int32_t);
-}
-Isa PackedSparseWeights::isa() const noexcept { return data_ ? data_->isa : Isa::scalar; }
-
 PackedSparseWeights pack_sparse_weights(const CompressedNM<int8_t>& w,
                                         std::span<const float> scales) {
   const char* who = "pack_sparse_weights";

@@ -70,7 +70,7 @@ class DenseWeights final : public QuantizedWeights {
     sparq::linear_dynamic(x, m, ldx, packed_, bias, y, ldy, options);
   }
   void gemm(const ActivationsU8& a, int32_t* c, int64_t ldc) const override {
-    sparq::gemm(a, packed_, c, ldc);
+    sparq::gemm(a, packed_, Int32Output{}, c, ldc);
   }
 
  private:

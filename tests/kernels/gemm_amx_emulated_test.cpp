@@ -29,11 +29,6 @@ namespace {
 using testing::random_bytes;
 using testing::reference_gemm;
 
-int32_t sat32(int64_t v) {
-  return static_cast<int32_t>(std::clamp<int64_t>(v, std::numeric_limits<int32_t>::min(),
-                                                  std::numeric_limits<int32_t>::max()));
-}
-
 // The tables to test at the microkernel level: the emulated one always, the
 // real one where the host runs it.
 std::vector<const detail::GemmKernels*> tile_tables() {
@@ -176,28 +171,7 @@ class AmxEmulatedGemm : public ::testing::Test {
   template <class T>
   void check(int64_t m, int64_t n, int64_t k, int32_t zp, int64_t lda_extra = 0,
              int64_t ldc_extra = 0, int threads = 1) {
-    SCOPED_TRACE(::testing::Message()
-                 << "m=" << m << " n=" << n << " k=" << k << " zp=" << zp << " lda+" << lda_extra
-                 << " ldc+" << ldc_extra << " threads=" << threads);
-    const int64_t lda = k + lda_extra;
-    const int64_t ldc = n + ldc_extra;
-    const auto a = random_bytes<T>(static_cast<std::size_t>(m * lda), rng_);
-    const auto w = random_bytes<int8_t>(static_cast<std::size_t>(n * k), rng_);
-    const PackedWeights packed = pack_weights(w.data(), n, k, WeightLayout::out_in);
-    std::vector<int32_t> c(static_cast<std::size_t>(m * ldc), -7);
-    gemm(Activations<T>{a.data(), m, k, lda, zp}, packed, c.data(), ldc, GemmOptions{threads});
-    const auto ref = reference_gemm(a.data(), m, k, lda, zp, w.data(), n);
-    for (int64_t i = 0; i < m; ++i) {
-      for (int64_t j = 0; j < ldc; ++j) {
-        const int32_t got = c[static_cast<std::size_t>(i * ldc + j)];
-        if (j < n) {
-          ASSERT_EQ(got, ref[static_cast<std::size_t>(i * n + j)])
-              << "at (" << i << ", " << j << ")";
-        } else {
-          ASSERT_EQ(got, -7) << "wrote past n at (" << i << ", " << j << ")";
-        }
-      }
-    }
+    testing::check_int32_gemm<T>(rng_, m, n, k, zp, lda_extra, ldc_extra, threads);
   }
 
   const detail::GemmKernels& kern_ = detail::gemm_kernels_amx_emulated();
@@ -255,36 +229,9 @@ TEST_F(AmxEmulatedGemm, ZeroPoints) {
   for (int32_t zp : {-128, -127, -1, 0, 1, 127}) check<int8_t>(18, 40, 100, zp);
 }
 
-TEST_F(AmxEmulatedGemm, ThreadCountsGiveIdenticalResults) {
-  for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{40, 300, 801}, {230, 9, 4100}}) {
-    const auto a = random_bytes<uint8_t>(static_cast<std::size_t>(m * k), rng_);
-    const auto w = random_bytes<int8_t>(static_cast<std::size_t>(n * k), rng_);
-    const PackedWeights packed = pack_weights(w.data(), n, k, WeightLayout::out_in);
-    std::vector<int32_t> c1(static_cast<std::size_t>(m * n)), c2(c1.size()), c3(c1.size());
-    gemm(ActivationsU8{a.data(), m, k, 0, 9}, packed, c1.data(), 0, GemmOptions{1});
-    gemm(ActivationsU8{a.data(), m, k, 0, 9}, packed, c2.data(), 0, GemmOptions{2});
-    gemm(ActivationsU8{a.data(), m, k, 0, 9}, packed, c3.data(), 0, GemmOptions{3});
-    EXPECT_EQ(c1, c2);
-    EXPECT_EQ(c1, c3);
-    check<int8_t>(m, n, k, -3, 0, 0, 2);
-  }
-}
+TEST_F(AmxEmulatedGemm, ThreadCountsGiveIdenticalResults) { testing::check_thread_counts(rng_); }
 
-TEST_F(AmxEmulatedGemm, ExtremeValuesNeverSaturate) {
-  for (int64_t k : {2, 4, 64, 1000}) {
-    const int64_t m = 19;
-    const int64_t n = 21;
-    const std::vector<uint8_t> a(static_cast<std::size_t>(m * k), 255);
-    const std::vector<int8_t> w(static_cast<std::size_t>(n * k), -128);
-    const PackedWeights packed = pack_weights(w.data(), n, k, WeightLayout::out_in);
-    std::vector<int32_t> c(static_cast<std::size_t>(m * n));
-    gemm(ActivationsU8{a.data(), m, k, 0, 0}, packed, c.data());
-    for (int32_t v : c) ASSERT_EQ(v, -32640 * k);
-    const std::vector<int8_t> as(static_cast<std::size_t>(m * k), -128);
-    gemm(ActivationsS8{as.data(), m, k, 0, 127}, packed, c.data());
-    for (int32_t v : c) ASSERT_EQ(v, 255 * 128 * k);
-  }
-}
+TEST_F(AmxEmulatedGemm, ExtremeValuesNeverSaturate) { testing::check_extreme_values(19); }
 
 TEST_F(AmxEmulatedGemm, DepthAtTheInt32Bound) {
   for (int64_t k : {detail::kMaxKChunk - 1, detail::kMaxKChunk, detail::kMaxKChunk + 1,
@@ -303,12 +250,12 @@ TEST_F(AmxEmulatedGemm, PackedWeightsServeOtherTables) {
   const auto w = random_bytes<int8_t>(static_cast<std::size_t>(n * k), rng_);
   const PackedWeights packed = pack_weights(w.data(), n, k, WeightLayout::out_in);
   std::vector<int32_t> c1(static_cast<std::size_t>(m * n)), c2(c1.size());
-  gemm(ActivationsU8{a.data(), m, k, 0, 3}, packed, c1.data());
+  gemm(ActivationsU8{a.data(), m, k, 0, 3}, packed, Int32Output{}, c1.data());
   {
     // Another table for this block (the scalar one: another layout, so
     // the driver repacks).
     detail::ScopedGemmKernelsOverride host(detail::gemm_kernels(Isa::scalar));
-    gemm(ActivationsU8{a.data(), m, k, 0, 3}, packed, c2.data());
+    gemm(ActivationsU8{a.data(), m, k, 0, 3}, packed, Int32Output{}, c2.data());
   }
   EXPECT_EQ(c1, c2);
 }
@@ -323,35 +270,8 @@ TEST_F(AmxEmulatedGemm, RequantizedAndDequantizedStages) {
     std::vector<float> scales(static_cast<std::size_t>(n));
     for (int64_t j = 0; j < n; ++j) scales[static_cast<std::size_t>(j)] = 0.001f * (1 + j % 7);
     const PackedWeights packed = pack_weights(w.data(), n, k, WeightLayout::out_in, 0, scales);
+    testing::check_requantized_gemm(a, w, packed, m, n, k);
     const int32_t zp_a = -5;
-    const auto ref = reference_gemm(a.data(), m, k, k, zp_a, w.data(), n);
-    for (bool per_channel : {false, true}) {
-      RequantizeStage stage;
-      for (int64_t j = 0; j < (per_channel ? n : 1); ++j) {
-        stage.multipliers.push_back(quantize_multiplier(0.0004 * (1.0 + 0.37 * j)));
-      }
-      for (int64_t j = 0; j < n; ++j) stage.bias.push_back(static_cast<int32_t>(j * 977 - 20000));
-      stage.output_zero_point = 3;
-      stage.clamp_min = -128;
-      stage.clamp_max = 100;
-      std::vector<int8_t> c(static_cast<std::size_t>(m * n));
-      gemm(ActivationsS8{a.data(), m, k, 0, zp_a}, packed, stage, c.data());
-      RequantizeStage ustage = stage;
-      ustage.output_zero_point = 128;
-      ustage.clamp_min = 0;
-      ustage.clamp_max = 255;
-      std::vector<uint8_t> cu(static_cast<std::size_t>(m * n));
-      gemm(ActivationsS8{a.data(), m, k, 0, zp_a}, packed, ustage, cu.data(), 0, GemmOptions{2});
-      for (int64_t i = 0; i < m; ++i) {
-        for (int64_t j = 0; j < n; ++j) {
-          const auto idx = static_cast<std::size_t>(i * n + j);
-          const QuantizedMultiplier mq = stage.multipliers[per_channel ? j : 0];
-          const int32_t x = sat32(ref[idx] + stage.bias[static_cast<std::size_t>(j)]);
-          ASSERT_EQ(c[idx], requantize(x, mq, 3, -128, 100));
-          ASSERT_EQ(cu[idx], requantize(x, mq, 128, 0, 255));
-        }
-      }
-    }
     // Dequantized: the emulated table's stage is the scalar one, so the
     // floats must equal the scalar ISA's bit for bit (one float product of
     // the scales, one fma, on identical int32 sums).
@@ -371,28 +291,7 @@ TEST_F(AmxEmulatedGemm, RequantizedAndDequantizedStages) {
   }
 }
 
-TEST_F(AmxEmulatedGemm, StagesOnTheSplitKPath) {
-  const int64_t k = 2 * detail::kMaxKChunk + 3;
-  const int64_t m = 2;
-  const int64_t n = 3;
-  std::vector<uint8_t> a(static_cast<std::size_t>(m * k), 255);
-  std::vector<int8_t> w(static_cast<std::size_t>(n * k), -128);
-  a[5] = 0;
-  w[static_cast<std::size_t>(k + 9)] = 127;
-  const PackedWeights packed = pack_weights(w.data(), n, k, WeightLayout::out_in);
-  const auto ref = reference_gemm(a.data(), m, k, k, 0, w.data(), n);
-  std::vector<int32_t> c32(static_cast<std::size_t>(m * n));
-  EXPECT_THROW(gemm(ActivationsU8{a.data(), m, k, 0, 0}, packed, c32.data()), Error);
-  RequantizeStage rs;
-  rs.multipliers = {quantize_multiplier(1e-8)};
-  rs.bias = {5, -7, 1 << 30};
-  std::vector<int8_t> c8(static_cast<std::size_t>(m * n));
-  gemm(ActivationsU8{a.data(), m, k, 0, 0}, packed, rs, c8.data());
-  for (std::size_t i = 0; i < c8.size(); ++i) {
-    const int32_t x = sat32(ref[i] + rs.bias[i % n]);
-    EXPECT_EQ(c8[i], requantize(x, rs.multipliers[0], 0, -128, 127)) << i;
-  }
-}
+TEST_F(AmxEmulatedGemm, StagesOnTheSplitKPath) { testing::check_stages_on_split_k(); }
 
 }  // namespace
 }  // namespace sparq

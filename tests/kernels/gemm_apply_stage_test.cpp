@@ -39,7 +39,7 @@ TEST_P(ApplyStage, SameBitsAsTheGemmStages) {
     // The int32 sums, in a block with a wider row stride than n.
     const int64_t ld = n + 3;
     std::vector<int32_t> acc(static_cast<std::size_t>(m * ld), 0);
-    gemm(act, pw, acc.data(), ld);
+    gemm(act, pw, Int32Output{}, acc.data(), ld);
 
     RequantizeStage rq;
     std::uniform_int_distribution<int32_t> mult(1 << 29, (1 << 30) - 1),
@@ -92,7 +92,7 @@ TEST_P(ApplyStage, PerRowActivationScales) {
   std::vector<float> got(static_cast<std::size_t>(m * n));
   gemm(ActivationsU8{a.data(), m, k, 0, 9}, pw, per_row, got.data());
   std::vector<int32_t> acc(got.size());
-  gemm(ActivationsU8{a.data(), m, k, 0, 9}, pw, acc.data());
+  gemm(ActivationsU8{a.data(), m, k, 0, 9}, pw, Int32Output{}, acc.data());
   std::vector<float> staged(got.size());
   apply_stage(acc.data(), m, n, 0, pw.scales(), per_row, staged.data());
   EXPECT_EQ(staged, got);

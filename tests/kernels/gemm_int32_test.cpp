@@ -27,28 +27,7 @@ class GemmInt32Test : public testing::IsaTest {
   template <class T>
   void check(int64_t m, int64_t n, int64_t k, int32_t zp, int64_t lda_extra = 0,
              int64_t ldc_extra = 0, int threads = 1) {
-    SCOPED_TRACE(::testing::Message()
-                 << "m=" << m << " n=" << n << " k=" << k << " zp=" << zp << " lda+" << lda_extra
-                 << " ldc+" << ldc_extra << " threads=" << threads);
-    const int64_t lda = k + lda_extra;
-    const int64_t ldc = n + ldc_extra;
-    const auto a = random_bytes<T>(static_cast<std::size_t>(m * lda), rng_);
-    const auto w = random_bytes<int8_t>(static_cast<std::size_t>(n * k), rng_);
-    const PackedWeights packed = pack_weights(w.data(), n, k, WeightLayout::out_in);
-    std::vector<int32_t> c(static_cast<std::size_t>(m * ldc), -7);
-    gemm(Activations<T>{a.data(), m, k, lda, zp}, packed, c.data(), ldc, GemmOptions{threads});
-    const auto ref = reference_gemm(a.data(), m, k, lda, zp, w.data(), n);
-    for (int64_t i = 0; i < m; ++i) {
-      for (int64_t j = 0; j < ldc; ++j) {
-        const int32_t got = c[static_cast<std::size_t>(i * ldc + j)];
-        if (j < n) {
-          ASSERT_EQ(got, ref[static_cast<std::size_t>(i * n + j)])
-              << "at (" << i << ", " << j << ")";
-        } else {
-          ASSERT_EQ(got, -7) << "wrote past n at (" << i << ", " << j << ")";
-        }
-      }
-    }
+    testing::check_int32_gemm<T>(rng_, m, n, k, zp, lda_extra, ldc_extra, threads);
   }
 
   std::mt19937 rng_{1234};
@@ -92,41 +71,9 @@ TEST_P(GemmInt32Test, ZeroPoints) {
   for (int32_t zp : {-128, -127, -1, 0, 1, 127}) check<int8_t>(4, 40, 100, zp);
 }
 
-TEST_P(GemmInt32Test, ThreadCountsGiveIdenticalResults) {
-  // Many panels (split over N) and few panels with many rows (split over M).
-  // Big enough (> 8 M multiply-adds) that the driver really uses 2-3 threads.
-  for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{40, 300, 801}, {230, 9, 4100}}) {
-    const auto a = random_bytes<uint8_t>(static_cast<std::size_t>(m * k), rng_);
-    const auto w = random_bytes<int8_t>(static_cast<std::size_t>(n * k), rng_);
-    const PackedWeights packed = pack_weights(w.data(), n, k, WeightLayout::out_in);
-    std::vector<int32_t> c1(static_cast<std::size_t>(m * n)), c2(c1.size()), c3(c1.size());
-    gemm(ActivationsU8{a.data(), m, k, 0, 9}, packed, c1.data(), 0, GemmOptions{1});
-    gemm(ActivationsU8{a.data(), m, k, 0, 9}, packed, c2.data(), 0, GemmOptions{2});
-    gemm(ActivationsU8{a.data(), m, k, 0, 9}, packed, c3.data(), 0, GemmOptions{3});
-    EXPECT_EQ(c1, c2);
-    EXPECT_EQ(c1, c3);
-    check<int8_t>(m, n, k, -3, 0, 0, 2);
-  }
-}
+TEST_P(GemmInt32Test, ThreadCountsGiveIdenticalResults) { testing::check_thread_counts(rng_); }
 
-TEST_P(GemmInt32Test, ExtremeValuesNeverSaturate) {
-  // Activations all 255 and weights all -128: every product is -32640, the
-  // largest magnitude u8 x s8 has; an int16 pair sum (vpmaddubsw) would
-  // saturate at -32768 and be wrong.
-  for (int64_t k : {2, 4, 64, 1000}) {
-    const int64_t m = 3;
-    const int64_t n = 21;
-    const std::vector<uint8_t> a(static_cast<std::size_t>(m * k), 255);
-    const std::vector<int8_t> w(static_cast<std::size_t>(n * k), -128);
-    const PackedWeights packed = pack_weights(w.data(), n, k, WeightLayout::out_in);
-    std::vector<int32_t> c(static_cast<std::size_t>(m * n));
-    gemm(ActivationsU8{a.data(), m, k, 0, 0}, packed, c.data());
-    for (int32_t v : c) ASSERT_EQ(v, -32640 * k);
-    const std::vector<int8_t> as(static_cast<std::size_t>(m * k), -128);
-    gemm(ActivationsS8{as.data(), m, k, 0, 127}, packed, c.data());
-    for (int32_t v : c) ASSERT_EQ(v, 255 * 128 * k);  // (-128 - 127) * -128
-  }
-}
+TEST_P(GemmInt32Test, ExtremeValuesNeverSaturate) { testing::check_extreme_values(3); }
 
 TEST_P(GemmInt32Test, DepthAtTheInt32Bound) {
   // K = 65,792 is the last K whose worst case fits in one int32 kernel call;
@@ -144,11 +91,11 @@ TEST_P(GemmInt32Test, SumsBeyondInt32AreRefused) {
   const std::vector<int8_t> w(static_cast<std::size_t>(2 * k), -128);
   const PackedWeights packed = pack_weights(w.data(), 2, k, WeightLayout::out_in);
   std::vector<int32_t> c(2);
-  EXPECT_THROW(gemm(ActivationsU8{a.data(), 1, k, 0, 0}, packed, c.data()), Error);
+  EXPECT_THROW(gemm(ActivationsU8{a.data(), 1, k, 0, 0}, packed, Int32Output{}, c.data()), Error);
   // At K = 65,793 the same data fits (in the K-split path) and is exact.
   const int64_t k2 = 65793;
   const PackedWeights packed2 = pack_weights(w.data(), 2, k2, WeightLayout::out_in);
-  gemm(ActivationsU8{a.data(), 1, k2, 0, 0}, packed2, c.data());
+  gemm(ActivationsU8{a.data(), 1, k2, 0, 0}, packed2, Int32Output{}, c.data());
   EXPECT_EQ(c[0], int64_t{-32640} * k2);
 }
 

@@ -20,10 +20,7 @@ namespace {
 using testing::random_bytes;
 using testing::reference_gemm;
 
-int32_t sat32(int64_t v) {
-  return static_cast<int32_t>(std::clamp<int64_t>(v, std::numeric_limits<int32_t>::min(),
-                                                  std::numeric_limits<int32_t>::max()));
-}
+using testing::sat32;
 
 class GemmStageTest : public testing::IsaTest {
  protected:
@@ -112,35 +109,7 @@ TEST_P(GemmStageTest, RequantizedGemmMatchesInt64Reference) {
     const auto a = random_bytes<int8_t>(static_cast<std::size_t>(m * k), rng_);
     const auto w = random_bytes<int8_t>(static_cast<std::size_t>(n * k), rng_);
     const PackedWeights packed = pack_weights(w.data(), n, k, WeightLayout::out_in);
-    const int32_t zp_a = -5;
-    const auto ref = reference_gemm(a.data(), m, k, k, zp_a, w.data(), n);
-    for (bool per_channel : {false, true}) {
-      RequantizeStage stage;
-      for (int64_t j = 0; j < (per_channel ? n : 1); ++j) {
-        stage.multipliers.push_back(quantize_multiplier(0.0004 * (1.0 + 0.37 * j)));
-      }
-      for (int64_t j = 0; j < n; ++j) stage.bias.push_back(static_cast<int32_t>(j * 977 - 20000));
-      stage.output_zero_point = 3;
-      stage.clamp_min = -128;
-      stage.clamp_max = 100;
-      std::vector<int8_t> c(static_cast<std::size_t>(m * n));
-      gemm(ActivationsS8{a.data(), m, k, 0, zp_a}, packed, stage, c.data());
-      RequantizeStage ustage = stage;
-      ustage.output_zero_point = 128;
-      ustage.clamp_min = 0;
-      ustage.clamp_max = 255;
-      std::vector<uint8_t> cu(static_cast<std::size_t>(m * n));
-      gemm(ActivationsS8{a.data(), m, k, 0, zp_a}, packed, ustage, cu.data(), 0, GemmOptions{2});
-      for (int64_t i = 0; i < m; ++i) {
-        for (int64_t j = 0; j < n; ++j) {
-          const auto idx = static_cast<std::size_t>(i * n + j);
-          const QuantizedMultiplier mq = stage.multipliers[per_channel ? j : 0];
-          const int32_t x = sat32(ref[idx] + stage.bias[static_cast<std::size_t>(j)]);
-          ASSERT_EQ(c[idx], requantize(x, mq, 3, -128, 100));
-          ASSERT_EQ(cu[idx], requantize(x, mq, 128, 0, 255));
-        }
-      }
-    }
+    testing::check_requantized_gemm(a, w, packed, m, n, k);
   }
 }
 
@@ -187,38 +156,7 @@ TEST_P(GemmStageTest, DequantizedGemmMatchesFp64) {
 }
 
 // K beyond the int32 bound: the int64 sums go through the same stages.
-TEST_P(GemmStageTest, StagesOnTheSplitKPath) {
-  const int64_t k = 2 * detail::kMaxKChunk + 3;
-  const int64_t m = 2;
-  const int64_t n = 3;
-  // All 255 against all -128: the true sum (about -4.3e9) does not fit in int32.
-  std::vector<uint8_t> a(static_cast<std::size_t>(m * k), 255);
-  std::vector<int8_t> w(static_cast<std::size_t>(n * k), -128);
-  a[5] = 0;
-  w[static_cast<std::size_t>(k + 9)] = 127;
-  const PackedWeights packed = pack_weights(w.data(), n, k, WeightLayout::out_in);
-  const auto ref = reference_gemm(a.data(), m, k, k, 0, w.data(), n);
-  ASSERT_LT(ref[0], std::numeric_limits<int32_t>::min());
-  std::vector<int32_t> c32(static_cast<std::size_t>(m * n));
-  EXPECT_THROW(gemm(ActivationsU8{a.data(), m, k, 0, 0}, packed, c32.data()), Error);
-
-  DequantizeStage ds;
-  ds.activation_scale = 1e-6f;
-  std::vector<float> cf(static_cast<std::size_t>(m * n));
-  gemm(ActivationsU8{a.data(), m, k, 0, 0}, packed, ds, cf.data());
-  for (std::size_t i = 0; i < cf.size(); ++i) {
-    EXPECT_NEAR(cf[i], ref[i] * 1e-6, std::fabs(ref[i] * 1e-6) * 1e-6);
-  }
-  RequantizeStage rs;
-  rs.multipliers = {quantize_multiplier(1e-8)};
-  rs.bias = {5, -7, 1 << 30};
-  std::vector<int8_t> c8(static_cast<std::size_t>(m * n));
-  gemm(ActivationsU8{a.data(), m, k, 0, 0}, packed, rs, c8.data());
-  for (std::size_t i = 0; i < c8.size(); ++i) {
-    const int32_t x = sat32(ref[i] + rs.bias[i % n]);
-    EXPECT_EQ(c8[i], requantize(x, rs.multipliers[0], 0, -128, 127)) << i;
-  }
-}
+TEST_P(GemmStageTest, StagesOnTheSplitKPath) { testing::check_stages_on_split_k(); }
 
 // linear_dynamic refuses a NaN or an infinity at any position of any row
 // (vector bodies and tails of the dispatched min/max kernel), per call and

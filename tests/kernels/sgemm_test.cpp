@@ -23,6 +23,7 @@
 #include "kernels/sgemm_kernels.hpp"
 #include "sparq/error.hpp"
 #include "sparq/gemm/sgemm.hpp"
+#include "support/error_of.hpp"
 #include "support/isa_param.hpp"
 
 namespace sparq {
@@ -179,53 +180,44 @@ TEST_P(SgemmTest, RepacksWeightsPackedForAnotherIsa) {
   EXPECT_EQ(c1, c2);
 }
 
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no exception)";
-}
+using testing::error_of;
 
 TEST(SgemmApi, ValidatesArguments) {
   using ::testing::HasSubstr;
   const std::vector<float> w(64, 1.0f), a(64, 1.0f);
   std::vector<float> c(64);
-  EXPECT_THAT(message_of([&] { pack_weights_f32(nullptr, 4, 4, WeightLayout::out_in); }),
+  EXPECT_THAT(error_of([&] { pack_weights_f32(nullptr, 4, 4, WeightLayout::out_in); }),
               HasSubstr("weights is null"));
-  EXPECT_THAT(message_of([&] { pack_weights_f32(w.data(), 0, 4, WeightLayout::out_in); }),
+  EXPECT_THAT(error_of([&] { pack_weights_f32(w.data(), 0, 4, WeightLayout::out_in); }),
               HasSubstr("n (0) must be in [1, 2^31 - 1]"));
-  EXPECT_THAT(message_of([&] { pack_weights_f32(w.data(), 4, -1, WeightLayout::out_in); }),
+  EXPECT_THAT(error_of([&] { pack_weights_f32(w.data(), 4, -1, WeightLayout::out_in); }),
               HasSubstr("k (-1) must be in [1, 2^31 - 1]"));
-  EXPECT_THAT(message_of([&] { pack_weights_f32(w.data(), 4, 8, WeightLayout::out_in, 5); }),
+  EXPECT_THAT(error_of([&] { pack_weights_f32(w.data(), 4, 8, WeightLayout::out_in, 5); }),
               HasSubstr("ld (5) must be 0 or >= 8"));
-  EXPECT_THAT(message_of([&] { pack_weights_f32(w.data(), 8, 4, WeightLayout::in_out, 7); }),
+  EXPECT_THAT(error_of([&] { pack_weights_f32(w.data(), 8, 4, WeightLayout::in_out, 7); }),
               HasSubstr("ld (7) must be 0 or >= 8"));
 
   const auto packed = pack_weights_f32(w.data(), 4, 8, WeightLayout::out_in);  // n 4, k 8
-  EXPECT_THAT(
-      message_of([&] { sgemm(a.data(), 2, 8, 0, PackedWeightsF32{}, {}, false, c.data()); }),
-      HasSubstr("packed weights are empty"));
-  EXPECT_THAT(message_of([&] { sgemm(a.data(), 2, 7, 0, packed, {}, false, c.data()); }),
+  EXPECT_THAT(error_of([&] { sgemm(a.data(), 2, 8, 0, PackedWeightsF32{}, {}, false, c.data()); }),
+              HasSubstr("packed weights are empty"));
+  EXPECT_THAT(error_of([&] { sgemm(a.data(), 2, 7, 0, packed, {}, false, c.data()); }),
               HasSubstr("k (7) must equal the packed weights' k (8)"));
-  EXPECT_THAT(message_of([&] { sgemm(a.data(), -1, 8, 0, packed, {}, false, c.data()); }),
+  EXPECT_THAT(error_of([&] { sgemm(a.data(), -1, 8, 0, packed, {}, false, c.data()); }),
               HasSubstr("m (-1) must be >= 0"));
-  EXPECT_THAT(message_of([&] { sgemm(a.data(), 2, 8, 6, packed, {}, false, c.data()); }),
+  EXPECT_THAT(error_of([&] { sgemm(a.data(), 2, 8, 6, packed, {}, false, c.data()); }),
               HasSubstr("lda (6) must be 0 or >= k (8)"));
-  EXPECT_THAT(message_of([&] { sgemm(a.data(), 2, 8, 0, packed, {}, false, c.data(), 3); }),
+  EXPECT_THAT(error_of([&] { sgemm(a.data(), 2, 8, 0, packed, {}, false, c.data(), 3); }),
               HasSubstr("ldc (3) must be 0 or >= n (4)"));
   const std::vector<float> bias3(3, 0.0f);
-  EXPECT_THAT(message_of([&] { sgemm(a.data(), 2, 8, 0, packed, bias3, false, c.data()); }),
+  EXPECT_THAT(error_of([&] { sgemm(a.data(), 2, 8, 0, packed, bias3, false, c.data()); }),
               HasSubstr("bias has 3 values; expected 0 or n (4)"));
-  EXPECT_THAT(message_of([&] { sgemm(nullptr, 2, 8, 0, packed, {}, false, c.data()); }),
+  EXPECT_THAT(error_of([&] { sgemm(nullptr, 2, 8, 0, packed, {}, false, c.data()); }),
               HasSubstr("a is null"));
-  EXPECT_THAT(message_of([&] { sgemm(a.data(), 2, 8, 0, packed, {}, false, nullptr); }),
+  EXPECT_THAT(error_of([&] { sgemm(a.data(), 2, 8, 0, packed, {}, false, nullptr); }),
               HasSubstr("c is null"));
-  EXPECT_THAT(message_of([&] {
-                sgemm(a.data(), 2, 8, 0, packed, {}, false, c.data(), 0, {.threads = -2});
-              }),
-              HasSubstr("options.threads (-2) must be >= 0"));
+  EXPECT_THAT(
+      error_of([&] { sgemm(a.data(), 2, 8, 0, packed, {}, false, c.data(), 0, {.threads = -2}); }),
+      HasSubstr("options.threads (-2) must be >= 0"));
   // m = 0 touches nothing, not even the null pointers.
   EXPECT_NO_THROW(sgemm(nullptr, 0, 8, 0, packed, {}, false, nullptr));
 }

@@ -83,11 +83,11 @@ TEST_P(SparseGemm, Int32MatchesDenseAndReferenceOnBothPaths) {
       std::vector<int64_t> ref;
       if (is_signed) {
         ActivationsS8 a{reinterpret_cast<const int8_t*>(bytes.data()), s.m, s.k, lda, zp};
-        gemm(a, dw, dense.data());
+        gemm(a, dw, Int32Output{}, dense.data());
         ref = reference_gemm(a.data, s.m, s.k, lda, zp, w.data(), s.n);
       } else {
         ActivationsU8 a{bytes.data(), s.m, s.k, lda, zp};
-        gemm(a, dw, dense.data());
+        gemm(a, dw, Int32Output{}, dense.data());
         ref = reference_gemm(a.data, s.m, s.k, lda, zp, w.data(), s.n);
       }
       for (SparsePath path : kPaths) {
@@ -103,9 +103,10 @@ TEST_P(SparseGemm, Int32MatchesDenseAndReferenceOnBothPaths) {
         if (is_signed) {
           ran =
               gemm(ActivationsS8{reinterpret_cast<const int8_t*>(bytes.data()), s.m, s.k, lda, zp},
-                   sw, c.data(), ldc, o);
+                   sw, Int32Output{}, c.data(), ldc, o);
         } else {
-          ran = gemm(ActivationsU8{bytes.data(), s.m, s.k, lda, zp}, sw, c.data(), ldc, o);
+          ran = gemm(ActivationsU8{bytes.data(), s.m, s.k, lda, zp}, sw, Int32Output{}, c.data(),
+                     ldc, o);
         }
         // neon (4x4c8) and neoni8mm (kr 8) dense layouts are not what the
         // expand kernels write: a forced expand runs the direct path there.
@@ -204,8 +205,8 @@ TEST_P(SparseGemm, KChunksMatchDense) {
   for (SparsePath path : kPaths) {
     const SparseGemmOptions o{0, path};
     std::vector<int32_t> d(static_cast<std::size_t>(m * n)), c(d.size());
-    gemm(act, dw, d.data());
-    gemm(act, sw, c.data(), 0, o);
+    gemm(act, dw, Int32Output{}, d.data());
+    gemm(act, sw, Int32Output{}, c.data(), 0, o);
     EXPECT_EQ(d, c) << sparse_path_name(path);
     std::vector<int8_t> d8(d.size()), c8(d.size());
     gemm(act, dw, rq, d8.data());
@@ -228,8 +229,9 @@ TEST_P(SparseGemm, Int32OverflowThrowsLikeDense) {
   const PackedSparseWeights sw = pack_sparse_weights(compress24(w, 1, k));
   const PackedWeights dw = pack_weights(w.data(), 1, k, WeightLayout::out_in);
   int32_t c = 0;
-  EXPECT_THROW(gemm(act, dw, &c), Error);
-  for (SparsePath path : kPaths) EXPECT_THROW(gemm(act, sw, &c, 0, {0, path}), Error);
+  EXPECT_THROW(gemm(act, dw, Int32Output{}, &c), Error);
+  for (SparsePath path : kPaths)
+    EXPECT_THROW(gemm(act, sw, Int32Output{}, &c, 0, {0, path}), Error);
 }
 
 TEST_P(SparseGemm, ThreadsAndRepackingGiveIdenticalResults) {
@@ -245,12 +247,12 @@ TEST_P(SparseGemm, ThreadsAndRepackingGiveIdenticalResults) {
   const auto a = random_bytes<uint8_t>(static_cast<std::size_t>(m * k), rng);
   const ActivationsU8 act{a.data(), m, k, 0, 9};
   std::vector<int32_t> ref(static_cast<std::size_t>(m * n));
-  gemm(act, pack_weights(w.data(), n, k, WeightLayout::out_in), ref.data());
+  gemm(act, pack_weights(w.data(), n, k, WeightLayout::out_in), Int32Output{}, ref.data());
   for (SparsePath path : kPaths) {
     for (int threads : {1, 2, 3}) {
       std::vector<int32_t> c(ref.size()), r(ref.size());
-      gemm(act, sw, c.data(), 0, {threads, path});
-      gemm(act, scalar_packed, r.data(), 0, {threads, path});
+      gemm(act, sw, Int32Output{}, c.data(), 0, {threads, path});
+      gemm(act, scalar_packed, Int32Output{}, r.data(), 0, {threads, path});
       EXPECT_EQ(c, ref) << threads << sparse_path_name(path);
       EXPECT_EQ(r, ref) << threads << sparse_path_name(path);
     }
@@ -329,7 +331,8 @@ TEST_P(SparseGemm, AutomaticPathFollowsRowsAndSize) {
   EXPECT_EQ(choose_sparse_path(sw, 256, {0, SparsePath::direct}), SparsePath::direct);
   const std::vector<uint8_t> a(static_cast<std::size_t>(k), 1);
   std::vector<int32_t> c(static_cast<std::size_t>(n));
-  EXPECT_EQ(gemm(ActivationsU8{a.data(), 1, k, 0, 0}, sw, c.data()), SparsePath::direct);
+  EXPECT_EQ(gemm(ActivationsU8{a.data(), 1, k, 0, 0}, sw, Int32Output{}, c.data()),
+            SparsePath::direct);
 }
 
 TEST(SparseGemmErrors, BadInputsThrow) {
@@ -343,12 +346,13 @@ TEST(SparseGemmErrors, BadInputsThrow) {
   const PackedSparseWeights sw = pack_sparse_weights(c);
   const std::vector<uint8_t> a(8, 0);
   int32_t out[2];
-  EXPECT_THROW(gemm(ActivationsU8{a.data(), 1, 7, 0, 0}, sw, out), Error);
-  EXPECT_THROW(gemm(ActivationsU8{a.data(), 1, 8, 0, 0}, PackedSparseWeights{}, out), Error);
-  EXPECT_THROW(
-      gemm(ActivationsU8{a.data(), 1, 8, 0, 0}, sw, out, 0, {0, static_cast<SparsePath>(7)}),
-      Error);
-  EXPECT_THROW(gemm(ActivationsU8{a.data(), 1, 8, 0, 300}, sw, out), Error);
+  EXPECT_THROW(gemm(ActivationsU8{a.data(), 1, 7, 0, 0}, sw, Int32Output{}, out), Error);
+  EXPECT_THROW(gemm(ActivationsU8{a.data(), 1, 8, 0, 0}, PackedSparseWeights{}, Int32Output{}, out),
+               Error);
+  EXPECT_THROW(gemm(ActivationsU8{a.data(), 1, 8, 0, 0}, sw, Int32Output{}, out, 0,
+                    {0, static_cast<SparsePath>(7)}),
+               Error);
+  EXPECT_THROW(gemm(ActivationsU8{a.data(), 1, 8, 0, 300}, sw, Int32Output{}, out), Error);
 }
 
 SPARQ_INSTANTIATE_FOR_ALL_ISAS(SparseGemm);

@@ -4,15 +4,19 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <concepts>
 #include <functional>
 #include <random>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/gemm_test_support.hpp"
 #include "sparq/detail/packed_weights_data.hpp"
 #include "sparq/gemm/gemm.hpp"
+#include "sparq/gemm/sparse_gemm.hpp"
 #include "sparq/quant/qparams.hpp"
 #include "sparq/threads.hpp"
+#include "support/error_of.hpp"
 #include "support/isa_param.hpp"
 
 namespace sparq {
@@ -21,29 +25,48 @@ namespace {
 using testing::random_bytes;
 using testing::reference_gemm;
 
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no exception)";
-}
+using testing::error_of;
+
+// gemm() is one constrained template: the documented (activations, weights,
+// stage, output) combinations compile, the others must not (a regression
+// here would let a stage write the wrong element type).
+template <class Stage, class Out, class W = PackedWeights, class T = uint8_t>
+constexpr bool gemm_compiles = requires(const Activations<T>& a, const W& w, const Stage& s,
+                                        Out* c) {
+  gemm(a, w, s, c);
+};
+static_assert(gemm_compiles<Int32Output, int32_t>);
+static_assert(gemm_compiles<RequantizeStage, uint8_t>);
+static_assert(gemm_compiles<RequantizeStage, int8_t, PackedWeights, int8_t>);
+static_assert(gemm_compiles<DequantizeStage, float>);
+static_assert(gemm_compiles<Int32Output, int32_t, PackedSparseWeights>);
+static_assert(gemm_compiles<DequantizeStage, float, PackedSparseWeights, int8_t>);
+static_assert(!gemm_compiles<Int32Output, float>);
+static_assert(!gemm_compiles<DequantizeStage, int32_t>);
+static_assert(!gemm_compiles<RequantizeStage, int32_t>);
+static_assert(!gemm_compiles<RequantizeStage, uint16_t, PackedSparseWeights>);
+static_assert(!gemm_compiles<DequantizeStage, float, std::vector<int8_t>>);
+static_assert(!gemm_compiles<DequantizeStage, float, PackedWeights, int16_t>);
+static_assert(std::is_void_v<decltype(gemm(ActivationsU8{}, PackedWeights{}, Int32Output{},
+                                           static_cast<int32_t*>(nullptr)))>);
+static_assert(std::same_as<decltype(gemm(ActivationsU8{}, PackedSparseWeights{}, Int32Output{},
+                                         static_cast<int32_t*>(nullptr))),
+                           SparsePath>);
 
 TEST(GemmApi, PackWeightsValidatesArguments) {
   const std::vector<int8_t> w(64, 1);
   EXPECT_THROW(pack_weights(nullptr, 4, 4, WeightLayout::out_in), Error);
-  EXPECT_THAT(message_of([&] { pack_weights(w.data(), 0, 4, WeightLayout::out_in); }),
+  EXPECT_THAT(error_of([&] { pack_weights(w.data(), 0, 4, WeightLayout::out_in); }),
               ::testing::HasSubstr("n (0) must be >= 1"));
   EXPECT_THROW(pack_weights(w.data(), 4, 0, WeightLayout::out_in), Error);
-  EXPECT_THAT(message_of([&] { pack_weights(w.data(), 4, 8, WeightLayout::out_in, 5); }),
+  EXPECT_THAT(error_of([&] { pack_weights(w.data(), 4, 8, WeightLayout::out_in, 5); }),
               ::testing::HasSubstr("ld (5) must be >= 8"));
   EXPECT_THROW(pack_weights(w.data(), 8, 4, WeightLayout::in_out, 7), Error);
   const std::vector<float> two = {1.0f, 2.0f};
-  EXPECT_THAT(message_of([&] { pack_weights(w.data(), 4, 4, WeightLayout::out_in, 0, two); }),
+  EXPECT_THAT(error_of([&] { pack_weights(w.data(), 4, 4, WeightLayout::out_in, 0, two); }),
               ::testing::HasSubstr("scales has 2 values"));
   const std::vector<float> bad = {1.0f, 0.0f, 1.0f, 1.0f};
-  EXPECT_THAT(message_of([&] { pack_weights(w.data(), 4, 4, WeightLayout::out_in, 0, bad); }),
+  EXPECT_THAT(error_of([&] { pack_weights(w.data(), 4, 4, WeightLayout::out_in, 0, bad); }),
               ::testing::HasSubstr("scales[1] (0) must be finite and > 0"));
   const std::vector<float> nan = {NAN};
   EXPECT_THROW(pack_weights(w.data(), 4, 4, WeightLayout::out_in, 0, nan), Error);
@@ -100,26 +123,29 @@ TEST(GemmApi, GemmValidatesArguments) {
   const std::vector<uint8_t> a(8, 1);
   const std::vector<int8_t> as(8, 1);
   std::vector<int32_t> c(6);
-  EXPECT_THAT(message_of([&] {
-                gemm(ActivationsU8{a.data(), 2, 5, 0, 0}, p, c.data());
+  EXPECT_THAT(error_of([&] {
+                gemm(ActivationsU8{a.data(), 2, 5, 0, 0}, p, Int32Output{}, c.data());
               }),
               ::testing::HasSubstr("a.k (5) must equal the weights' k (4)"));
-  EXPECT_THROW(gemm(ActivationsU8{a.data(), 2, 4, 3, 0}, p, c.data()), Error);
-  EXPECT_THROW(gemm(ActivationsU8{a.data(), -1, 4, 0, 0}, p, c.data()), Error);
-  EXPECT_THROW(gemm(ActivationsU8{nullptr, 2, 4, 0, 0}, p, c.data()), Error);
-  EXPECT_THAT(message_of([&] {
-                gemm(ActivationsU8{a.data(), 2, 4, 0, 256}, p, c.data());
+  EXPECT_THROW(gemm(ActivationsU8{a.data(), 2, 4, 3, 0}, p, Int32Output{}, c.data()), Error);
+  EXPECT_THROW(gemm(ActivationsU8{a.data(), -1, 4, 0, 0}, p, Int32Output{}, c.data()), Error);
+  EXPECT_THROW(gemm(ActivationsU8{nullptr, 2, 4, 0, 0}, p, Int32Output{}, c.data()), Error);
+  EXPECT_THAT(error_of([&] {
+                gemm(ActivationsU8{a.data(), 2, 4, 0, 256}, p, Int32Output{}, c.data());
               }),
               ::testing::HasSubstr("a.zero_point (256) must be in [0, 255]"));
-  EXPECT_THROW(gemm(ActivationsS8{as.data(), 2, 4, 0, 128}, p, c.data()), Error);
-  EXPECT_THROW(gemm(ActivationsU8{a.data(), 2, 4, 0, 0}, p, c.data(), 2), Error);
-  EXPECT_THROW(gemm(ActivationsU8{a.data(), 2, 4, 0, 0}, p, static_cast<int32_t*>(nullptr)), Error);
-  EXPECT_THROW(gemm(ActivationsU8{a.data(), 2, 4, 0, 0}, PackedWeights(), c.data()), Error);
-  gemm(ActivationsU8{a.data(), 0, 4, 0, 0}, p, c.data());  // m = 0: nothing to do
+  EXPECT_THROW(gemm(ActivationsS8{as.data(), 2, 4, 0, 128}, p, Int32Output{}, c.data()), Error);
+  EXPECT_THROW(gemm(ActivationsU8{a.data(), 2, 4, 0, 0}, p, Int32Output{}, c.data(), 2), Error);
+  EXPECT_THROW(
+      gemm(ActivationsU8{a.data(), 2, 4, 0, 0}, p, Int32Output{}, static_cast<int32_t*>(nullptr)),
+      Error);
+  EXPECT_THROW(gemm(ActivationsU8{a.data(), 2, 4, 0, 0}, PackedWeights(), Int32Output{}, c.data()),
+               Error);
+  gemm(ActivationsU8{a.data(), 0, 4, 0, 0}, p, Int32Output{}, c.data());  // m = 0: nothing to do
 
   RequantizeStage r;
   std::vector<int8_t> c8(6);
-  EXPECT_THAT(message_of([&] {
+  EXPECT_THAT(error_of([&] {
                 gemm(ActivationsU8{a.data(), 2, 4, 0, 0}, p, r, c8.data());
               }),
               ::testing::HasSubstr("multipliers has 0 values"));
@@ -148,7 +174,7 @@ TEST(GemmApi, GemmValidatesArguments) {
   std::vector<float> x(8, 1.0f);
   EXPECT_THROW(linear_dynamic(x.data(), 2, 3, p, {}, cf.data()), Error);
   x[3] = NAN;
-  EXPECT_THAT(message_of([&] { linear_dynamic(x.data(), 2, 4, p, {}, cf.data()); }),
+  EXPECT_THAT(error_of([&] { linear_dynamic(x.data(), 2, 4, p, {}, cf.data()); }),
               ::testing::HasSubstr("NaN or infinity"));
 }
 
@@ -179,7 +205,7 @@ TEST_P(GemmApiIsaTest, RepacksWhenTheIsaChanged) {
       p = pack_weights(w.data(), n, k, WeightLayout::out_in);
     }
     std::vector<int32_t> c(static_cast<std::size_t>(m * n));
-    gemm(ActivationsU8{a.data(), m, k, 0, 17}, p, c.data());
+    gemm(ActivationsU8{a.data(), m, k, 0, 17}, p, Int32Output{}, c.data());
     const auto ref = reference_gemm(a.data(), m, k, k, 17, w.data(), n);
     for (std::size_t i = 0; i < c.size(); ++i) ASSERT_EQ(c[i], ref[i]) << isa_name(other);
   }

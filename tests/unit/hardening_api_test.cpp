@@ -77,12 +77,12 @@ TEST(HardeningApi, NegativeThreadsAreErrorsLikeSetNumThreads) {
   const sparq::PackedWeights p = sparq::pack_weights(w.data(), 4, 4, sparq::WeightLayout::out_in);
   const std::vector<uint8_t> a(8, 3);
   std::vector<int32_t> c(8);
-  EXPECT_ERROR(sparq::gemm(sparq::ActivationsU8{a.data(), 2, 4, 0, 0}, p, sparq::Int32Output{}, c.data(), 0,
-                           sparq::GemmOptions{-3}),
+  EXPECT_ERROR(sparq::gemm(sparq::ActivationsU8{a.data(), 2, 4, 0, 0}, p, sparq::Int32Output{},
+                           c.data(), 0, sparq::GemmOptions{-3}),
                "GemmOptions::threads (-3) must be >= 0");
   EXPECT_ERROR(sparq::set_num_threads(-1), "must be >= 0");
-  EXPECT_NO_THROW(sparq::gemm(sparq::ActivationsU8{a.data(), 2, 4, 0, 0}, p, sparq::Int32Output{}, c.data(), 0,
-                              sparq::GemmOptions{0}));
+  EXPECT_NO_THROW(sparq::gemm(sparq::ActivationsU8{a.data(), 2, 4, 0, 0}, p, sparq::Int32Output{},
+                              c.data(), 0, sparq::GemmOptions{0}));
 }
 
 TEST(HardeningApi, OutOfRangeEnumValuesAreErrors) {

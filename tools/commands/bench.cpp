@@ -170,18 +170,20 @@ ShapeRecord measure(const Options& o, int64_t m, int64_t n, int64_t k,
   std::vector<std::function<void()>> fns;
   std::vector<std::optional<double>*> slots;
   fns.emplace_back([&] {
-    sparq::gemm(sparq::ActivationsU8{a.data(), m, k, 0, 3}, packed, c.data(), 0, go);
+    sparq::gemm(sparq::ActivationsU8{a.data(), m, k, 0, 3}, packed, sparq::Int32Output{}, c.data(),
+                0, go);
   });
   slots.push_back(&r.gops);
   if (o.threads > 1) {  // the thread speedup, from the same interleaved repetitions
     fns.emplace_back([&] {
-      sparq::gemm(sparq::ActivationsU8{a.data(), m, k, 0, 3}, packed, c.data(), 0,
-                  sparq::GemmOptions{1});
+      sparq::gemm(sparq::ActivationsU8{a.data(), m, k, 0, 3}, packed, sparq::Int32Output{},
+                  c.data(), 0, sparq::GemmOptions{1});
     });
     slots.push_back(&r.gops_1thread);
   }
   fns.emplace_back([&] {
-    sparq::gemm(sparq::ActivationsS8{as.data(), m, k, 0, -3}, packed, c.data(), 0, go);
+    sparq::gemm(sparq::ActivationsS8{as.data(), m, k, 0, -3}, packed, sparq::Int32Output{},
+                c.data(), 0, go);
   });
   slots.push_back(&r.s8_gops);
   fns.emplace_back([&] {

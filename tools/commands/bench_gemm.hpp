@@ -104,6 +104,41 @@ inline std::vector<double> median_seconds_interleaved(const std::vector<std::fun
   return medians;
 }
 
+// Twelve independent chains of `op` (with any prefix) into accumulators 4..15
+// of register class `r` ("zmm", "ymm"), sources 0 and 1 zeroed by `zero`,
+// `n` iterations: the peak probes below, which never touch memory.
+// clang-format off
+#define SPARQ_PEAK_STEP(op, r, acc) op " %%" r "0,%%" r "1,%%" r #acc "\n\t"
+#define SPARQ_PEAK12(zero, op, r, n)                                                  \
+  __asm__ volatile(                                                                   \
+      zero " %%" r "0,%%" r "0,%%" r "0\n\t" zero " %%" r "1,%%" r "1,%%" r "1\n\t" \
+      "1:\n\t"                                                                        \
+      SPARQ_PEAK_STEP(op, r, 4) SPARQ_PEAK_STEP(op, r, 5) SPARQ_PEAK_STEP(op, r, 6)    \
+      SPARQ_PEAK_STEP(op, r, 7) SPARQ_PEAK_STEP(op, r, 8) SPARQ_PEAK_STEP(op, r, 9)    \
+      SPARQ_PEAK_STEP(op, r, 10) SPARQ_PEAK_STEP(op, r, 11) SPARQ_PEAK_STEP(op, r, 12) \
+      SPARQ_PEAK_STEP(op, r, 13) SPARQ_PEAK_STEP(op, r, 14) SPARQ_PEAK_STEP(op, r, 15) \
+      "dec %0\n\tjnz 1b\n\tvzeroupper"                                                \
+      : "+r"(n)                                                                       \
+      :                                                                               \
+      : "xmm0", "xmm1", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",      \
+        "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc")
+// clang-format on
+
+/// Best of 5 timed runs of `run(iters)` (which returns its operations per
+/// iteration), in G operations per second: a probe measures what the core
+/// can do.
+template <class Run>
+double best_rate_gops(Run run) {
+  const long iters = 2000000;
+  std::vector<double> rates;
+  for (int r = 0; r < 5; ++r) {
+    const double t0 = now_seconds();
+    const double ops = run(iters);
+    rates.push_back(ops * static_cast<double>(iters) / (now_seconds() - t0) / 1e9);
+  }
+  return *std::max_element(rates.begin(), rates.end());
+}
+
 /// Integer multiply-add peak of one core for `isa`, in GOPS (2 ops per
 /// multiply-add), from a loop of 12 independent accumulations that never
 /// touches memory. avx512vnni: vpdpbusd zmm (64 MACs); avxvnni: {vex}
@@ -115,36 +150,10 @@ inline std::optional<double> int8_peak_gops(Isa isa) {
     long n = iters;
     switch (isa) {
       case Isa::avx512vnni:
-        __asm__ volatile(
-            "vpxord %%zmm0,%%zmm0,%%zmm0\n\tvpxord %%zmm1,%%zmm1,%%zmm1\n\t"
-            "1:\n\t"
-            "vpdpbusd %%zmm0,%%zmm1,%%zmm4\n\tvpdpbusd %%zmm0,%%zmm1,%%zmm5\n\t"
-            "vpdpbusd %%zmm0,%%zmm1,%%zmm6\n\tvpdpbusd %%zmm0,%%zmm1,%%zmm7\n\t"
-            "vpdpbusd %%zmm0,%%zmm1,%%zmm8\n\tvpdpbusd %%zmm0,%%zmm1,%%zmm9\n\t"
-            "vpdpbusd %%zmm0,%%zmm1,%%zmm10\n\tvpdpbusd %%zmm0,%%zmm1,%%zmm11\n\t"
-            "vpdpbusd %%zmm0,%%zmm1,%%zmm12\n\tvpdpbusd %%zmm0,%%zmm1,%%zmm13\n\t"
-            "vpdpbusd %%zmm0,%%zmm1,%%zmm14\n\tvpdpbusd %%zmm0,%%zmm1,%%zmm15\n\t"
-            "dec %0\n\tjnz 1b\n\tvzeroupper"
-            : "+r"(n)
-            :
-            : "xmm0", "xmm1", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
-              "xmm12", "xmm13", "xmm14", "xmm15", "cc");
+        SPARQ_PEAK12("vpxord", "vpdpbusd", "zmm", n);
         return 12.0 * 64 * 2;
       case Isa::avxvnni:
-        __asm__ volatile(
-            "vpxor %%ymm0,%%ymm0,%%ymm0\n\tvpxor %%ymm1,%%ymm1,%%ymm1\n\t"
-            "1:\n\t"
-            "%{vex%} vpdpbusd %%ymm0,%%ymm1,%%ymm4\n\t%{vex%} vpdpbusd %%ymm0,%%ymm1,%%ymm5\n\t"
-            "%{vex%} vpdpbusd %%ymm0,%%ymm1,%%ymm6\n\t%{vex%} vpdpbusd %%ymm0,%%ymm1,%%ymm7\n\t"
-            "%{vex%} vpdpbusd %%ymm0,%%ymm1,%%ymm8\n\t%{vex%} vpdpbusd %%ymm0,%%ymm1,%%ymm9\n\t"
-            "%{vex%} vpdpbusd %%ymm0,%%ymm1,%%ymm10\n\t%{vex%} vpdpbusd %%ymm0,%%ymm1,%%ymm11\n\t"
-            "%{vex%} vpdpbusd %%ymm0,%%ymm1,%%ymm12\n\t%{vex%} vpdpbusd %%ymm0,%%ymm1,%%ymm13\n\t"
-            "%{vex%} vpdpbusd %%ymm0,%%ymm1,%%ymm14\n\t%{vex%} vpdpbusd %%ymm0,%%ymm1,%%ymm15\n\t"
-            "dec %0\n\tjnz 1b\n\tvzeroupper"
-            : "+r"(n)
-            :
-            : "xmm0", "xmm1", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
-              "xmm12", "xmm13", "xmm14", "xmm15", "cc");
+        SPARQ_PEAK12("vpxor", "%{vex%} vpdpbusd", "ymm", n);
         return 12.0 * 32 * 2;
       case Isa::avx2:
         __asm__ volatile(
@@ -168,15 +177,7 @@ inline std::optional<double> int8_peak_gops(Isa isa) {
   };
   if (isa != Isa::avx512vnni && isa != Isa::avxvnni && isa != Isa::avx2) return std::nullopt;
   if (!isa_supported(isa)) return std::nullopt;
-  const long iters = 2000000;
-  std::vector<double> rates;
-  for (int r = 0; r < 5; ++r) {
-    const double t0 = now_seconds();
-    const double ops = run(iters);
-    rates.push_back(ops * static_cast<double>(iters) / (now_seconds() - t0) / 1e9);
-  }
-  std::sort(rates.begin(), rates.end());
-  return rates.back();  // best of 5: the probe measures what the core can do
+  return best_rate_gops(run);
 #else
   (void)isa;
   return std::nullopt;
@@ -199,47 +200,13 @@ inline std::optional<double> fp32_peak_gops(int width) {
   auto run = [&](long iters) {
     long n = iters;
     if (width == 512) {
-      __asm__ volatile(
-          "vpxord %%zmm0,%%zmm0,%%zmm0\n\tvpxord %%zmm1,%%zmm1,%%zmm1\n\t"
-          "1:\n\t"
-          "vfmadd231ps %%zmm0,%%zmm1,%%zmm4\n\tvfmadd231ps %%zmm0,%%zmm1,%%zmm5\n\t"
-          "vfmadd231ps %%zmm0,%%zmm1,%%zmm6\n\tvfmadd231ps %%zmm0,%%zmm1,%%zmm7\n\t"
-          "vfmadd231ps %%zmm0,%%zmm1,%%zmm8\n\tvfmadd231ps %%zmm0,%%zmm1,%%zmm9\n\t"
-          "vfmadd231ps %%zmm0,%%zmm1,%%zmm10\n\tvfmadd231ps %%zmm0,%%zmm1,%%zmm11\n\t"
-          "vfmadd231ps %%zmm0,%%zmm1,%%zmm12\n\tvfmadd231ps %%zmm0,%%zmm1,%%zmm13\n\t"
-          "vfmadd231ps %%zmm0,%%zmm1,%%zmm14\n\tvfmadd231ps %%zmm0,%%zmm1,%%zmm15\n\t"
-          "dec %0\n\tjnz 1b\n\tvzeroupper"
-          : "+r"(n)
-          :
-          : "xmm0", "xmm1", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
-            "xmm12", "xmm13", "xmm14", "xmm15", "cc");
+      SPARQ_PEAK12("vpxord", "vfmadd231ps", "zmm", n);
       return 12.0 * 16 * 2;
     }
-    __asm__ volatile(
-        "vxorps %%ymm0,%%ymm0,%%ymm0\n\tvxorps %%ymm1,%%ymm1,%%ymm1\n\t"
-        "1:\n\t"
-        "vfmadd231ps %%ymm0,%%ymm1,%%ymm4\n\tvfmadd231ps %%ymm0,%%ymm1,%%ymm5\n\t"
-        "vfmadd231ps %%ymm0,%%ymm1,%%ymm6\n\tvfmadd231ps %%ymm0,%%ymm1,%%ymm7\n\t"
-        "vfmadd231ps %%ymm0,%%ymm1,%%ymm8\n\tvfmadd231ps %%ymm0,%%ymm1,%%ymm9\n\t"
-        "vfmadd231ps %%ymm0,%%ymm1,%%ymm10\n\tvfmadd231ps %%ymm0,%%ymm1,%%ymm11\n\t"
-        "vfmadd231ps %%ymm0,%%ymm1,%%ymm12\n\tvfmadd231ps %%ymm0,%%ymm1,%%ymm13\n\t"
-        "vfmadd231ps %%ymm0,%%ymm1,%%ymm14\n\tvfmadd231ps %%ymm0,%%ymm1,%%ymm15\n\t"
-        "dec %0\n\tjnz 1b\n\tvzeroupper"
-        : "+r"(n)
-        :
-        : "xmm0", "xmm1", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12",
-          "xmm13", "xmm14", "xmm15", "cc");
+    SPARQ_PEAK12("vxorps", "vfmadd231ps", "ymm", n);
     return 12.0 * 8 * 2;
   };
-  const long iters = 2000000;
-  std::vector<double> rates;
-  for (int r = 0; r < 5; ++r) {
-    const double t0 = now_seconds();
-    const double ops = run(iters);
-    rates.push_back(ops * static_cast<double>(iters) / (now_seconds() - t0) / 1e9);
-  }
-  std::sort(rates.begin(), rates.end());
-  return rates.back();  // best of 5, as int8_peak_gops
+  return best_rate_gops(run);
 #else
   (void)width;
   return std::nullopt;

@@ -19,6 +19,7 @@
 // Results are bit-identical for every ISA and every thread count.
 #pragma once
 
+#include <concepts>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -95,27 +96,61 @@ struct DequantizeStage {
   bool relu = false;
 };
 
-// --- raw int32 output; C is M x N with leading dimension ldc (0: N).
-void gemm(const ActivationsU8& a, const PackedWeights& w, int32_t* c, int64_t ldc = 0,
-          const GemmOptions& options = {});
-void gemm(const ActivationsS8& a, const PackedWeights& w, int32_t* c, int64_t ldc = 0,
-          const GemmOptions& options = {});
+/// Output stage: the raw exact int32 sums, C[i][n] = sum_k (A[i][k] - zp_a) * W[n][k]
+/// (no bias, no rounding). Throws sparq::Error when a sum does not fit in
+/// int32 (only possible for K > 65,793); the other stages take the exact sum.
+struct Int32Output {};
 
-// --- requantized 8-bit output.
-void gemm(const ActivationsU8& a, const PackedWeights& w, const RequantizeStage& stage, uint8_t* c,
-          int64_t ldc = 0, const GemmOptions& options = {});
-void gemm(const ActivationsU8& a, const PackedWeights& w, const RequantizeStage& stage, int8_t* c,
-          int64_t ldc = 0, const GemmOptions& options = {});
-void gemm(const ActivationsS8& a, const PackedWeights& w, const RequantizeStage& stage, uint8_t* c,
-          int64_t ldc = 0, const GemmOptions& options = {});
-void gemm(const ActivationsS8& a, const PackedWeights& w, const RequantizeStage& stage, int8_t* c,
-          int64_t ldc = 0, const GemmOptions& options = {});
+class PackedSparseWeights;             // sparse_gemm.hpp
+struct SparseGemmOptions;              // sparse_gemm.hpp
+enum class SparsePath : std::uint8_t;  // sparse_gemm.hpp
 
-// --- dequantized float output.
-void gemm(const ActivationsU8& a, const PackedWeights& w, const DequantizeStage& stage, float* c,
-          int64_t ldc = 0, const GemmOptions& options = {});
-void gemm(const ActivationsS8& a, const PackedWeights& w, const DequantizeStage& stage, float* c,
-          int64_t ldc = 0, const GemmOptions& options = {});
+/// The activation element types gemm() accepts: u8 or s8.
+template <class T>
+concept GemmActivationType = std::same_as<T, uint8_t> || std::same_as<T, int8_t>;
+
+/// The weight handles gemm() accepts: dense (pack_weights) or 2:4 sparse
+/// (pack_sparse_weights, sparse_gemm.hpp).
+template <class W>
+concept GemmWeights = std::same_as<W, PackedWeights> || std::same_as<W, PackedSparseWeights>;
+
+/// The output stages and the element each writes: Int32Output -> int32_t,
+/// RequantizeStage -> uint8_t or int8_t, DequantizeStage -> float.
+template <class Stage, class Out>
+concept GemmStageOutput = (std::same_as<Stage, Int32Output> && std::same_as<Out, int32_t>) ||
+                          (std::same_as<Stage, RequantizeStage> &&
+                           (std::same_as<Out, uint8_t> || std::same_as<Out, int8_t>)) ||
+                          (std::same_as<Stage, DequantizeStage> && std::same_as<Out, float>);
+
+/// Per weight kind: gemm()'s options and what it returns (dense: nothing;
+/// sparse: the SparsePath that ran, for benchmarks and tests).
+template <class W>
+struct GemmTraits;
+template <>
+struct GemmTraits<PackedWeights> {
+  using Options = GemmOptions;
+  using Result = void;
+};
+template <>
+struct GemmTraits<PackedSparseWeights> {
+  using Options = SparseGemmOptions;
+  using Result = SparsePath;
+};
+
+/// The GEMM: C (M x N, leading dimension ldc, 0: N) = stage(A x W).
+///   gemm(a, w, Int32Output{}, c32, ldc);           // exact int32 sums
+///   gemm(a, w, requant, c8, ldc);                  // uint8_t or int8_t
+///   gemm(a, w, dequant, cf, ldc);                  // float
+///   SparsePath ran = gemm(a, sparse_w, dequant, cf);  // 2:4 weights
+/// `options` is GemmOptions for PackedWeights and SparseGemmOptions for
+/// PackedSparseWeights. Any other combination (e.g. a DequantizeStage into
+/// an int32_t*) does not compile: the constraints above name what is
+/// expected. Throws sparq::Error naming the bad argument.
+template <GemmActivationType T, GemmWeights W, class Stage, class Out>
+requires GemmStageOutput<Stage, Out>
+typename GemmTraits<W>::Result gemm(const Activations<T>& a, const W& w, const Stage& stage, Out* c,
+                                    int64_t ldc = 0,
+                                    const typename GemmTraits<W>::Options& options = {});
 
 // --- the output stages on their own: an M x N block of exact int32 sums
 // (row stride ld_acc; e.g. gemm()'s int32 output after a reduction such as a

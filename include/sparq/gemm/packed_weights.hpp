@@ -25,16 +25,18 @@ enum class WeightLayout : uint8_t {
 };
 
 namespace detail {
-struct PackedWeightsData;  // defined in include/sparq/detail/packed_weights_data.hpp
-}
+struct PackedWeightsData;        // include/sparq/detail/packed_weights_data.hpp
+struct PackedSparseWeightsData;  // include/sparq/detail/packed_sparse_weights_data.hpp
 
-/// An immutable, cheaply copyable handle to packed weights (copies share the
-/// packed buffer). Thread-safe to use from several gemm() calls at once.
-class PackedWeights {
+/// What the dense and the 2:4 sparse weight handles share: an immutable,
+/// cheaply copyable handle (copies share the packed buffer), thread-safe to
+/// use from several gemm() calls at once. The accessors are defined for
+/// both contents in src/gemm/packed_weights.cpp.
+template <class Data>
+class WeightsHandle {
  public:
-  PackedWeights() = default;
-  explicit PackedWeights(std::shared_ptr<const detail::PackedWeightsData> data)
-      : data_(std::move(data)) {}
+  WeightsHandle() = default;
+  explicit WeightsHandle(std::shared_ptr<const Data> data) : data_(std::move(data)) {}
 
   bool empty() const noexcept { return data_ == nullptr; }
   int64_t n() const noexcept;  ///< output channels
@@ -44,16 +46,23 @@ class PackedWeights {
   bool per_channel() const noexcept;
   /// sum over k of w[n][k], per output channel (zero-point compensation).
   std::span<const int32_t> column_sums() const noexcept;
-  /// Bytes of the packed buffer the kernels read (weights + sums), as used
-  /// by `sparq bench` for its bandwidth bound.
+  /// Bytes of the packed buffer the kernels read (weights + column sums),
+  /// as used by `sparq bench` for its bandwidth bound.
   std::size_t packed_bytes() const noexcept;
   /// The ISA whose kernel layout these weights were packed for.
   Isa isa() const noexcept;
 
-  const detail::PackedWeightsData& data() const noexcept { return *data_; }
+  const Data& data() const noexcept { return *data_; }
 
  private:
-  std::shared_ptr<const detail::PackedWeightsData> data_;
+  std::shared_ptr<const Data> data_;
+};
+}  // namespace detail
+
+/// Dense packed weights (pack_weights); the accessors are WeightsHandle's.
+class PackedWeights : public detail::WeightsHandle<detail::PackedWeightsData> {
+ public:
+  using WeightsHandle::WeightsHandle;
 };
 
 /// Packs an N x K int8 weight matrix.

@@ -3,7 +3,7 @@
 //
 //   CompressedNM<int8_t> cw = compress(pruned_int8, {N, K, WeightLayout::out_in});
 //   PackedSparseWeights sw = pack_sparse_weights(cw, scales);
-//   SparsePath ran = gemm(activations, sw, stage, out);
+//   SparsePath ran = gemm(activations, sw, stage, out);  // sparq::gemm, gemm.hpp
 //
 // WHY: a 2:4 layer stores half of its values plus 2 bits of index per kept
 // value, 0.625x the bytes of dense int8. Batch-1..8 inference reads every
@@ -59,10 +59,6 @@
 
 namespace sparq {
 
-namespace detail {
-struct PackedSparseWeightsData;  // include/sparq/detail/packed_sparse_weights_data.hpp
-}
-
 /// Which sparse GEMM algorithm runs (see the file comment).
 enum class SparsePath : uint8_t {
   automatic,  ///< request only: let sparq choose per call
@@ -79,32 +75,12 @@ struct SparseGemmOptions {
   SparsePath path = SparsePath::automatic;  ///< force a path (tests, benchmarks)
 };
 
-/// An immutable, cheaply copyable handle to packed 2:4 weights (copies share
-/// the buffer). Thread-safe to use from several gemm() calls at once.
-class PackedSparseWeights {
+/// Packed 2:4 weights (pack_sparse_weights): the handle of packed_weights.hpp.
+/// column_sums() are those of the pruned weights; packed_bytes() counts kept
+/// values + indices + column sums (compare with PackedWeights').
+class PackedSparseWeights : public detail::WeightsHandle<detail::PackedSparseWeightsData> {
  public:
-  PackedSparseWeights() = default;
-  explicit PackedSparseWeights(std::shared_ptr<const detail::PackedSparseWeightsData> data)
-      : data_(std::move(data)) {}
-
-  bool empty() const noexcept { return data_ == nullptr; }
-  int64_t n() const noexcept;  ///< output channels
-  int64_t k() const noexcept;  ///< reduction length (inputs)
-  /// One scale per output channel (a per-tensor scale is repeated N times).
-  std::span<const float> scales() const noexcept;
-  bool per_channel() const noexcept;
-  /// sum over k of the pruned w[n][k], per output channel.
-  std::span<const int32_t> column_sums() const noexcept;
-  /// Bytes the kernels read: kept values + indices + column sums (compare
-  /// with PackedWeights::packed_bytes()).
-  std::size_t packed_bytes() const noexcept;
-  /// The ISA whose kernel layout these weights were packed for.
-  Isa isa() const noexcept;
-
-  const detail::PackedSparseWeightsData& data() const noexcept { return *data_; }
-
- private:
-  std::shared_ptr<const detail::PackedSparseWeightsData> data_;
+  using WeightsHandle::WeightsHandle;
 };
 
 /// Packs 2:4 compressed int8 weights (any K: a padded last group is fine)
@@ -130,23 +106,7 @@ int64_t sparse_direct_max_rows(Isa isa) noexcept;
 SparsePath choose_sparse_path(const PackedSparseWeights& weights, int64_t m,
                               const SparseGemmOptions& options = {});
 
-// --- The dense API's overloads (gemm.hpp documents arguments, output
-// stages, errors). Each returns the path that ran.
-SparsePath gemm(const ActivationsU8& a, const PackedSparseWeights& w, int32_t* c, int64_t ldc = 0,
-                const SparseGemmOptions& options = {});
-SparsePath gemm(const ActivationsS8& a, const PackedSparseWeights& w, int32_t* c, int64_t ldc = 0,
-                const SparseGemmOptions& options = {});
-SparsePath gemm(const ActivationsU8& a, const PackedSparseWeights& w, const RequantizeStage& stage,
-                uint8_t* c, int64_t ldc = 0, const SparseGemmOptions& options = {});
-SparsePath gemm(const ActivationsU8& a, const PackedSparseWeights& w, const RequantizeStage& stage,
-                int8_t* c, int64_t ldc = 0, const SparseGemmOptions& options = {});
-SparsePath gemm(const ActivationsS8& a, const PackedSparseWeights& w, const RequantizeStage& stage,
-                uint8_t* c, int64_t ldc = 0, const SparseGemmOptions& options = {});
-SparsePath gemm(const ActivationsS8& a, const PackedSparseWeights& w, const RequantizeStage& stage,
-                int8_t* c, int64_t ldc = 0, const SparseGemmOptions& options = {});
-SparsePath gemm(const ActivationsU8& a, const PackedSparseWeights& w, const DequantizeStage& stage,
-                float* c, int64_t ldc = 0, const SparseGemmOptions& options = {});
-SparsePath gemm(const ActivationsS8& a, const PackedSparseWeights& w, const DequantizeStage& stage,
-                float* c, int64_t ldc = 0, const SparseGemmOptions& options = {});
+// The GEMM itself is sparq::gemm (gemm.hpp) with a PackedSparseWeights
+// argument and SparseGemmOptions; it returns the path that ran.
 
 }  // namespace sparq
