@@ -74,7 +74,12 @@ struct GroupWriter {
 template <class T>
 unsigned nonzero_bits(const T* p, int r) {
   unsigned bits = 0;
-  for (int j = 0; j < r; ++j) bits |= static_cast<unsigned>(p[j] != T(0)) << j;
+  // r <= kMaxGroup always; the constant bound also tells the compiler so.
+  // Bounded by r alone, GCC (-O2 with -fsanitize=undefined) follows the
+  // shift check's j == 32 path and warns that p[32] is past
+  // for_each_group's buffer (-Warray-bounds).
+  for (int j = 0; j < r && j < detail::kMaxGroup; ++j)
+    bits |= static_cast<unsigned>(p[j] != T(0)) << j;
   return bits;
 }
 

@@ -19,6 +19,10 @@ namespace sparq::detail {
 /// matrix is read row by row (sequentially).
 /// Only groups [first, groups) are visited (the vectorised 2:4 paths hand
 /// the partial last group to the generic code this way).
+/// The largest group NMPattern allows (m <= 16): the size of for_each_group's
+/// gather buffer and the bound of every loop over one group.
+inline constexpr int kMaxGroup = 16;
+
 template <class T, class F>
 void for_each_group(const T* w, const WeightShape& s, int m, int64_t groups, F&& f,
                     int64_t first = 0) {
@@ -32,7 +36,7 @@ void for_each_group(const T* w, const WeightShape& s, int m, int64_t groups, F&&
       }
     }
   } else {
-    T buf[16];
+    T buf[kMaxGroup];
     for (int64_t g = first; g < groups; ++g) {
       const int r = static_cast<int>(std::min<int64_t>(m, k - g * m));
       const T* base = w + g * m * s.outputs;
