@@ -1,9 +1,10 @@
 // A fresh directory under the system temporary directory for one test,
 // removed with everything in it when the test ends. The name carries the
-// process id and a counter so parallel ctest processes, and several
+// test suite, the process id and a counter so parallel ctest processes, and several
 // TempDirs in one test, never share a directory.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,9 +16,10 @@ namespace sparq::testing {
 
 class TempDir {
  public:
-  explicit TempDir(const std::string& prefix = "sparq_test") {
+  TempDir() {
     path_ = std::filesystem::temp_directory_path() /
-            (prefix + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++));
+            ("sparq_" + suite_name() + "_" + std::to_string(::getpid()) + "_" +
+             std::to_string(counter_++));
     std::filesystem::create_directories(path_);
   }
   ~TempDir() { std::filesystem::remove_all(path_); }
@@ -38,6 +40,13 @@ class TempDir {
   }
 
  private:
+  // The running test's suite ("HardeningFiles"), so a directory a crashed
+  // run leaves behind says where it came from.
+  static std::string suite_name() {
+    const ::testing::TestInfo* test = ::testing::UnitTest::GetInstance()->current_test_info();
+    return test ? test->test_suite_name() : "test";
+  }
+
   std::filesystem::path path_;
   static inline int counter_ = 0;
 };

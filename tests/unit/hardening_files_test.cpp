@@ -30,10 +30,7 @@ using json = nlohmann::json;
 
 namespace {
 
-// Named after the suite so a directory a crashed run leaves behind says where it came from.
-struct TempDir : sparq::testing::TempDir {
-  TempDir() : sparq::testing::TempDir("sparq_hardening") {}
-};
+using sparq::testing::TempDir;
 
 void write_bytes(const fs::path& p, std::span<const std::byte> b) {
   std::ofstream out(p, std::ios::binary | std::ios::trunc);

@@ -20,9 +20,7 @@ using json = nlohmann::json;
 
 namespace {
 
-struct TempDir : sparq::testing::TempDir {
-  TempDir() : sparq::testing::TempDir("sparq_nn_io") {}
-};
+using sparq::testing::TempDir;
 
 std::vector<std::byte> read_bytes(const fs::path& p) {
   return sparq::detail::read_regular_file(p, "test");
