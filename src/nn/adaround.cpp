@@ -179,20 +179,27 @@ Rounded learn_rounding(const RoundingProblem& p, const AdaRoundOptions& o, uint6
   // a thread team every step.
   constexpr std::size_t kParallelWeights = std::size_t{1} << 15;
   const int threads = count >= kParallelWeights ? detail::parallel_threads(p.n) : 1;
-  for (int64_t it = 0; it < o.iterations; ++it) {
-    if (!full) {
-      for (int64_t& r : rows) r = static_cast<int64_t>(rng() % static_cast<uint64_t>(p.rows));
-      gather(p, rows, x.data(), t.data());
-    }
+  // f(i, h, slope, inside) for every weight i, h = soft(i, slope, inside),
+  // output rows split over `threads` (each weight is written by one thread).
+  auto for_each_weight = [&](auto&& f) {
     detail::for_each_block(p.n, threads, [&](int64_t row) {
       for (std::size_t i = static_cast<std::size_t>(row * p.k);
            i < static_cast<std::size_t>((row + 1) * p.k); ++i) {
         double slope;
         bool inside;
         const double h = soft(i, slope, inside);
-        w_soft[i] = static_cast<float>(
-            scale_of[i] * std::clamp(floor_q[i] + h, static_cast<double>(kQmin), double{kQmax}));
+        f(i, h, slope, inside);
       }
+    });
+  };
+  for (int64_t it = 0; it < o.iterations; ++it) {
+    if (!full) {
+      for (int64_t& r : rows) r = static_cast<int64_t>(rng() % static_cast<uint64_t>(p.rows));
+      gather(p, rows, x.data(), t.data());
+    }
+    for_each_weight([&](std::size_t i, double h, double, bool) {
+      w_soft[i] = static_cast<float>(
+          scale_of[i] * std::clamp(floor_q[i] + h, static_cast<double>(kQmin), double{kQmax}));
     });
     // Reconstruction: y = x~ W~^T + b~; d(mean_rows ||f(y) - t||^2)/dy, then
     // dL/dW~ = (dL/dy)^T x~ (the GEMM with x~ as [k][b] weights).
@@ -232,23 +239,17 @@ Rounded learn_rounding(const RoundingProblem& p, const AdaRoundOptions& o, uint6
     adam1_power *= kAdam1;
     adam2_power *= kAdam2;
     const double step = o.learning_rate * std::sqrt(1 - adam2_power) / (1 - adam1_power);
-    detail::for_each_block(p.n, threads, [&](int64_t row) {
-      for (std::size_t i = static_cast<std::size_t>(row * p.k);
-           i < static_cast<std::size_t>((row + 1) * p.k); ++i) {
-        double slope;
-        bool inside;
-        const double h = soft(i, slope, inside);
-        double grad_h = inside ? static_cast<double>(grad_w[i]) * scale_of[i] : 0.0;
-        if (regularise) {
-          const double u = 2 * h - 1;
-          const double mag = std::pow(std::fabs(u), beta - 1);
-          grad_h -= o.lambda * beta * mag * (u < 0 ? -2.0 : 2.0);
-        }
-        const double g = grad_h * slope;
-        adam_m[i] = static_cast<float>(kAdam1 * adam_m[i] + (1 - kAdam1) * g);
-        adam_v[i] = static_cast<float>(kAdam2 * adam_v[i] + (1 - kAdam2) * g * g);
-        v[i] = static_cast<float>(v[i] - step * adam_m[i] / (std::sqrt(adam_v[i]) + kAdamEps));
+    for_each_weight([&](std::size_t i, double h, double slope, bool inside) {
+      double grad_h = inside ? static_cast<double>(grad_w[i]) * scale_of[i] : 0.0;
+      if (regularise) {
+        const double u = 2 * h - 1;
+        const double mag = std::pow(std::fabs(u), beta - 1);
+        grad_h -= o.lambda * beta * mag * (u < 0 ? -2.0 : 2.0);
       }
+      const double g = grad_h * slope;
+      adam_m[i] = static_cast<float>(kAdam1 * adam_m[i] + (1 - kAdam1) * g);
+      adam_v[i] = static_cast<float>(kAdam2 * adam_v[i] + (1 - kAdam2) * g * g);
+      v[i] = static_cast<float>(v[i] - step * adam_m[i] / (std::sqrt(adam_v[i]) + kAdamEps));
     });
   }
 

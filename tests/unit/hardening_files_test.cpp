@@ -21,6 +21,7 @@
 #include "sparq/nn/nn.hpp"
 #include "sparq/observe/observers.hpp"
 #include "support/error_of.hpp"
+#include "support/file_image.hpp"
 #include "util/fnv1a.hpp"
 #include "support/temp_dir.hpp"
 
@@ -38,12 +39,7 @@ void write_bytes(const fs::path& p, std::span<const std::byte> b) {
 }
 
 std::vector<std::byte> image(const std::string& header, const std::vector<std::byte>& data) {
-  std::vector<std::byte> out(8 + header.size());
-  const uint64_t n = header.size();
-  std::memcpy(out.data(), &n, 8);
-  std::memcpy(out.data() + 8, header.data(), header.size());
-  out.insert(out.end(), data.begin(), data.end());
-  return out;
+  return sparq::testing::file_image(header, data);
 }
 
 sparq::nn::detail::StFile parse(const std::vector<std::byte>& bytes) {

@@ -12,6 +12,7 @@
 #include "io/files.hpp"
 #include "nn/safetensors.hpp"
 #include "sparq/nn/nn.hpp"
+#include "support/file_image.hpp"
 #include "support/temp_dir.hpp"
 
 namespace nn = sparq::nn;
@@ -33,13 +34,7 @@ void write_bytes(const fs::path& p, std::span<const std::byte> b) {
 
 /// Builds a file image from a header JSON and a data area.
 std::vector<std::byte> image(const json& header, const std::vector<std::byte>& data) {
-  const std::string text = header.dump();
-  std::vector<std::byte> out(8 + text.size());
-  const uint64_t n = text.size();
-  std::memcpy(out.data(), &n, 8);
-  std::memcpy(out.data() + 8, text.data(), text.size());
-  out.insert(out.end(), data.begin(), data.end());
-  return out;
+  return sparq::testing::file_image(header.dump(), data);
 }
 
 /// Parses a model file's header and its model description.
@@ -247,13 +242,7 @@ TEST(NnIo, CorruptedFilesAreErrorsNeverCrashes) {
   expect_error(image(json::array({1, 2}), {}), "must be a JSON object");
   std::string deep(5000, '[');
   expect_error(image(json::parse("{}"), {}), "not a sparq quantized model");
-  {
-    std::vector<std::byte> d(8 + deep.size());
-    const uint64_t n = deep.size();
-    std::memcpy(d.data(), &n, 8);
-    std::memcpy(d.data() + 8, deep.data(), deep.size());
-    expect_error(d, "nested deeper");
-  }
+  expect_error(sparq::testing::file_image(deep, {}), "nested deeper");
 }
 
 TEST(NnIo, MismatchedFilesAreErrors) {
