@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <type_traits>
 #include <vector>
 
 #include "sparq/sparq.hpp"
@@ -22,6 +23,18 @@ namespace nn = sparq::nn;
 using sparq::testing::IsaTest;
 
 namespace {
+
+// Every Quantizer describes itself the same way (detail::QuantizerTraits).
+using PerTensorU8 = sparq::Quantizer<uint8_t, sparq::Scheme::asymmetric>;
+using PerChannelS8 =
+    sparq::Quantizer<int8_t, sparq::Scheme::symmetric, sparq::Granularity::per_channel>;
+static_assert(std::is_same_v<PerTensorU8::storage_type, uint8_t>);
+static_assert(PerTensorU8::scheme == sparq::Scheme::asymmetric);
+static_assert(PerTensorU8::granularity == sparq::Granularity::per_tensor);
+static_assert(PerTensorU8::dtype == sparq::DType::u8);
+static_assert(std::is_same_v<PerChannelS8::storage_type, int8_t>);
+static_assert(PerChannelS8::granularity == sparq::Granularity::per_channel);
+static_assert(PerChannelS8::dtype == sparq::DType::s8);
 
 constexpr int64_t kRows = 6;
 constexpr int64_t kCols = 48;

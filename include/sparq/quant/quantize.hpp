@@ -139,6 +139,15 @@ inline void check_mask(std::span<uint8_t> mask, std::size_t n, const char* who) 
   }
 }
 
+/// What every Quantizer specialisation says about itself at compile time.
+template <class T, Scheme S, Granularity G>
+struct QuantizerTraits {
+  using storage_type = T;
+  static constexpr Scheme scheme = S;
+  static constexpr Granularity granularity = G;
+  static constexpr DType dtype = QuantTraits<T>::dtype;
+};
+
 }  // namespace detail
 
 template <class T, Scheme S = Scheme::symmetric, Granularity G = Granularity::per_tensor>
@@ -149,14 +158,13 @@ class Quantizer;
 /// compile-time constant 0 (the constructor rejects any other); otherwise it
 /// is taken from the QParams (PyTorch's symmetric uint8 uses 128).
 template <class T, Scheme S>
-class Quantizer<T, S, Granularity::per_tensor> {
+class Quantizer<T, S, Granularity::per_tensor>
+    : public detail::QuantizerTraits<T, S, Granularity::per_tensor> {
   static constexpr bool kFixedZero = S == Scheme::symmetric && std::is_signed_v<T>;
 
  public:
-  using storage_type = T;
-  static constexpr Scheme scheme = S;
-  static constexpr Granularity granularity = Granularity::per_tensor;
-  static constexpr DType dtype = QuantTraits<T>::dtype;
+  // Named here because members of a dependent base are not found unqualified.
+  using detail::QuantizerTraits<T, S, Granularity::per_tensor>::dtype;
 
   /// [qmin, qmax] defaults to the whole storage range; pass spec.qmin(),
   /// spec.qmax() for narrow/reduced/custom ranges.
@@ -228,14 +236,12 @@ class Quantizer<T, S, Granularity::per_tensor> {
 /// qp.zero_points[c]. For a signed T with the symmetric scheme every zero
 /// point must be 0.
 template <class T, Scheme S>
-class Quantizer<T, S, Granularity::per_channel> {
+class Quantizer<T, S, Granularity::per_channel>
+    : public detail::QuantizerTraits<T, S, Granularity::per_channel> {
   using PerTensor = Quantizer<T, S, Granularity::per_tensor>;
 
  public:
-  using storage_type = T;
-  static constexpr Scheme scheme = S;
-  static constexpr Granularity granularity = Granularity::per_channel;
-  static constexpr DType dtype = QuantTraits<T>::dtype;
+  using detail::QuantizerTraits<T, S, Granularity::per_channel>::dtype;
 
   explicit Quantizer(ChannelQParams qp, int32_t qmin = QuantTraits<T>::lowest,
                      int32_t qmax = QuantTraits<T>::highest)
