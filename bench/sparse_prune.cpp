@@ -34,13 +34,21 @@ void finish(benchmark::State& state, const WeightShape& s) {
   state.SetLabel(s.layout == WeightLayout::out_in ? "out_in" : "in_out");
 }
 
+// Times f(w, s) on the state's matrix; DoNotOptimize keeps each result.
+template <class F>
+void time_on_matrix(benchmark::State& state, F&& f) {
+  const WeightShape s = shape_of(state);
+  const auto w = weights(s.outputs, s.inputs);
+  for (auto _ : state) benchmark::DoNotOptimize(f(w, s));
+  finish(state, s);
+}
+
 // The 20 ms target: 2:4 mask + compression of a 4096x4096 fp32 matrix, in
 // one pass (prune_and_compress) ...
 void BM_PruneAndCompress(benchmark::State& state) {
-  const WeightShape s = shape_of(state);
-  const auto w = weights(s.outputs, s.inputs);
-  for (auto _ : state) benchmark::DoNotOptimize(sparq::prune_and_compress(w, s));
-  finish(state, s);
+  time_on_matrix(state, [](const std::vector<float>& w, const WeightShape& s) {
+    return sparq::prune_and_compress(w, s);
+  });
 }
 BENCHMARK(BM_PruneAndCompress)->Args({4096, 0})->Args({4096, 1})->Unit(benchmark::kMillisecond);
 
@@ -62,21 +70,16 @@ BENCHMARK(BM_PruneAndCompressReuse)
 
 // ... and in two steps (nm_mask, then compress at the mask's positions).
 void BM_MaskThenCompress(benchmark::State& state) {
-  const WeightShape s = shape_of(state);
-  const auto w = weights(s.outputs, s.inputs);
-  for (auto _ : state) {
-    const sparq::SparseMask mask = sparq::nm_mask(w, s);
-    benchmark::DoNotOptimize(sparq::compress(w, mask));
-  }
-  finish(state, s);
+  time_on_matrix(state, [](const std::vector<float>& w, const WeightShape& s) {
+    return sparq::compress(w, sparq::nm_mask(w, s));
+  });
 }
 BENCHMARK(BM_MaskThenCompress)->Args({4096, 0})->Args({4096, 1})->Unit(benchmark::kMillisecond);
 
 void BM_NmMask(benchmark::State& state) {
-  const WeightShape s = shape_of(state);
-  const auto w = weights(s.outputs, s.inputs);
-  for (auto _ : state) benchmark::DoNotOptimize(sparq::nm_mask(w, s));
-  finish(state, s);
+  time_on_matrix(state, [](const std::vector<float>& w, const WeightShape& s) {
+    return sparq::nm_mask(w, s);
+  });
 }
 BENCHMARK(BM_NmMask)->Args({4096, 0})->Args({4096, 1})->Unit(benchmark::kMillisecond);
 
@@ -89,10 +92,9 @@ void BM_Decompress(benchmark::State& state) {
 BENCHMARK(BM_Decompress)->Args({4096, 0})->Unit(benchmark::kMillisecond);
 
 void BM_TransposableMask(benchmark::State& state) {
-  const WeightShape s = shape_of(state);
-  const auto w = weights(s.outputs, s.inputs);
-  for (auto _ : state) benchmark::DoNotOptimize(sparq::transposable_mask(w, s));
-  finish(state, s);
+  time_on_matrix(state, [](const std::vector<float>& w, const WeightShape& s) {
+    return sparq::transposable_mask(w, s);
+  });
 }
 BENCHMARK(BM_TransposableMask)->Args({4096, 0})->Unit(benchmark::kMillisecond);
 
