@@ -75,21 +75,11 @@ class Driver {
     const int nr = static_cast<int>(std::min<int64_t>(w_.nr, w_.n - j0));
     stage_tile(stage_, scratch, i0, j0, mr, nr, w_.nr, w_.kp, a_.zp_eff(i0), w_.col_sums.data(),
                [&](int64_t k0, int64_t kc, bool compensate, int32_t* c, int64_t ldc) {
-                 GemmUkernelParams u;
-                 u.a = a_.tile(i0, k0);
-                 u.w = w_.panel(p) + k0 * w_.nr;
-                 u.kp = kc;
-                 u.mr = mr;
-                 u.nr = nr;
-                 u.c = c;
-                 u.ldc = ldc;
-                 if (compensate) {
-                   u.a_zero_point = a_.zp_eff(i0);
-                   u.col_sums = w_.col_sums.data() + j0;
-                   u.w_prefetch = next.lines_at;
-                   u.prefetch_lines = next.lines;
-                 }
-                 kern_.ukernel(u);
+                 // The chunks of K beyond the int32 bound: uncompensated, no prefetch.
+                 dense_ukernel(kern_, a_.tile(i0, k0), w_.panel(p) + k0 * w_.nr, kc, mr, nr, c, ldc,
+                               compensate ? a_.zp_eff(i0) : nullptr,
+                               compensate ? w_.col_sums.data() + j0 : nullptr,
+                               compensate ? next : PanelPrefetch{});
                });
   }
 

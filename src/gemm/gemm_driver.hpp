@@ -372,6 +372,28 @@ void for_each_tile(int64_t p0, int64_t p1, int64_t t0, int64_t t1, int64_t block
   }
 }
 
+/// One dense microkernel call: a row tile of packed A (mr rows) times kc
+/// inputs of a dense panel w (the dense driver's packed panel, or the sparse
+/// expand path's expanded one) into c; compensated when col_sums is set, and
+/// prefetching `next` into L2 as it goes.
+inline void dense_ukernel(const GemmKernels& kern, const uint8_t* a, const int8_t* w, int64_t kc,
+                          int mr, int nr, int32_t* c, int64_t ldc, const int32_t* zp_eff,
+                          const int32_t* col_sums, PanelPrefetch next) noexcept {
+  GemmUkernelParams u;
+  u.a = a;
+  u.w = w;
+  u.kp = kc;
+  u.mr = mr;
+  u.nr = nr;
+  u.c = c;
+  u.ldc = ldc;
+  u.a_zero_point = zp_eff;
+  u.col_sums = col_sums;
+  u.w_prefetch = next.lines_at;
+  u.prefetch_lines = next.lines;
+  kern.ukernel(u);
+}
+
 /// One output tile (rows [i0, i0 + mr) x channels [j0, j0 + nr), accumulated
 /// mr x panel_nr) through the stage, with the K chunking beyond the int32
 /// bound. `kernel(k0, kc, compensate, c, ldc)` is the driver's microkernel

@@ -130,8 +130,8 @@ class Driver {
     const int nr = static_cast<int>(std::min<int64_t>(w_.nr, w_.n - j0));
     stage_tile(stage_, scratch, i0, j0, mr, nr, w_.nr, w_.kp, a_.zp_eff(i0), w_.col_sums.data(),
                [&](int64_t k0, int64_t kc, bool compensate, int32_t* c, int64_t ldc) {
-                 // The fields both microkernels' parameters share.
-                 auto operands = [&](auto& u) {
+                 if (path_ == SparsePath::direct) {
+                   SpgemmUkernelParams u;
                    u.a = a_.tile(i0, k0);
                    u.mr = mr;
                    u.nr = nr;
@@ -139,10 +139,6 @@ class Driver {
                    u.ldc = ldc;
                    u.a_zero_point = a_.zp_eff(i0);
                    u.col_sums = compensate ? w_.col_sums.data() + j0 : nullptr;
-                 };
-                 if (path_ == SparsePath::direct) {
-                   SpgemmUkernelParams u;
-                   operands(u);
                    u.w = w_.panel(p) + (k0 / 8) * w_.nr * 5;
                    u.steps = kc / 8;
                    u.panel_nr = w_.nr;
@@ -150,15 +146,9 @@ class Driver {
                    return;
                  }
                  if (w_.kp > kMaxKChunk) expand(p, k0, kc, buf);
-                 GemmUkernelParams u;
-                 operands(u);
-                 u.w = buf.data();
-                 u.kp = kc;
-                 if (compensate) {
-                   u.w_prefetch = next.lines_at;
-                   u.prefetch_lines = next.lines;
-                 }
-                 dense_.ukernel(u);
+                 dense_ukernel(dense_, a_.tile(i0, k0), buf.data(), kc, mr, nr, c, ldc,
+                               a_.zp_eff(i0), compensate ? w_.col_sums.data() + j0 : nullptr,
+                               compensate ? next : PanelPrefetch{});
                });
   }
 
