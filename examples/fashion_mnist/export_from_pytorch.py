@@ -65,6 +65,25 @@ def save_safetensors(tensors, path, metadata=None):
             f.write(blob)
 
 
+def load_safetensors(path):
+    """Reads a float32 safetensors file (as save_safetensors writes it) into
+    {name: tensor}; metadata is skipped."""
+    with open(path, "rb") as f:
+        (length,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(length))
+        data = f.read()
+    out = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if entry["dtype"] != "F32":
+            raise ValueError(f"{path}: tensor {name} is {entry['dtype']}; expected F32")
+        begin, end = entry["data_offsets"]
+        flat = torch.frombuffer(bytearray(data[begin:end]), dtype=torch.float32)
+        out[name] = flat.reshape(entry["shape"])
+    return out
+
+
 def export_state_dict(state_dict, path, flatten_chw=None, metadata=None):
     save_safetensors(to_sparq_layout(state_dict, flatten_chw), path, metadata)
 
