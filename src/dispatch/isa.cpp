@@ -6,52 +6,35 @@
 #include <string>
 
 #include "dispatch/cpu_features.hpp"
+#include "dispatch/kernel_list.hpp"
 #include "sparq/error.hpp"
 
 namespace sparq {
 namespace {
 
-// Lowest first, per architecture: best_isa() is the last supported one, so
-// amx ranks above avx512vnni although its enumerator was appended.
-constexpr std::array<Isa, 8> kAllIsas = {Isa::scalar, Isa::avx2, Isa::avxvnni, Isa::avx512vnni,
-                                         Isa::amx,    Isa::neon, Isa::neondot, Isa::neoni8mm};
+// Every ISA, lowest first per architecture: best_isa() is the last supported
+// one, so amx ranks above avx512vnni although its enumerator was appended.
+// `built`: whether this build compiled the ISA's kernel folder
+// (SPARQ_IF_<isa>, kernel_list.hpp; cmake/SparqIsa.cmake). One row per ISA
+// gives its name, its rank and its build flag, so they cannot drift apart.
+struct IsaRow {
+  Isa isa;
+  std::string_view name;
+  bool built;
+};
+#define SPARQ_ISA_ROW(isa) \
+  IsaRow { Isa::isa, #isa, false SPARQ_IF_##isa(|| true) }
+constexpr IsaRow kIsaRows[] = {
+    SPARQ_ISA_ROW(scalar), SPARQ_ISA_ROW(avx2), SPARQ_ISA_ROW(avxvnni), SPARQ_ISA_ROW(avx512vnni),
+    SPARQ_ISA_ROW(amx),    SPARQ_ISA_ROW(neon), SPARQ_ISA_ROW(neondot), SPARQ_ISA_ROW(neoni8mm),
+};
+#undef SPARQ_ISA_ROW
 
-// Whether this build compiled the ISA's kernel folder (see cmake/SparqIsa.cmake).
-bool built_with(Isa isa) {
-  switch (isa) {
-    case Isa::scalar:
-      return true;
-#if defined(SPARQ_HAVE_AVX2)
-    case Isa::avx2:
-      return true;
-#endif
-#if defined(SPARQ_HAVE_AVXVNNI)
-    case Isa::avxvnni:
-      return true;
-#endif
-#if defined(SPARQ_HAVE_AVX512VNNI)
-    case Isa::avx512vnni:
-      return true;
-#endif
-#if defined(SPARQ_HAVE_AMX)
-    case Isa::amx:
-      return true;
-#endif
-#if defined(SPARQ_HAVE_NEON)
-    case Isa::neon:
-      return true;
-#endif
-#if defined(SPARQ_HAVE_NEONDOT)
-    case Isa::neondot:
-      return true;
-#endif
-#if defined(SPARQ_HAVE_NEONI8MM)
-    case Isa::neoni8mm:
-      return true;
-#endif
-    default:
-      return false;
+const IsaRow* find_row(Isa isa) {
+  for (const IsaRow& row : kIsaRows) {
+    if (row.isa == isa) return &row;
   }
+  return nullptr;
 }
 
 bool cpu_runs(Isa isa) {
@@ -109,42 +92,25 @@ Isa env_or_best() {
 }  // namespace
 
 std::string_view isa_name(Isa isa) noexcept {
-  switch (isa) {
-    case Isa::scalar:
-      return "scalar";
-    case Isa::avx2:
-      return "avx2";
-    case Isa::avxvnni:
-      return "avxvnni";
-    case Isa::avx512vnni:
-      return "avx512vnni";
-    case Isa::neon:
-      return "neon";
-    case Isa::neondot:
-      return "neondot";
-    case Isa::neoni8mm:
-      return "neoni8mm";
-    case Isa::amx:
-      return "amx";
-  }
-  return "unknown";
+  const IsaRow* row = find_row(isa);
+  return row != nullptr ? row->name : "unknown";
 }
 
 Isa parse_isa(std::string_view name) {
-  for (Isa isa : kAllIsas) {
-    if (isa_name(isa) == name) return isa;
+  std::string known;
+  for (const IsaRow& row : kIsaRows) {
+    if (row.name == name) return row.isa;
+    known += known.empty() ? "" : ", ";
+    known += row.name;
   }
-  detail::fail(
-      "ISA name '{}' is not known; expected one of: scalar, avx2, avxvnni, avx512vnni, amx, "
-      "neon, neondot, neoni8mm",
-      name);
+  detail::fail("ISA name '{}' is not known; expected one of: {}", name, known);
 }
 
 const std::vector<Isa>& supported_isas() {
   static const std::vector<Isa> isas = [] {
     std::vector<Isa> out;
-    for (Isa isa : kAllIsas) {
-      if (built_with(isa) && cpu_runs(isa)) out.push_back(isa);
+    for (const IsaRow& row : kIsaRows) {
+      if (row.built && cpu_runs(row.isa)) out.push_back(row.isa);
     }
     return out;
   }();
