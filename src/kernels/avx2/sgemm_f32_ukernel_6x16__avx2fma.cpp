@@ -6,6 +6,7 @@
 // of C and the bias (the packed panel is zero-padded).
 #include <immintrin.h>
 
+#include "kernels/dispatch_rows.hpp"
 #include "kernels/sgemm_kernels.hpp"
 
 namespace sparq::detail {
@@ -98,20 +99,7 @@ void tile(const SgemmUkernelParams& p) noexcept {
 }  // namespace
 
 void sgemm_f32_ukernel_6x16__avx2fma(const SgemmUkernelParams& p) noexcept {
-  switch (p.mr) {
-    case 1:
-      return tile<1>(p);
-    case 2:
-      return tile<2>(p);
-    case 3:
-      return tile<3>(p);
-    case 4:
-      return tile<4>(p);
-    case 5:
-      return tile<5>(p);
-    default:
-      return tile<kMR>(p);
-  }
+  dispatch_rows<kMR>(p.mr, [&](auto rows) { tile<rows>(p); });
 }
 
 }  // namespace sparq::detail

@@ -8,6 +8,7 @@
 // packed panel is zero-padded, so the k loop always computes all 32).
 #include <immintrin.h>
 
+#include "kernels/dispatch_rows.hpp"
 #include "kernels/sgemm_kernels.hpp"
 
 namespace sparq::detail {
@@ -85,36 +86,7 @@ void tile(const SgemmUkernelParams& p) noexcept {
 }  // namespace
 
 void sgemm_f32_ukernel_14x32__avx512f(const SgemmUkernelParams& p) noexcept {
-  switch (p.mr) {
-    case 1:
-      return tile<1>(p);
-    case 2:
-      return tile<2>(p);
-    case 3:
-      return tile<3>(p);
-    case 4:
-      return tile<4>(p);
-    case 5:
-      return tile<5>(p);
-    case 6:
-      return tile<6>(p);
-    case 7:
-      return tile<7>(p);
-    case 8:
-      return tile<8>(p);
-    case 9:
-      return tile<9>(p);
-    case 10:
-      return tile<10>(p);
-    case 11:
-      return tile<11>(p);
-    case 12:
-      return tile<12>(p);
-    case 13:
-      return tile<13>(p);
-    default:
-      return tile<kMR>(p);
-  }
+  dispatch_rows<kMR>(p.mr, [&](auto rows) { tile<rows>(p); });
 }
 
 }  // namespace sparq::detail

@@ -17,6 +17,7 @@
 
 #include <cstring>
 
+#include "kernels/dispatch_rows.hpp"
 #include "kernels/sparse_gemm_kernels.hpp"
 
 namespace sparq::detail {
@@ -77,24 +78,6 @@ void ukernel(const SpgemmUkernelParams& p) noexcept {
   }
 }
 
-template <class Index>
-void dispatch_rows(const SpgemmUkernelParams& p) noexcept {
-  switch (p.mr) {
-    case 1:
-      ukernel<1, Index>(p);
-      break;
-    case 2:
-      ukernel<2, Index>(p);
-      break;
-    case 3:
-      ukernel<3, Index>(p);
-      break;
-    default:
-      ukernel<4, Index>(p);
-      break;
-  }
-}
-
 struct BwIndex {
   __m512i make(const int8_t* meta16) const noexcept {
     // Control of the byte copy below: dword c of lane L takes byte 4L + c
@@ -124,7 +107,7 @@ struct BwIndex {
 }  // namespace
 
 void spgemm_u8s8s32_ukernel_4x64c8__avx512vnni(const SpgemmUkernelParams& p) noexcept {
-  dispatch_rows<BwIndex>(p);
+  dispatch_rows<4>(p.mr, [&](auto rows) { ukernel<rows, BwIndex>(p); });
 }
 
 }  // namespace sparq::detail

@@ -6,6 +6,7 @@
 
 #include <cstring>
 
+#include "kernels/dispatch_rows.hpp"
 #include "kernels/gemm_kernels.hpp"
 
 namespace sparq::detail {
@@ -59,26 +60,7 @@ void ukernel(const GemmUkernelParams& p) noexcept {
 }  // namespace
 
 void gemm_u8s8s32_ukernel_6x16c4__avxvnni(const GemmUkernelParams& p) noexcept {
-  switch (p.mr) {
-    case 1:
-      ukernel<1>(p);
-      break;
-    case 2:
-      ukernel<2>(p);
-      break;
-    case 3:
-      ukernel<3>(p);
-      break;
-    case 4:
-      ukernel<4>(p);
-      break;
-    case 5:
-      ukernel<5>(p);
-      break;
-    default:
-      ukernel<6>(p);
-      break;
-  }
+  dispatch_rows<6>(p.mr, [&](auto rows) { ukernel<rows>(p); });
 }
 
 }  // namespace sparq::detail
