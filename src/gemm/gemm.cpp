@@ -48,10 +48,12 @@ class Driver {
 
   int64_t tiles() const { return a_.tiles(); }
   void pack_tile(int64_t t) const noexcept { a_.pack_tile(t); }
+  int64_t bad_row() const noexcept { return a_.bad_row(); }
   const OutputStage& stage() const { return stage_; }
 
   // Computes the output tiles of panels [p0, p1) x row tiles [t0, t1).
   void run(int64_t p0, int64_t p1, int64_t t0, int64_t t1) noexcept {
+    if (a_.bad_row() >= 0) return;  // a non-finite dynamic row: run_gemm throws
     const TileScratch scratch = tile_scratch(a_.mr(), w_.nr, w_.kp > kMaxKChunk);
     const int64_t block = std::max<int64_t>(1, kABlockBytes / (a_.mr() * w_.kp));
     for_each_tile(
@@ -109,6 +111,9 @@ void run_gemm(const ActSpec& a, const PackedWeights& weights, const OutSpec& out
   run_on_threads(
       driver, tiles, panels,
       threads_for(threads, a.m * w->n * w->kp, w->n_panels * w->nr * w->kp, panels * tiles));
+  if (driver.bad_row() >= 0) {
+    fail("{}: input row {} holds NaN or infinity; expected finite values", who, driver.bad_row());
+  }
   driver.stage().fail_if_overflowed(who, a.k);
 }
 
@@ -190,38 +195,35 @@ void linear_dynamic(const float* x, int64_t m, int64_t ldx, const PackedWeights&
   ldy = detail::check_output(y, m, ldy, w.n(), who);
   if (m == 0) return;
 
-  thread_local std::vector<uint8_t> q;
-  q.resize(static_cast<std::size_t>(m * k));
   thread_local std::vector<int32_t> zps;  // per-call scratch, kept: no allocation per call
   thread_local std::vector<float> row_scale;
   zps.resize(static_cast<std::size_t>(m));
   row_scale.resize(static_cast<std::size_t>(m));
   // One definition of dynamic quantization (src/quant/dynamic_qparams.hpp
   // and detail::quantize_tensor): the same u8 values as sparq::quantize and
-  // the dynamic layers of sparq::nn, ties included.
-  if (options.per_row) {
-    for (int64_t i = 0; i < m; ++i) {
-      const QParams qp = detail::dynamic_u8_qparams(x + i * ldx, 1, k, ldx, who);
-      zps[static_cast<std::size_t>(i)] = qp.zero_point;
-      row_scale[static_cast<std::size_t>(i)] = qp.scale;
-    }
-  } else {
+  // the dynamic layers of sparq::nn, ties included. The rows are quantized
+  // tile by tile while the driver packs them, on the GEMM's threads (per
+  // row: range, then quantize, each row read twice, from L1 the second
+  // time); per tensor the range needs every row first.
+  detail::DynamicRows rows;
+  rows.x = x;
+  rows.ldx = ldx;
+  rows.per_row = options.per_row;
+  rows.scale = row_scale.data();
+  rows.zero_point = zps.data();
+  rows.who = who;
+  if (!options.per_row) {
     const QParams qp = detail::dynamic_u8_qparams(x, m, k, ldx, who);
     std::fill(zps.begin(), zps.end(), qp.zero_point);
     std::fill(row_scale.begin(), row_scale.end(), qp.scale);
   }
-  for (int64_t i = 0; i < m; ++i) {
-    const auto r = static_cast<std::size_t>(i);
-    detail::quantize_tensor(DType::u8, x + i * ldx, q.data() + i * k, static_cast<std::size_t>(k),
-                            1.0f / row_scale[r], zps[r], 0, 255);
-  }
   detail::ActSpec as;
-  as.data = q.data();
   as.m = m;
   as.k = k;
-  as.ld = k;
+  as.ld = ldx;
   as.is_signed = false;
   as.zero_points = zps.data();
+  as.dynamic = &rows;
   detail::OutSpec out;
   out.kind = detail::OutKind::f32;
   out.c = y;

@@ -20,8 +20,10 @@
 #include <vector>
 
 #include "kernels/gemm_kernels.hpp"
+#include "quant/dynamic_qparams.hpp"
 #include "sparq/error.hpp"
 #include "sparq/gemm/gemm.hpp"
+#include "sparq/quant/quantize.hpp"
 #include "sparq/quant/requantize.hpp"
 #include "sparq/threads.hpp"
 
@@ -33,6 +35,19 @@ namespace sparq::detail {
 
 enum class OutKind { s32, u8, s8, f32 };
 
+/// The FP32 rows of linear_dynamic and their qparams. Per tensor, `scale`
+/// and `zero_points` (m values) are given; per row, PackedActivations fills
+/// both for each row as it packs it (one range pass, then quantize), before
+/// any output stage reads them.
+struct DynamicRows {
+  const float* x = nullptr;
+  int64_t ldx = 0;
+  bool per_row = false;
+  float* scale = nullptr;         // m values (the output stage's row scales)
+  int32_t* zero_point = nullptr;  // m values
+  const char* who = nullptr;
+};
+
 struct ActSpec {
   const uint8_t* data = nullptr;  // s8 data passed as bytes
   int64_t m = 0;
@@ -40,6 +55,11 @@ struct ActSpec {
   int64_t ld = 0;
   bool is_signed = false;
   const int32_t* zero_points = nullptr;  // m values, in the activations' own domain
+  // Dynamic quantization fused into packing (linear_dynamic): when `dynamic`
+  // is set, data is null and the rows are read as floats from it, quantized
+  // to u8 tile by tile by the thread that packs the tile, so the quantized
+  // copy of A never exists outside L1.
+  const DynamicRows* dynamic = nullptr;
 };
 
 struct OutSpec {
@@ -295,10 +315,17 @@ class PackedActivations {
     shift_ = a.is_signed ? dense.a_shift_s8 : dense.a_shift_u8;
     // The kernels' compensation subtracts zp_eff * column sum; an s8 shift
     // other than 128 (0: the kernel takes s8 as it is) leaves zp unchanged.
-    const int32_t zp_shift = a.is_signed ? (dense.a_shift_s8 == 128 ? 128 : 0) : dense.a_shift_u8;
-    for (int64_t i = 0; i < a.m; ++i) zp_eff_[i] = a.zero_points[i] + zp_shift;
+    zp_shift_ = a.is_signed ? (dense.a_shift_s8 == 128 ? 128 : 0) : dense.a_shift_u8;
+    // Per-row dynamic qparams are not known yet: pack_tile sets them.
+    if (a.dynamic == nullptr || !a.dynamic->per_row) {
+      for (int64_t i = 0; i < a.m; ++i) zp_eff_[i] = a.zero_points[i] + zp_shift_;
+    }
     tiles_ = (a.m + mr - 1) / mr;
   }
+
+  /// The first row that held a NaN or an infinity (dynamic rows), or -1.
+  /// Read after packing, when the threads are past their barrier.
+  int64_t bad_row() const noexcept { return bad_row_.load(std::memory_order_relaxed); }
 
   int mr() const noexcept { return mr_; }
   int64_t tiles() const noexcept { return tiles_; }
@@ -315,8 +342,14 @@ class PackedActivations {
   void pack_tile(int64_t t) const noexcept {
     const int64_t i0 = t * mr_;
     GemmPackAParams p;
-    p.a = a_.data + i0 * a_.ld;
-    p.lda = a_.ld;
+    if (a_.dynamic != nullptr) {
+      p.a = quantize_rows(i0, rows(i0));
+      if (p.a == nullptr) return;  // a bad row: the call throws after the threads
+      p.lda = a_.k;
+    } else {
+      p.a = a_.data + i0 * a_.ld;
+      p.lda = a_.ld;
+    }
     p.k = a_.k;
     p.kp = kp_;
     p.mr = rows(i0);
@@ -327,6 +360,41 @@ class PackedActivations {
   }
 
  private:
+  // Quantizes the `rows` dynamic rows from i0 into this thread's scratch
+  // (rows x k u8, in L1 for the pack that follows) with the one definition
+  // of dynamic quantization (dynamic_u8_qparams, quantize_tensor): the same
+  // u8 values as quantizing the whole matrix first. Returns null after
+  // recording the row when one holds a NaN or an infinity.
+  const uint8_t* quantize_rows(int64_t i0, int rows) const noexcept {
+    const DynamicRows& d = *a_.dynamic;
+    thread_local std::vector<uint8_t> scratch;
+    const auto bytes = static_cast<std::size_t>(rows * a_.k);
+    if (scratch.size() < bytes) scratch.resize(bytes);
+    for (int64_t i = i0; i < i0 + rows; ++i) {
+      const float* x = d.x + i * d.ldx;
+      if (d.per_row) {
+        QParams qp;
+        try {
+          qp = dynamic_u8_qparams(x, 1, a_.k, d.ldx, d.who);
+        } catch (const Error&) {
+          // Not thrown across the thread team: the lowest bad row is kept,
+          // the caller throws once the threads are done.
+          int64_t seen = bad_row_.load(std::memory_order_relaxed);
+          while ((seen < 0 || i < seen) &&
+                 !bad_row_.compare_exchange_weak(seen, i, std::memory_order_relaxed)) {
+          }
+          return nullptr;
+        }
+        d.scale[i] = qp.scale;
+        d.zero_point[i] = qp.zero_point;
+        zp_eff_[i] = qp.zero_point + zp_shift_;
+      }
+      quantize_tensor(DType::u8, x, scratch.data() + (i - i0) * a_.k,
+                      static_cast<std::size_t>(a_.k), 1.0f / d.scale[i], d.zero_point[i], 0, 255);
+    }
+    return scratch.data();
+  }
+
   const ActSpec& a_;
   GemmPackAFn pack_;
   int mr_;
@@ -334,6 +402,8 @@ class PackedActivations {
   int64_t kp_;
   int64_t elem_;
   int32_t shift_ = 0;
+  int32_t zp_shift_ = 0;
+  mutable std::atomic<int64_t> bad_row_{-1};
   int64_t tiles_ = 0;
   uint8_t* data_ = nullptr;
   int32_t* zp_eff_ = nullptr;
