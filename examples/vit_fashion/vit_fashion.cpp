@@ -5,6 +5,7 @@
 // SmoothQuant), each against its target loss where the issue sets one.
 //
 //   vit_fashion [--weights vit_fashion.safetensors]
+//               [--qat-weights vit_fashion_qat.safetensors]
 //               [--reference vit_fashion_reference.safetensors] [--data DIR]
 //
 // The graph's node names are train.py's module paths, so the state_dict
@@ -67,6 +68,8 @@ int64_t argmax(const float* logits) { return std::max_element(logits, logits + k
 int main(int argc, char** argv) {
   std::filesystem::path weights =
       std::filesystem::path(VIT_FASHION_DIR) / "vit_fashion.safetensors";
+  std::filesystem::path qat_weights =
+      std::filesystem::path(VIT_FASHION_DIR) / "vit_fashion_qat.safetensors";
   std::filesystem::path reference =
       std::filesystem::path(VIT_FASHION_DIR) / "vit_fashion_reference.safetensors";
   std::filesystem::path data = fashion::default_data_dir();
@@ -74,6 +77,8 @@ int main(int argc, char** argv) {
     const std::string flag = argv[i];
     if (flag == "--weights")
       weights = argv[i + 1];
+    else if (flag == "--qat-weights")
+      qat_weights = argv[i + 1];
     else if (flag == "--reference")
       reference = argv[i + 1];
     else if (flag == "--data")
@@ -172,6 +177,8 @@ int main(int argc, char** argv) {
         nn::smooth_quant(smoothed, smoothing, {.held_out_batches = 1});
     std::printf("SmoothQuant (alpha by held-out static INT8 SQNR per layer):\n%s",
                 report.table().c_str());
+    nn::Graph qat = vit_fashion_graph();
+    nn::load_weights(qat, qat_weights);
     const Result smoothed_fp32 = evaluate(smoothed);
     std::printf("FP32 after SmoothQuant: accuracy %.4f; %lld predictions differ from PyTorch's\n",
                 static_cast<double>(smoothed_fp32.correct) / static_cast<double>(test.count),
@@ -189,6 +196,10 @@ int main(int argc, char** argv) {
         {"SmoothQuant + dynamic per-token",
          nn::quantize_dynamic(smoothed, {.per_row_activations = true}), -1.0},
         {"SmoothQuant + static", nn::quantize_static(calibrated(smoothed)), 0.5},
+        // qat.py fine-tuned these weights with the rounding of dynamic
+        // per-token INT8 simulated; they are quantized like the FP32 ones.
+        {"QAT + dynamic per-token", nn::quantize_dynamic(qat, {.per_row_activations = true}), 0.3},
+        {"QAT + static", nn::quantize_static(calibrated(qat)), 0.5},
     };
     bool ok = true;
     for (const Row& row : rows) {
