@@ -32,8 +32,11 @@ struct PlanStep {
   Activation act = Activation::none;
   std::string residual;             ///< value added before the final rounding, or empty
   std::vector<std::string> covers;  ///< the graph nodes it runs, first to last
+  bool keep_fp32 = false;           ///< an override keeps this Linear/Conv2d FP32
 
+  /// A Linear/Conv2d that becomes an INT8 unit.
   bool quantizable() const {
+    if (keep_fp32) return false;
     const auto* l = std::get_if<Layer>(&op);
     return l && (std::holds_alternative<Linear>(*l) || std::holds_alternative<Conv2d>(*l));
   }
@@ -67,8 +70,8 @@ std::vector<PlanStep> make_plan(const Graph& g, bool fuse_residual,
     const Node& n = g.nodes()[i];
     if (consumed.count(n.name)) continue;
     PlanStep s{n.name, n.inputs, n.op, Activation::none, {}, {n.name}};
-    const bool fp32 = overrides.count(n.name) && overrides.at(n.name).keep_fp32;
-    if (s.quantizable() && !fp32) {
+    s.keep_fp32 = overrides.count(n.name) && overrides.at(n.name).keep_fp32;
+    if (s.quantizable()) {
       auto take_activation = [&](const std::string& from) {
         const Node* r = sole_reader(from);
         if (r && (is_layer(r->op, ReLU{}) || is_layer(r->op, ReLU6{}))) {
@@ -151,21 +154,6 @@ bool int8_node_op(const NodeOp& op) {
 }  // namespace
 
 // ------------------------------------------------------------- QuantizedGraph
-struct QuantizedGraph::Impl {
-  struct Step {
-    std::string name;
-    std::vector<std::string> inputs;
-    std::variant<QuantizedUnit, NodeOp> op;  ///< INT8 unit, or an FP32 graph operator
-    std::string residual;
-    QParams residual_qparams;
-    std::vector<std::vector<QuantizedMultiplier>> residual_multipliers;  ///< per group
-    std::vector<std::string> covers;
-  };
-  std::vector<std::string> inputs;
-  std::vector<std::string> outputs;
-  std::vector<Step> steps;
-};
-
 QuantizedGraph::QuantizedGraph() : impl_(std::make_shared<Impl>()) {}
 QuantizedGraph::QuantizedGraph(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
 
@@ -306,6 +294,21 @@ std::string QuantizedGraph::summary() const {
   return out;
 }
 
+std::vector<std::vector<QuantizedMultiplier>> detail::residual_multipliers(
+    const QConv2d& conv, const QParams& residual) {
+  std::vector<std::vector<QuantizedMultiplier>> out;
+  for (const auto& w : conv.weights) {
+    std::vector<QuantizedMultiplier> m;
+    for (float ws : w->scales()) {
+      const double real = static_cast<double>(residual.scale) /
+                          (static_cast<double>(conv.input_qparams.scale) * static_cast<double>(ws));
+      m.push_back(quantize_multiplier(real));
+    }
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
 // ------------------------------------------------------------- dynamic
 QuantizedGraph quantize_dynamic(const Graph& graph, const DynamicConfig& config) {
   check_overrides(config.overrides, graph);
@@ -411,16 +414,8 @@ QuantizedGraph quantize_static(const GraphCalibrator& cal, const StaticConfig& c
           QuantMode::static_, in, qparams_of(p.name));
       if (!p.residual.empty()) {
         s.residual_qparams = qparams_of(p.residual);
-        const auto& conv = std::get<QConv2d>(u.op);
-        for (const auto& w : conv.weights) {
-          std::vector<QuantizedMultiplier> m;
-          for (float ws : w->scales()) {
-            const double real = static_cast<double>(s.residual_qparams.scale) /
-                                (static_cast<double>(in.scale) * static_cast<double>(ws));
-            m.push_back(quantize_multiplier(real));
-          }
-          s.residual_multipliers.push_back(std::move(m));
-        }
+        s.residual_multipliers =
+            detail::residual_multipliers(std::get<QConv2d>(u.op), s.residual_qparams);
       }
       s.op = std::move(u);
     } else if (is_layer(p.op, MaxPool2d{}) || is_layer(p.op, Flatten{})) {

@@ -1,9 +1,11 @@
 // The quantized model file format (save, load_quantized): a safetensors
 // container (src/nn/safetensors.cpp) whose __metadata__ describes the units
 // and whose tensors hold their parameters. Format: include/sparq/nn/io.hpp.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "io/files.hpp"
@@ -32,6 +34,7 @@ namespace {
 
 constexpr const char* kFormat = "sparq.quantized_model";
 constexpr const char* kVersion = "1";
+constexpr const char* kGraphFormat = "sparq.quantized_graph";
 
 json qparams_json(const QParams& q) { return {{"scale", q.scale}, {"zero_point", q.zero_point}}; }
 
@@ -274,80 +277,123 @@ std::string weights_kind(const Reader& r, const json& j) {
 
 }  // namespace
 
+namespace {
+
+void push_f32(std::vector<detail::StOut>& tensors, const std::string& name,
+              std::vector<int64_t> shape, const std::vector<float>& v) {
+  tensors.push_back({name, "F32", std::move(shape), as_bytes_vec(v)});
+}
+
+/// A unit's description; its tensors ("<name>.weight", ...) go to `tensors`.
+json unit_json(const QuantizedUnit& u, std::vector<detail::StOut>& tensors) {
+  auto add_f32 = [&](const std::string& name, std::vector<int64_t> shape,
+                     const std::vector<float>& v) { push_f32(tensors, name, std::move(shape), v); };
+  json j;
+  j["name"] = u.name;
+  if (const auto* l = std::get_if<QLinear>(&u.op)) {
+    j.update({{"kind", "qlinear"},
+              {"in", l->in_features},
+              {"out", l->out_features},
+              {"bias", !l->bias.empty()},
+              {"mode", mode_name(l->mode)},
+              {"activation", activation_name(l->activation)},
+              {"weights", l->weights->kind()},
+              {"per_channel", l->weights->per_channel()},
+              {"per_row", l->per_row},
+              {"input_qparams", qparams_json(l->input_qparams)},
+              {"output_qparams", qparams_json(l->output_qparams)}});
+    const auto v = l->weights->values();
+    tensors.push_back({u.name + ".weight",
+                       "I8",
+                       {l->out_features, l->in_features},
+                       as_bytes_vec(std::vector<int8_t>(v.begin(), v.end()))});
+    const auto s = l->weights->scales();
+    add_f32(u.name + ".weight_scale", {l->weights->per_channel() ? l->out_features : 1},
+            l->weights->per_channel() ? std::vector<float>(s.begin(), s.end())
+                                      : std::vector<float>{s[0]});
+    if (!l->bias.empty()) add_f32(u.name + ".bias", {l->out_features}, l->bias);
+  } else if (const auto* c = std::get_if<QConv2d>(&u.op)) {
+    j = geometry_json(*c);
+    j.update({{"name", u.name},
+              {"kind", "qconv2d"},
+              {"bias", !c->bias.empty()},
+              {"mode", mode_name(c->mode)},
+              {"activation", activation_name(c->activation)},
+              {"weights", c->weights[0]->kind()},
+              {"per_channel", c->weights[0]->per_channel()},
+              {"input_qparams", qparams_json(c->input_qparams)},
+              {"output_qparams", qparams_json(c->output_qparams)}});
+    std::vector<int8_t> values;
+    std::vector<float> scales;
+    for (const auto& w : c->weights) {
+      values.insert(values.end(), w->values().begin(), w->values().end());
+      scales.insert(scales.end(), w->scales().begin(), w->scales().end());
+    }
+    const bool pc = c->weights[0]->per_channel();
+    tensors.push_back({u.name + ".weight",
+                       "I8",
+                       {c->out_channels, c->kernel_h, c->kernel_w, c->in_channels / c->groups},
+                       as_bytes_vec(values)});
+    add_f32(u.name + ".weight_scale", {pc ? c->out_channels : 1},
+            pc ? scales : std::vector<float>{scales[0]});
+    if (!c->bias.empty()) add_f32(u.name + ".bias", {c->out_channels}, c->bias);
+  } else if (const auto* p = std::get_if<MaxPool2d>(&u.op)) {
+    j.update(pool_json(*p));
+  } else if (std::holds_alternative<Flatten>(u.op)) {
+    j["kind"] = "flatten";
+  } else {
+    const auto& block = std::get<Fp32Block>(u.op);
+    j["kind"] = "fp32";
+    j["layers"] = json::array();
+    Sequential s;
+    for (const Layer& l : block.layers) {
+      j["layers"].push_back(layer_json(l));
+      s.add(l);
+    }
+    for (const auto& [name, t] : s.state_dict()) add_f32(u.name + "." + name, t.shape, t.data);
+  }
+  return j;
+}
+
+/// The file's metadata with its format and version checked; `noun` and
+/// `loader` name what it must be and what loads the other sparq kind.
+void check_format(const detail::StFile& file, const std::string& what, const char* format,
+                  const char* noun, const char* other_format, const char* other_loader) {
+  const auto fmt_it = file.metadata.find("format");
+  if (fmt_it == file.metadata.end() || fmt_it->second != format) {
+    const bool other = fmt_it != file.metadata.end() && fmt_it->second == other_format;
+    fail("{}: not a sparq {} (__metadata__.format must be '{}'{})", what, noun, format,
+         other ? fmt::format(", got '{}': load it with {}", other_format, other_loader)
+               : std::string());
+  }
+  const auto ver = file.metadata.find("format_version");
+  if (ver == file.metadata.end() || ver->second != kVersion) {
+    fail("{}: unsupported format_version '{}' (this build reads version {})", what,
+         ver == file.metadata.end() ? "(missing)" : ver->second, kVersion);
+  }
+}
+
+/// The JSON description in __metadata__[key], parsed with every check.
+json read_description(const detail::StFile& file, const std::string& what, const char* key) {
+  const auto model_it = file.metadata.find(key);
+  if (model_it == file.metadata.end()) fail("{}: __metadata__ has no '{}' description", what, key);
+  if (detail::json_depth(model_it->second) > 8)
+    fail("{}: model description is nested too deeply", what);
+  std::string duplicate;
+  int duplicate_depth = 0;
+  json desc = detail::parse_json_unique(model_it->second, duplicate, duplicate_depth);
+  if (desc.is_discarded()) fail("{}: the model description is not valid JSON", what);
+  if (!duplicate.empty())
+    fail("{}: model description: key '{}' appears twice in one object", what, duplicate);
+  return desc;
+}
+
+}  // namespace
+
 void save(const QuantizedModel& model, const std::filesystem::path& path) {
   json units = json::array();
   std::vector<detail::StOut> tensors;
-  auto add_f32 = [&](const std::string& name, std::vector<int64_t> shape,
-                     const std::vector<float>& v) {
-    tensors.push_back({name, "F32", std::move(shape), as_bytes_vec(v)});
-  };
-  for (const QuantizedUnit& u : model.units()) {
-    json j;
-    j["name"] = u.name;
-    if (const auto* l = std::get_if<QLinear>(&u.op)) {
-      j.update({{"kind", "qlinear"},
-                {"in", l->in_features},
-                {"out", l->out_features},
-                {"bias", !l->bias.empty()},
-                {"mode", mode_name(l->mode)},
-                {"activation", activation_name(l->activation)},
-                {"weights", l->weights->kind()},
-                {"per_channel", l->weights->per_channel()},
-                {"per_row", l->per_row},
-                {"input_qparams", qparams_json(l->input_qparams)},
-                {"output_qparams", qparams_json(l->output_qparams)}});
-      const auto v = l->weights->values();
-      tensors.push_back({u.name + ".weight",
-                         "I8",
-                         {l->out_features, l->in_features},
-                         as_bytes_vec(std::vector<int8_t>(v.begin(), v.end()))});
-      const auto s = l->weights->scales();
-      add_f32(u.name + ".weight_scale", {l->weights->per_channel() ? l->out_features : 1},
-              l->weights->per_channel() ? std::vector<float>(s.begin(), s.end())
-                                        : std::vector<float>{s[0]});
-      if (!l->bias.empty()) add_f32(u.name + ".bias", {l->out_features}, l->bias);
-    } else if (const auto* c = std::get_if<QConv2d>(&u.op)) {
-      j = geometry_json(*c);
-      j.update({{"name", u.name},
-                {"kind", "qconv2d"},
-                {"bias", !c->bias.empty()},
-                {"mode", mode_name(c->mode)},
-                {"activation", activation_name(c->activation)},
-                {"weights", c->weights[0]->kind()},
-                {"per_channel", c->weights[0]->per_channel()},
-                {"input_qparams", qparams_json(c->input_qparams)},
-                {"output_qparams", qparams_json(c->output_qparams)}});
-      std::vector<int8_t> values;
-      std::vector<float> scales;
-      for (const auto& w : c->weights) {
-        values.insert(values.end(), w->values().begin(), w->values().end());
-        scales.insert(scales.end(), w->scales().begin(), w->scales().end());
-      }
-      const bool pc = c->weights[0]->per_channel();
-      tensors.push_back({u.name + ".weight",
-                         "I8",
-                         {c->out_channels, c->kernel_h, c->kernel_w, c->in_channels / c->groups},
-                         as_bytes_vec(values)});
-      add_f32(u.name + ".weight_scale", {pc ? c->out_channels : 1},
-              pc ? scales : std::vector<float>{scales[0]});
-      if (!c->bias.empty()) add_f32(u.name + ".bias", {c->out_channels}, c->bias);
-    } else if (const auto* p = std::get_if<MaxPool2d>(&u.op)) {
-      j.update(pool_json(*p));
-    } else if (std::holds_alternative<Flatten>(u.op)) {
-      j["kind"] = "flatten";
-    } else {
-      const auto& block = std::get<Fp32Block>(u.op);
-      j["kind"] = "fp32";
-      j["layers"] = json::array();
-      Sequential s;
-      for (const Layer& l : block.layers) {
-        j["layers"].push_back(layer_json(l));
-        s.add(l);
-      }
-      for (const auto& [name, t] : s.state_dict()) add_f32(u.name + "." + name, t.shape, t.data);
-    }
-    units.push_back(std::move(j));
-  }
+  for (const QuantizedUnit& u : model.units()) units.push_back(unit_json(u, tensors));
   const json description = {{"units", units}};
   const std::map<std::string, std::string> metadata{
       {"format", kFormat}, {"format_version", kVersion}, {"model", description.dump()}};
@@ -356,108 +402,99 @@ void save(const QuantizedModel& model, const std::filesystem::path& path) {
 
 namespace {
 
+/// Sets parameter `pname` ("weight", "bias", "running_mean", ...) of a layer.
+void set_layer_param(Layer& layer, const std::string& pname, Tensor t) {
+  std::visit(
+      [&](auto& l) {
+        using L = std::decay_t<decltype(l)>;
+        if constexpr (std::is_same_v<L, Linear> || std::is_same_v<L, Conv2d>) {
+          (pname == "weight" ? l.weight : l.bias) = std::move(t);
+        } else if constexpr (std::is_same_v<L, BatchNorm>) {
+          if (pname == "weight")
+            l.weight = std::move(t);
+          else if (pname == "bias")
+            l.bias = std::move(t);
+          else if (pname == "running_mean")
+            l.running_mean = std::move(t);
+          else
+            l.running_var = std::move(t);
+        }
+      },
+      layer);
+}
+
+/// A unit from its description and tensors; QLinear/QConv2d still need prepare().
+QuantizedUnit unit_from(const Reader& r, const json& j, const TensorSource& src) {
+  const std::string& what = r.what;
+  QuantizedUnit u;
+  u.name = r.string(j, "name");
+  const std::string kind = r.string(j, "kind");
+  if (kind == "qlinear") {
+    QLinear l;
+    l.in_features = r.integer(j, "in", 1, int64_t{1} << 31);
+    l.out_features = r.integer(j, "out", 1, int64_t{1} << 31);
+    l.mode = mode_from(r, j);
+    l.activation = activation_from(r, j);
+    l.per_row = r.boolean(j, "per_row");
+    l.input_qparams = r.qparams(j, "input_qparams");
+    l.output_qparams = r.qparams(j, "output_qparams");
+    weights_kind(r, j);
+    const bool pc = r.boolean(j, "per_channel");
+    std::vector<int8_t> w = src.i8(u.name + ".weight", {l.out_features, l.in_features});
+    l.weights = make_dense_weights(std::move(w), l.out_features, l.in_features,
+                                   read_scales(src, u.name, pc, l.out_features));
+    if (r.boolean(j, "bias")) l.bias = src.f32(u.name + ".bias", {l.out_features});
+    u.op = std::move(l);
+  } else if (kind == "qconv2d") {
+    QConv2d c;
+    static_cast<Conv2dGeometry&>(c) = geometry_from(r, j);
+    c.mode = mode_from(r, j);
+    c.activation = activation_from(r, j);
+    c.input_qparams = r.qparams(j, "input_qparams");
+    c.output_qparams = r.qparams(j, "output_qparams");
+    weights_kind(r, j);
+    const bool pc = r.boolean(j, "per_channel");
+    const std::vector<int8_t> w = src.i8(
+        u.name + ".weight", {c.out_channels, c.kernel_h, c.kernel_w, c.in_channels / c.groups});
+    c.weights = detail::split_groups(w, read_scales(src, u.name, pc, c.out_channels), c);
+    if (r.boolean(j, "bias")) c.bias = src.f32(u.name + ".bias", {c.out_channels});
+    u.op = std::move(c);
+  } else if (kind == "maxpool2d") {
+    u.op = pool_from(r, j);
+  } else if (kind == "flatten") {
+    u.op = Flatten{};
+  } else if (kind == "fp32") {
+    const json& layers = r.field(j, "layers");
+    if (!layers.is_array() || layers.empty())
+      fail("{}: unit '{}': 'layers' must be a non-empty array", what, u.name);
+    Fp32Block block;
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+      Layer layer = layer_from(r, layers[i]);
+      for (const auto& param : param_shapes(layer)) {
+        set_layer_param(
+            layer, param.first,
+            Tensor(param.second,
+                   src.f32(u.name + "." + std::to_string(i) + "." + param.first, param.second)));
+      }
+      block.layers.push_back(std::move(layer));
+    }
+    u.op = std::move(block);
+  } else {
+    fail("{}: unit '{}' has unknown kind '{}'", what, u.name, kind);
+  }
+  return u;
+}
+
 QuantizedModel load_impl(std::span<const std::byte> bytes, const std::string& what) {
   const detail::StFile file = detail::parse_safetensors(bytes, what);
   const Reader r{what};
-  const auto fmt_it = file.metadata.find("format");
-  if (fmt_it == file.metadata.end() || fmt_it->second != kFormat) {
-    fail("{}: not a sparq quantized model (__metadata__.format must be '{}')", what, kFormat);
-  }
-  const auto ver = file.metadata.find("format_version");
-  if (ver == file.metadata.end() || ver->second != kVersion) {
-    fail("{}: unsupported format_version '{}' (this build reads version {})", what,
-         ver == file.metadata.end() ? "(missing)" : ver->second, kVersion);
-  }
-  const auto model_it = file.metadata.find("model");
-  if (model_it == file.metadata.end()) fail("{}: __metadata__ has no 'model' description", what);
-  if (detail::json_depth(model_it->second) > 8)
-    fail("{}: model description is nested too deeply", what);
-  std::string duplicate;
-  int duplicate_depth = 0;
-  const json desc = detail::parse_json_unique(model_it->second, duplicate, duplicate_depth);
-  if (desc.is_discarded()) fail("{}: the model description is not valid JSON", what);
-  if (!duplicate.empty())
-    fail("{}: model description: key '{}' appears twice in one object", what, duplicate);
+  check_format(file, what, kFormat, "quantized model", kGraphFormat, "load_quantized_graph");
+  const json desc = read_description(file, what, "model");
   const json& units_j = r.field(desc, "units");
   if (!units_j.is_array()) fail("{}: model description: 'units' must be an array", what);
   const TensorSource src{file, what};
   std::vector<QuantizedUnit> units;
-  for (const json& j : units_j) {
-    QuantizedUnit u;
-    u.name = r.string(j, "name");
-    const std::string kind = r.string(j, "kind");
-    if (kind == "qlinear") {
-      QLinear l;
-      l.in_features = r.integer(j, "in", 1, int64_t{1} << 31);
-      l.out_features = r.integer(j, "out", 1, int64_t{1} << 31);
-      l.mode = mode_from(r, j);
-      l.activation = activation_from(r, j);
-      l.per_row = r.boolean(j, "per_row");
-      l.input_qparams = r.qparams(j, "input_qparams");
-      l.output_qparams = r.qparams(j, "output_qparams");
-      weights_kind(r, j);
-      const bool pc = r.boolean(j, "per_channel");
-      std::vector<int8_t> w = src.i8(u.name + ".weight", {l.out_features, l.in_features});
-      l.weights = make_dense_weights(std::move(w), l.out_features, l.in_features,
-                                     read_scales(src, u.name, pc, l.out_features));
-      if (r.boolean(j, "bias")) l.bias = src.f32(u.name + ".bias", {l.out_features});
-      u.op = std::move(l);
-    } else if (kind == "qconv2d") {
-      QConv2d c;
-      static_cast<Conv2dGeometry&>(c) = geometry_from(r, j);
-      c.mode = mode_from(r, j);
-      c.activation = activation_from(r, j);
-      c.input_qparams = r.qparams(j, "input_qparams");
-      c.output_qparams = r.qparams(j, "output_qparams");
-      weights_kind(r, j);
-      const bool pc = r.boolean(j, "per_channel");
-      const std::vector<int8_t> w = src.i8(
-          u.name + ".weight", {c.out_channels, c.kernel_h, c.kernel_w, c.in_channels / c.groups});
-      c.weights = detail::split_groups(w, read_scales(src, u.name, pc, c.out_channels), c);
-      if (r.boolean(j, "bias")) c.bias = src.f32(u.name + ".bias", {c.out_channels});
-      u.op = std::move(c);
-    } else if (kind == "maxpool2d") {
-      u.op = pool_from(r, j);
-    } else if (kind == "flatten") {
-      u.op = Flatten{};
-    } else if (kind == "fp32") {
-      const json& layers = r.field(j, "layers");
-      if (!layers.is_array() || layers.empty())
-        fail("{}: unit '{}': 'layers' must be a non-empty array", what, u.name);
-      Fp32Block block;
-      for (std::size_t i = 0; i < layers.size(); ++i) {
-        Layer layer = layer_from(r, layers[i]);
-        // Not a structured binding: clang 14 cannot capture those in the lambda below.
-        for (const auto& param : param_shapes(layer)) {
-          const std::string& pname = param.first;
-          Tensor t(param.second,
-                   src.f32(u.name + "." + std::to_string(i) + "." + pname, param.second));
-          std::visit(
-              [&](auto& l) {
-                using L = std::decay_t<decltype(l)>;
-                if constexpr (std::is_same_v<L, Linear> || std::is_same_v<L, Conv2d>) {
-                  (pname == "weight" ? l.weight : l.bias) = std::move(t);
-                } else if constexpr (std::is_same_v<L, BatchNorm>) {
-                  if (pname == "weight")
-                    l.weight = std::move(t);
-                  else if (pname == "bias")
-                    l.bias = std::move(t);
-                  else if (pname == "running_mean")
-                    l.running_mean = std::move(t);
-                  else
-                    l.running_var = std::move(t);
-                }
-              },
-              layer);
-        }
-        block.layers.push_back(std::move(layer));
-      }
-      u.op = std::move(block);
-    } else {
-      fail("{}: unit '{}' has unknown kind '{}'", what, u.name, kind);
-    }
-    units.push_back(std::move(u));
-  }
+  for (const json& j : units_j) units.push_back(unit_from(r, j, src));
   return QuantizedModel(std::move(units));  // prepare() validates qparams and rebuilds the stages
 }
 
@@ -475,6 +512,288 @@ QuantizedModel load_quantized(const std::filesystem::path& path) {
   const std::vector<std::byte> bytes = sparq::detail::read_regular_file(path, "load_quantized");
   try {
     return load_impl(bytes, path.string());
+  } catch (const json::exception& e) {
+    fail("{}: malformed description: {}", path.string(), e.what());
+  }
+}
+
+// ------------------------------------------------------------------ quantized graph files
+namespace {
+
+/// An FP32 graph operator's description (hyper-parameters only; its
+/// parameters are tensors "<step>.<param>", an int8 Embedding's
+/// "<step>.rows_int8" and "<step>.row_scales").
+json node_json(const NodeOp& op) {
+  return std::visit(
+      [](const auto& o) -> json {
+        using T = std::decay_t<decltype(o)>;
+        if constexpr (std::is_same_v<T, Layer>) {
+          return {{"op", "Layer"}, {"layer", layer_json(o)}};
+        } else {
+          json j = {{"op", T::kind}};
+          if constexpr (std::is_same_v<T, AvgPool2d>) {
+            j.update({{"kernel", {o.kernel_h, o.kernel_w}},
+                      {"stride", {o.stride_h, o.stride_w}},
+                      {"padding", {o.pad_h, o.pad_w}},
+                      {"count_include_pad", o.count_include_pad}});
+          } else if constexpr (std::is_same_v<T, AdaptiveAvgPool2d>) {
+            j["output"] = {o.out_h, o.out_w};
+          } else if constexpr (std::is_same_v<T, Embedding>) {
+            j.update({{"num_embeddings", o.num_embeddings},
+                      {"embedding_dim", o.embedding_dim},
+                      {"positional", o.positional},
+                      {"fixed_row", o.fixed_row},
+                      {"int8_rows", o.int8_rows()}});
+          } else if constexpr (std::is_same_v<T, LayerNorm>) {
+            j.update({{"normalized_shape", o.normalized_shape}, {"eps", o.eps}});
+          } else if constexpr (std::is_same_v<T, GELU>) {
+            j["tanh_approximation"] = o.tanh_approximation;
+          } else if constexpr (std::is_same_v<T, SelectIndex>) {
+            j.update({{"axis", o.axis}, {"index", o.index}});
+          } else if constexpr (std::is_same_v<T, Reshape>) {
+            j["shape"] = o.shape;
+          } else if constexpr (std::is_same_v<T, Mean>) {
+            j["axis"] = o.axis;
+          } else if constexpr (std::is_same_v<T, Attention>) {
+            j.update({{"heads", o.heads},
+                      {"products", o.products == Attention::Products::int8 ? "int8" : "fp32"}});
+          } else if constexpr (std::is_same_v<T, ChannelScale>) {
+            j["channels"] = o.scale.numel();
+          }
+          return j;
+        }
+      },
+      op);
+}
+
+void node_tensors(const NodeOp& op, const std::string& prefix,
+                  std::vector<detail::StOut>& tensors) {
+  // The visitor only reads; it takes Tensor& because it serves loading too.
+  detail::for_each_node_param(
+      const_cast<NodeOp&>(op), prefix,
+      [&](const std::string& name, Tensor& t) { push_f32(tensors, name, t.shape, t.data); });
+  if (const auto* e = std::get_if<Embedding>(&op); e && e->int8_rows()) {
+    tensors.push_back({prefix + "rows_int8",
+                       "I8",
+                       {e->num_embeddings, e->embedding_dim},
+                       as_bytes_vec(e->rows_int8)});
+    push_f32(tensors, prefix + "row_scales", {e->num_embeddings}, e->row_scales);
+  }
+}
+
+/// A parameterless operator by kind, or nullopt.
+template <class... T>
+std::optional<NodeOp> plain_op(const std::string& kind) {
+  std::optional<NodeOp> op;
+  ((kind == T::kind ? (void)(op = T{}) : (void)0), ...);
+  return op;
+}
+
+/// An FP32 graph operator from its description, parameters read from the
+/// file (their shapes checked against the file before anything is
+/// allocated from the sizes the description claims).
+NodeOp node_from(const Reader& r, const json& j, const TensorSource& src,
+                 const std::string& prefix) {
+  const std::string kind = r.string(j, "op");
+  constexpr int64_t kMaxSize = int64_t{1} << 31;
+  if (kind == "Layer") {
+    Layer layer = layer_from(r, r.field(j, "layer"));
+    for (const auto& param : param_shapes(layer)) {
+      set_layer_param(layer, param.first,
+                      Tensor(param.second, src.f32(prefix + param.first, param.second)));
+    }
+    return layer;
+  }
+  if (auto op = plain_op<Add, Concat, Hardswish, SiLU, Sigmoid, Softmax, Tanh>(kind)) return *op;
+  if (kind == "AvgPool2d") {
+    AvgPool2d p;
+    std::tie(p.kernel_h, p.kernel_w) = std::tuple_cat(r.pair(j, "kernel", 1, kMaxDim));
+    std::tie(p.stride_h, p.stride_w) = std::tuple_cat(r.pair(j, "stride", 1, kMaxDim));
+    std::tie(p.pad_h, p.pad_w) = std::tuple_cat(r.pair(j, "padding", 0, kMaxDim));
+    p.count_include_pad = r.boolean(j, "count_include_pad");
+    p.validate();
+    return p;
+  }
+  if (kind == "AdaptiveAvgPool2d") {
+    AdaptiveAvgPool2d p;
+    std::tie(p.out_h, p.out_w) = std::tuple_cat(r.pair(j, "output", 1, kMaxDim));
+    return p;
+  }
+  if (kind == "Embedding") {
+    const int64_t n = r.integer(j, "num_embeddings", 1, kMaxSize);
+    const int64_t d = r.integer(j, "embedding_dim", 1, kMaxSize);
+    const bool positional = r.boolean(j, "positional");
+    const int64_t row = r.integer(j, "fixed_row", -1, kMaxSize);
+    if (r.boolean(j, "int8_rows")) {
+      std::vector<int8_t> rows = src.i8(prefix + "rows_int8", {n, d});
+      std::vector<float> scales = src.f32(prefix + "row_scales", {n});
+      for (std::size_t i = 0; i < scales.size(); ++i) {
+        if (!(scales[i] > 0.0f))
+          fail("{}: tensor '{}row_scales'[{}] = {} must be > 0", r.what, prefix, i, scales[i]);
+      }
+      Embedding e(n, d, positional, row);
+      e.weight = Tensor{};
+      e.rows_int8 = std::move(rows);
+      e.row_scales = std::move(scales);
+      return e;
+    }
+    std::vector<float> w = src.f32(prefix + "weight", {n, d});
+    Embedding e(n, d, positional, row);
+    e.weight.data = std::move(w);
+    return e;
+  }
+  if (kind == "LayerNorm") {
+    const int64_t n = r.integer(j, "normalized_shape", 1, kMaxSize);
+    std::vector<float> w = src.f32(prefix + "weight", {n});
+    std::vector<float> b = src.f32(prefix + "bias", {n});
+    LayerNorm ln(n, r.number(j, "eps"));
+    ln.weight.data = std::move(w);
+    ln.bias.data = std::move(b);
+    return ln;
+  }
+  if (kind == "GELU") return GELU{.tanh_approximation = r.boolean(j, "tanh_approximation")};
+  if (kind == "SelectIndex") {
+    return SelectIndex{.axis = r.integer(j, "axis", -kMaxDim, kMaxDim),
+                       .index = r.integer(j, "index", -kMaxSize, kMaxSize)};
+  }
+  if (kind == "Reshape") {
+    const json& shape = r.field(j, "shape");
+    if (!shape.is_array() || shape.size() > 8)
+      fail("{}: model description: Reshape 'shape' must be an array of at most 8 sizes", r.what);
+    Reshape op;
+    for (const json& v : shape) {
+      const json size = {{"size", v}};
+      op.shape.push_back(r.integer(size, "size", -1, kMaxSize));
+    }
+    return op;
+  }
+  if (kind == "Mean") return Mean{.axis = r.integer(j, "axis", -kMaxDim, kMaxDim)};
+  if (kind == "Attention") {
+    Attention a(r.integer(j, "heads", 1, kMaxDim));
+    const std::string p = r.string(j, "products");
+    if (p != "fp32" && p != "int8")
+      fail("{}: model description: Attention products '{}' must be fp32 or int8", r.what, p);
+    a.products = p == "int8" ? Attention::Products::int8 : Attention::Products::fp32;
+    return a;
+  }
+  if (kind == "ChannelScale") {
+    const int64_t c = r.integer(j, "channels", 1, kMaxSize);
+    std::vector<float> s = src.f32(prefix + "scale", {c});
+    ChannelScale cs(c);
+    cs.scale.data = std::move(s);
+    return cs;
+  }
+  fail("{}: model description: unknown graph operator '{}'", r.what, kind);
+}
+
+std::vector<std::string> strings_from(const Reader& r, const json& j, const char* key) {
+  const json& v = r.field(j, key);
+  if (!v.is_array()) fail("{}: model description: '{}' must be an array of names", r.what, key);
+  std::vector<std::string> out;
+  for (const json& s : v) {
+    if (!s.is_string() || s.get<std::string>().empty())
+      fail("{}: model description: '{}' must hold non-empty names (got {})", r.what, key,
+           s.dump().substr(0, 80));
+    out.push_back(s.get<std::string>());
+  }
+  return out;
+}
+
+QuantizedGraph load_graph_impl(std::span<const std::byte> bytes, const std::string& what) {
+  const detail::StFile file = detail::parse_safetensors(bytes, what);
+  const Reader r{what};
+  check_format(file, what, kGraphFormat, "quantized graph", kFormat, "load_quantized");
+  const json desc = read_description(file, what, "graph");
+  const json& steps_j = r.field(desc, "steps");
+  if (!steps_j.is_array() || steps_j.empty())
+    fail("{}: model description: 'steps' must be a non-empty array", what);
+  const TensorSource src{file, what};
+  auto impl = std::make_shared<QuantizedGraph::Impl>();
+  impl->inputs = strings_from(r, desc, "inputs");
+  impl->outputs = strings_from(r, desc, "outputs");
+  // The names and wiring are checked by building them as a Graph (unique
+  // names, inputs computed before their readers, each operator's input
+  // count, known outputs); an INT8 unit stands there as a one-input ReLU.
+  Graph wiring(impl->inputs);
+  for (const json& j : steps_j) {
+    QuantizedGraph::Impl::Step s;
+    s.name = r.string(j, "name");
+    s.inputs = strings_from(r, j, "inputs");
+    s.covers = strings_from(r, j, "covers");
+    const bool unit = j.is_object() && j.contains("unit");
+    if (unit) {
+      QuantizedUnit u = unit_from(r, j.at("unit"), src);
+      if (auto* l = std::get_if<QLinear>(&u.op)) l->prepare();
+      if (auto* c = std::get_if<QConv2d>(&u.op)) c->prepare();
+      s.op = std::move(u);
+    } else {
+      s.op = node_from(r, r.field(j, "node"), src, s.name + ".");
+    }
+    // The operator moves through `wiring` and back, so nothing is copied.
+    wiring.add(s.name, unit ? NodeOp{Layer{ReLU{}}} : std::move(std::get<NodeOp>(s.op)), s.inputs);
+    if (!unit) s.op = std::move(wiring.op(s.name));
+    if (j.contains("residual")) {
+      s.residual = r.string(j, "residual");
+      const auto* u = std::get_if<QuantizedUnit>(&s.op);
+      const auto* conv = u ? std::get_if<QConv2d>(&u->op) : nullptr;
+      if (!conv || conv->mode != QuantMode::static_ || conv->depthwise()) {
+        fail("{}: step '{}' has a residual but is no static, non-depthwise QConv2d", what, s.name);
+      }
+      const int64_t at = wiring.find(s.residual);
+      const bool input =
+          std::find(impl->inputs.begin(), impl->inputs.end(), s.residual) != impl->inputs.end();
+      if (!input && (at < 0 || at + 1 >= static_cast<int64_t>(wiring.size()))) {
+        fail("{}: step '{}' reads residual '{}', which no earlier step or input computes", what,
+             s.name, s.residual);
+      }
+      s.residual_qparams = r.qparams(j, "residual_qparams");
+      s.residual_multipliers = detail::residual_multipliers(*conv, s.residual_qparams);
+    }
+    impl->steps.push_back(std::move(s));
+  }
+  wiring.set_outputs(impl->outputs);
+  return QuantizedGraph(std::move(impl));
+}
+
+}  // namespace
+
+void save(const QuantizedGraph& graph, const std::filesystem::path& path) {
+  const QuantizedGraph::Impl& g = graph.impl();
+  json steps = json::array();
+  std::vector<detail::StOut> tensors;
+  for (const auto& s : g.steps) {
+    json j = {{"name", s.name}, {"inputs", s.inputs}, {"covers", s.covers}};
+    if (const auto* u = std::get_if<QuantizedUnit>(&s.op)) {
+      j["unit"] = unit_json(*u, tensors);
+    } else {
+      j["node"] = node_json(std::get<NodeOp>(s.op));
+      node_tensors(std::get<NodeOp>(s.op), s.name + ".", tensors);
+    }
+    if (!s.residual.empty()) {
+      j["residual"] = s.residual;
+      j["residual_qparams"] = qparams_json(s.residual_qparams);
+    }
+    steps.push_back(std::move(j));
+  }
+  const json description = {{"inputs", g.inputs}, {"outputs", g.outputs}, {"steps", steps}};
+  const std::map<std::string, std::string> metadata{
+      {"format", kGraphFormat}, {"format_version", kVersion}, {"graph", description.dump()}};
+  sparq::detail::write_file_atomically(path, detail::build_safetensors(tensors, metadata));
+}
+
+QuantizedGraph load_quantized_graph(std::span<const std::byte> bytes) {
+  try {
+    return load_graph_impl(bytes, "quantized graph");
+  } catch (const json::exception& e) {  // defensive: every access above is checked first
+    fail("quantized graph: malformed description: {}", e.what());
+  }
+}
+
+QuantizedGraph load_quantized_graph(const std::filesystem::path& path) {
+  const std::vector<std::byte> bytes =
+      sparq::detail::read_regular_file(path, "load_quantized_graph");
+  try {
+    return load_graph_impl(bytes, path.string());
   } catch (const json::exception& e) {
     fail("{}: malformed description: {}", path.string(), e.what());
   }

@@ -19,6 +19,7 @@
 #include "sparq/error.hpp"
 #include "sparq/nn/graph.hpp"
 #include "sparq/nn/graph_op.hpp"
+#include "sparq/nn/graph_quantized.hpp"
 #include "sparq/nn/layers.hpp"
 #include "sparq/nn/quantized.hpp"
 #include "sparq/nn/workflow.hpp"
@@ -436,4 +437,31 @@ void run_conv_into(const QConv2d& c, Act& in, Act& out, const MaxPool2d* pool = 
 /// input of shape `shape`: both would succeed alone and the conv uses im2col.
 bool fusable(const QConv2d& c, const MaxPool2d& pool, const std::vector<int64_t>& shape);
 
+// Quantized graphs (graph_quantized.cpp), shared with their model files
+// (model_file.cpp) and `sparq inspect`.
+/// The multipliers s_r / (s_in * s_w[n]) of a residual fused into a static
+/// convolution, one list per group: what quantize_static derives and a
+/// loaded file rebuilds, so both give bit-identical outputs.
+std::vector<std::vector<QuantizedMultiplier>> residual_multipliers(const QConv2d& conv,
+                                                                   const QParams& residual);
+
 }  // namespace sparq::nn::detail
+
+namespace sparq::nn {
+
+struct QuantizedGraph::Impl {
+  struct Step {
+    std::string name;
+    std::vector<std::string> inputs;
+    std::variant<QuantizedUnit, NodeOp> op;  ///< INT8 unit, or an FP32 graph operator
+    std::string residual;
+    QParams residual_qparams;
+    std::vector<std::vector<QuantizedMultiplier>> residual_multipliers;  ///< per group
+    std::vector<std::string> covers;
+  };
+  std::vector<std::string> inputs;
+  std::vector<std::string> outputs;
+  std::vector<Step> steps;
+};
+
+}  // namespace sparq::nn

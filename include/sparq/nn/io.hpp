@@ -24,7 +24,20 @@
 // "model": "<JSON: one object per unit with its kind, geometry, mode,
 // activation, weight kind and granularity, and u8 input/output qparams>"}.
 // Requantization stages are rebuilt from these at load time, so a loaded
-// model gives bit-identical outputs. Every F32 tensor must be finite and a
+// model gives bit-identical outputs.
+//
+// Quantized graphs (QuantizedGraph, graph_quantized.hpp) use the same
+// container with __metadata__ = {"format": "sparq.quantized_graph",
+// "format_version": "1", "graph": "<JSON: inputs, outputs, and one object
+// per step: name, inputs, the graph nodes it covers, and either 'unit' (an
+// INT8 unit as above, with its tensors) or 'node' (an FP32 graph operator:
+// 'op' kind and hyper-parameters, its parameters as F32 tensors
+// '<step>.<param>', an int8 Embedding's as I8 '<step>.rows_int8' and F32
+// '<step>.row_scales'), plus 'residual' and 'residual_qparams' for a
+// residual fused into a static convolution>"}. The loader checks the wiring
+// as Graph::add does (unique names, inputs computed before their readers,
+// input counts, known outputs) and rebuilds the residual multipliers, so a
+// loaded graph's forward is bit-identical to the saved one's. Every F32 tensor must be finite and a
 // conv's padding at most dilation * (kernel - 1). All writes are atomic
 // (sparq/detail/atomic_file.hpp).
 #pragma once
@@ -36,6 +49,7 @@
 #include <span>
 #include <string>
 
+#include "sparq/nn/graph_quantized.hpp"
 #include "sparq/nn/quantized.hpp"
 #include "sparq/nn/sequential.hpp"
 
@@ -62,5 +76,13 @@ void save(const QuantizedModel& model, const std::filesystem::path& path);
 QuantizedModel load_quantized(const std::filesystem::path& path);
 /// The same from bytes in memory (the fuzzer's entry point).
 QuantizedModel load_quantized(std::span<const std::byte> bytes);
+
+/// Saves a quantized graph (atomic write): format "sparq.quantized_graph" (above).
+void save(const QuantizedGraph& graph, const std::filesystem::path& path);
+/// Loads a quantized graph; sparq::Error naming the file for anything
+/// malformed, and for a quantized model file (load that with load_quantized).
+QuantizedGraph load_quantized_graph(const std::filesystem::path& path);
+/// The same from bytes in memory.
+QuantizedGraph load_quantized_graph(std::span<const std::byte> bytes);
 
 }  // namespace sparq::nn
