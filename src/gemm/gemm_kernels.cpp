@@ -40,7 +40,7 @@ namespace {
 //    itself; see its file). The NEON output stages serve all three tables.
 #define SPARQ_KERNELS(X)                                                                       \
   X(scalar, 4, 8, 4, 1, gemm_u8s8s32_ukernel_4x8c4__scalar, gemm_pack_a__scalar, scalar)       \
-  X(avx2, 4, 8, 4, 2, gemm_u8s8s32_ukernel_4x8c4__avx2, gemm_pack_a_s16__avx2, avx2)           \
+  X(avx2, 6, 8, 4, 2, gemm_u8s8s32_ukernel_6x8c4__avx2, gemm_pack_a_s16__avx2, avx2)           \
   X(avxvnni, 6, 16, 4, 1, gemm_u8s8s32_ukernel_6x16c4__avxvnni, gemm_pack_a__scalar, avx2)     \
   X(avx512vnni, 6, 64, 4, 1, gemm_u8s8s32_ukernel_6x64c4__avx512vnni, gemm_pack_a__scalar,     \
     avx512vnni)                                                                                \

@@ -237,7 +237,7 @@ GemmPackA gemm_pack_a__scalar, gemm_pack_a_s16__avx2, gemm_pack_a_k64__scalar;
 
 // Microkernels, one per table; AMX's source is also built against the tile
 // emulation (reference/, no ISA flags) under the __amxemu name.
-GemmUkernel gemm_u8s8s32_ukernel_4x8c4__scalar, gemm_u8s8s32_ukernel_4x8c4__avx2,
+GemmUkernel gemm_u8s8s32_ukernel_4x8c4__scalar, gemm_u8s8s32_ukernel_6x8c4__avx2,
     gemm_u8s8s32_ukernel_6x16c4__avxvnni, gemm_u8s8s32_ukernel_6x64c4__avx512vnni,
     gemm_u8s8s32_ukernel_32x64c4__amx, gemm_u8s8s32_ukernel_32x64c4__amxemu,
     gemm_u8s8s32_ukernel_4x4c8__neon, gemm_u8s8s32_ukernel_8x8c4__neondot,

@@ -12,19 +12,31 @@
 #include <cstring>
 #include <type_traits>
 
+// Every loop over a tile's rows is fully unrolled: GCC 12 otherwise keeps
+// the accumulator arrays of a 6-row tile in memory and spills on every
+// k-group (measured in gemm_u8s8s32_ukernel_6x8c4__avx2; the same holds for
+// sgemm_f32_ukernel_6x16__avx2fma).
+#define SPARQ_UNROLL_ROWS _Pragma("GCC unroll 16")
+
 namespace sparq::detail {
 namespace {
 
 /// Adds the halves of each column, subtracts a_zero_point[i] * col_sums[j]
 /// (when col_sums is not null) and stores nr (1..8) columns of MR rows.
 template <int MR>
-inline void store_rows_4x8(const __m256i (&lo)[MR], const __m256i (&hi)[MR], int nr, int32_t* c,
-                           int64_t ldc, const int32_t* col_sums,
-                           const int32_t* a_zero_point) noexcept {
+inline void store_rows_4x8(__m256i (&lo)[MR], __m256i (&hi)[MR], int nr, int32_t* c, int64_t ldc,
+                           const int32_t* col_sums, const int32_t* a_zero_point) noexcept {
+  // An empty asm per row that takes the sums in registers: without it GCC 12
+  // keeps a 6-row tile's accumulators on the stack through the whole k loop
+  // (the hadd below pairs lo[i] with hi[i] and its allocator gives up;
+  // measured in gemm_u8s8s32_ukernel_6x8c4__avx2). Emits no instruction.
+  SPARQ_UNROLL_ROWS
+  for (int i = 0; i < MR; ++i) __asm__("" : "+x"(lo[i]), "+x"(hi[i]));
   const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
   const __m256i cs = col_sums != nullptr
                          ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(col_sums))
                          : _mm256_setzero_si256();
+  SPARQ_UNROLL_ROWS
   for (int i = 0; i < MR; ++i) {
     __m256i sum = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(lo[i], hi[i]), order);
     if (col_sums != nullptr) {
