@@ -9,6 +9,7 @@
 
 #include "gemm/sgemm_packed.hpp"
 #include "kernels/elementwise_kernels.hpp"
+#include "kernels/observe_kernels.hpp"
 #include "nn/nn_internal.hpp"
 #include "sparq/error.hpp"
 #include "sparq/gemm/gemm.hpp"
@@ -220,16 +221,21 @@ void Embedding::quantize_rows() {
   const auto dim = static_cast<std::size_t>(embedding_dim);
   std::vector<float> mins(static_cast<std::size_t>(num_embeddings));
   std::vector<float> maxs(mins.size());
+  // The dispatched observer min/max kernel (one pass per row, counting
+  // NaN and infinity); the row is searched again only to name a bad value.
+  const auto& observe = sparq::detail::observe_kernels(active_isa());
   for (std::size_t r = 0; r < mins.size(); ++r) {
     const float* row = weight.data.data() + r * dim;
-    for (std::size_t c = 0; c < dim; ++c) {
-      if (!std::isfinite(row[c])) {
-        fail("Embedding::quantize_rows: weight[{}][{}] ({}) must be finite", r, c, row[c]);
-      }
+    sparq::detail::MinMaxAccum acc{std::numeric_limits<float>::infinity(),
+                                   -std::numeric_limits<float>::infinity(), 0, 0};
+    observe.minmax(row, dim, &acc);
+    if (acc.nan_count != 0 || acc.inf_count != 0) {
+      const auto c = static_cast<std::size_t>(
+          std::find_if(row, row + dim, [](float v) { return !std::isfinite(v); }) - row);
+      fail("Embedding::quantize_rows: weight[{}][{}] ({}) must be finite", r, c, row[c]);
     }
-    const auto [lo, hi] = std::minmax_element(row, row + dim);
-    mins[r] = *lo;
-    maxs[r] = *hi;
+    mins[r] = acc.min;
+    maxs[r] = acc.max;
   }
   // Symmetric s8 per row over [-127, 127]: scale = max|row| / 127.
   const QuantSpec spec{.dtype = DType::s8,
