@@ -2,7 +2,9 @@
 // (FP32 rows in: per-row range, quantize to u8, pack, GEMM, dequantize with
 // row scale x channel scale) against the same GEMM on activations already
 // quantized (gemm() with a DequantizeStage of per-row scales), at the BERT
-// shapes. Overhead share = (dynamic - prequantized) / dynamic.
+// shapes. Overhead share = (dynamic - prequantized) / dynamic; unfused/...
+// times the three separate passes linear_dynamic made before the fusion
+// (range, quantize into a u8 copy, pack), in the same run.
 //
 //   bench_linear_dynamic --benchmark_repetitions=7
 //     --benchmark_enable_random_interleaving=true
@@ -19,7 +21,9 @@
 #include <string>
 #include <vector>
 
+#include "quant/dynamic_qparams.hpp"
 #include "sparq/gemm/gemm.hpp"
+#include "sparq/quant/quantize.hpp"
 
 namespace {
 
@@ -64,6 +68,37 @@ void bm_dynamic(benchmark::State& state, Shape s, int threads) {
   set_counters(state, s);
 }
 
+// The unfused definition (linear_dynamic before issue 15's fusion): a range
+// pass per row, a quantize pass into a u8 copy of x, then the GEMM packs
+// that copy, all but the GEMM on the calling thread. gemm() takes one zero
+// point, so the rows' own zero points are not passed on: the work per
+// element is the same.
+void bm_unfused(benchmark::State& state, Shape s, int threads) {
+  Problem p(s);
+  sparq::DequantizeStage stage;
+  stage.activation_scales.resize(static_cast<std::size_t>(s.m));
+  std::vector<int32_t> zps(static_cast<std::size_t>(s.m));
+  const sparq::ActivationsU8 a{p.q.data(), s.m, s.k, 0, 128};
+  for (auto _ : state) {
+    for (int64_t i = 0; i < s.m; ++i) {
+      const auto r = static_cast<std::size_t>(i);
+      const sparq::QParams qp =
+          sparq::detail::dynamic_u8_qparams(p.x.data() + i * s.k, 1, s.k, s.k, "bench");
+      stage.activation_scales[r] = qp.scale;
+      zps[r] = qp.zero_point;
+    }
+    for (int64_t i = 0; i < s.m; ++i) {
+      const auto r = static_cast<std::size_t>(i);
+      sparq::detail::quantize_tensor(sparq::DType::u8, p.x.data() + i * s.k, p.q.data() + i * s.k,
+                                     static_cast<std::size_t>(s.k),
+                                     1.0f / stage.activation_scales[r], zps[r], 0, 255);
+    }
+    sparq::gemm(a, p.w, stage, p.y.data(), 0, sparq::GemmOptions{threads});
+    benchmark::DoNotOptimize(p.y.data());
+  }
+  set_counters(state, s);
+}
+
 void bm_prequantized(benchmark::State& state, Shape s, int threads) {
   Problem p(s);
   sparq::DequantizeStage stage;
@@ -84,6 +119,8 @@ const bool registered = [] {
         const std::string tail = std::to_string(m) + "/" + std::to_string(k) + "x" +
                                  std::to_string(n) + "/t" + std::to_string(threads);
         benchmark::RegisterBenchmark(("dynamic/" + tail).c_str(), bm_dynamic, s, threads)
+            ->Unit(benchmark::kMicrosecond);
+        benchmark::RegisterBenchmark(("unfused/" + tail).c_str(), bm_unfused, s, threads)
             ->Unit(benchmark::kMicrosecond);
         benchmark::RegisterBenchmark(("prequantized/" + tail).c_str(), bm_prequantized, s, threads)
             ->Unit(benchmark::kMicrosecond);
