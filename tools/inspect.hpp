@@ -9,8 +9,8 @@
 
 namespace sparq::tool {
 
-/// Validates `bytes` as a safetensors file (a sparq quantized model is
-/// loaded in full) and prints its description to `out`; returns the exit
+/// Validates `bytes` as a safetensors file (a sparq quantized model or
+/// graph is loaded in full) and prints its description to `out`; returns the exit
 /// status. Bad input throws sparq::Error; `what` names the source.
 int inspect_bytes(std::span<const std::byte> bytes, const std::string& what, std::FILE* out);
 

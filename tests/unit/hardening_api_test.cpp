@@ -3,15 +3,10 @@
 // `sparq inspect DIR`), and the loose ends of defect 7 (negative
 // GemmOptions::threads, out-of-range enum values).
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <optional>
-#include <sstream>
 
 #include "sparq/gemm/gemm.hpp"
 #include "sparq/gemm/packed_weights.hpp"
@@ -19,6 +14,7 @@
 #include "sparq/threads.hpp"
 #include "sparq/quant/quantize.hpp"
 #include "support/error_of.hpp"
+#include "support/sparq_tool.hpp"
 
 namespace fs = std::filesystem;
 
@@ -106,39 +102,9 @@ TEST(HardeningApi, OutOfRangeEnumValuesAreErrors) {
 // ---------------------------------------------------------------- defect 6 (CLI)
 namespace {
 
-/// The `sparq` program next to this test's build folder, if it was built
-/// for this machine (not when the tests run under an emulator).
-std::optional<fs::path> sparq_tool() {
-  if (sparq::cpu_info().emulated) return std::nullopt;
-  std::error_code ec;
-  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  if (ec) return std::nullopt;
-  for (fs::path dir = self.parent_path(); !dir.empty() && dir != dir.root_path();
-       dir = dir.parent_path()) {
-    if (fs::exists(dir / "tools" / "sparq")) return dir / "tools" / "sparq";
-  }
-  return std::nullopt;
-}
-
-struct ToolRun {
-  int status = -1;
-  std::string output;
-};
-
-ToolRun run_tool(const fs::path& tool, const std::string& args) {
-  const fs::path out =
-      fs::temp_directory_path() / ("sparq_hardening_cli_" + std::to_string(::getpid()) + ".txt");
-  const std::string cmd = tool.string() + " " + args + " > " + out.string() + " 2>&1";
-  const int raw = std::system(cmd.c_str());
-  ToolRun r;
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
-  std::ifstream in(out);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  r.output = ss.str();
-  fs::remove(out);
-  return r;
-}
+using sparq::testing::run_tool;
+using sparq::testing::sparq_tool;
+using sparq::testing::ToolRun;
 
 }  // namespace
 

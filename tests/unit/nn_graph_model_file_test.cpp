@@ -24,6 +24,7 @@
 #include "support/error_of.hpp"
 #include "support/file_image.hpp"
 #include "support/isa_param.hpp"
+#include "support/sparq_tool.hpp"
 #include "support/temp_dir.hpp"
 #include "support/tiny_bert.hpp"
 
@@ -236,6 +237,49 @@ TEST(GraphModelFile, BadFilesNameTheFileAndWhatWasExpected) {
   const nn::Tensor y = tanh.forward(nn::Tensor({1, 2}, {0.0f, 1.0f}));
   EXPECT_EQ(y.data[0], 0.0f);
   EXPECT_FLOAT_EQ(y.data[1], std::tanh(1.0f));
+}
+
+TEST(GraphModelFile, InspectPrintsTheGraph) {
+  const auto tool = testing::sparq_tool();
+  if (!tool) GTEST_SKIP() << "the sparq program is not built next to this test";
+  testing::TempDir dir;
+  const nn::Graph g = cnn_graph(9);
+  nn::GraphCalibrator cal(g);
+  cal.observe(random_input({4, 8, 8, 3}, 11));
+  const nn::QuantizedGraph q =
+      nn::quantize_static(cal, {.overrides = {{"head", {.keep_fp32 = true}}}});
+  const auto path = dir / "cnn.sparq";
+  nn::save(q, path);
+  const testing::ToolRun r = testing::run_tool(*tool, "inspect " + path.string());
+  EXPECT_EQ(r.status, 0) << r.output;
+  for (const std::string& needle : {
+           std::string("sparq quantized graph, format version 1, 14 steps (6 INT8 Linear/Conv2d)"),
+           std::string("inputs  input\noutputs head\n"),
+           std::string("block.relu2  <- block.relu1\n"),
+           std::string("      covers   block.conv2 + block.add + block.relu2\n"),
+           std::string("      INT8     QConv2d static relu (8 -> 8"),
+           std::string("      qparams  input u8 s="),
+           std::string("      residual 'stem_relu' u8 s="),
+           std::string("cat  <- dw, side_hs\n      FP32     Concat, 0 bytes\n"),
+           std::string("pool  <- cat\n      u8       MaxPool2d(k2x2"),
+           std::string("head  <- fc\n      FP32     Linear(6 -> 3"),
+           "weight bytes (as the kernels read them): " + std::to_string(q.weight_bytes()),
+       }) {
+    EXPECT_NE(r.output.find(needle), std::string::npos) << needle << "\n" << r.output;
+  }
+  // A damaged graph file: status 1 and the loader's error naming the file.
+  const auto bad = dir / "bad.sparq";
+  {
+    const std::vector<std::byte> img =
+        graph_image(R"({"inputs":["input"],"outputs":["a"],"steps":[{"name":"a","inputs":[)"
+                    R"("input"],"covers":["a"],"node":{"op":"Add"}}]})");
+    std::ofstream f(bad, std::ios::binary);
+    f.write(reinterpret_cast<const char*>(img.data()), static_cast<std::streamsize>(img.size()));
+  }
+  const testing::ToolRun b = testing::run_tool(*tool, "inspect " + bad.string());
+  EXPECT_EQ(b.status, 1) << b.output;
+  EXPECT_NE(b.output.find(bad.string() + ": "), std::string::npos) << b.output;
+  EXPECT_NE(b.output.find("takes 2 input(s), got 1"), std::string::npos) << b.output;
 }
 
 }  // namespace

@@ -2,7 +2,10 @@
 //
 // For a sparq quantized model: every unit with its shapes, dtypes, mode,
 // fused activation, qparams summary (input/output scale and zero point,
-// weight scale range), weight sparsity and bytes. For any other safetensors
+// weight scale range), weight sparsity and bytes. For a sparq quantized
+// graph: its inputs and outputs, then every step (node name, the values it
+// reads, the nodes it covers, INT8 unit or FP32 operator, qparams, residual,
+// bytes). For any other safetensors
 // file: every tensor with dtype, shape, bytes and (F32) value range and
 // sparsity. The file is fully validated first: a bad file prints the
 // loader's error and exits with status 1.
@@ -14,6 +17,7 @@
 #include "command.hpp"
 #include "inspect.hpp"
 #include "io/files.hpp"
+#include "nn/nn_internal.hpp"
 #include "nn/safetensors.hpp"
 #include "sparq/error.hpp"
 #include "sparq/nn/nn.hpp"
@@ -60,6 +64,49 @@ void print_weights(std::FILE* out, const WeightStats& s, const std::string& kind
       bytes);
 }
 
+/// The lines under a unit's header: shapes, qparams, weight statistics.
+void print_unit_details(std::FILE* out, const nn::QuantizedUnit& u) {
+  if (const auto* l = std::get_if<nn::QLinear>(&u.op)) {
+    fmt::print(out, "      shapes   in [*, {}] -> out [*, {}], weight I8 [{}, {}], bias {}\n",
+               l->in_features, l->out_features, l->out_features, l->in_features,
+               l->bias.empty() ? "none" : "F32");
+    if (l->mode == nn::QuantMode::static_) {
+      fmt::print(out, "      qparams  input u8 {}, output u8 {}\n", qp(l->input_qparams),
+                 qp(l->output_qparams));
+    } else {
+      fmt::print(out, "      qparams  input u8 dynamic ({}), output F32\n",
+                 l->per_row ? "per row" : "per call");
+    }
+    WeightStats s;
+    add_weights(s, *l->weights);
+    print_weights(out, s, l->weights->kind(), l->weights->per_channel(), l->weights->bytes());
+  } else if (const auto* c = std::get_if<nn::QConv2d>(&u.op)) {
+    fmt::print(
+        out,
+        "      shapes   NHWC in [*, *, *, {}] -> out [*, *, *, {}], weight I8 [{}, {}, {}, {}], "
+        "bias {}\n",
+        c->in_channels, c->out_channels, c->out_channels, c->kernel_h, c->kernel_w,
+        c->in_channels / c->groups, c->bias.empty() ? "none" : "F32");
+    if (c->mode == nn::QuantMode::static_) {
+      fmt::print(out, "      qparams  input u8 {}, output u8 {}\n", qp(c->input_qparams),
+                 qp(c->output_qparams));
+    } else {
+      fmt::print(out, "      qparams  input u8 dynamic (per call), output F32\n");
+    }
+    WeightStats s;
+    std::size_t bytes = 0;
+    for (const auto& w : c->weights) {
+      add_weights(s, *w);
+      bytes += w->bytes();
+    }
+    print_weights(out, s, c->weights[0]->kind(), c->weights[0]->per_channel(), bytes);
+  } else if (const auto* f = std::get_if<nn::Fp32Block>(&u.op)) {
+    nn::Sequential s;
+    for (const auto& l : f->layers) s.add(l);
+    fmt::print(out, "      FP32 parameters: {} bytes\n", s.weight_bytes());
+  }
+}
+
 int inspect_model(std::FILE* out, const nn::QuantizedModel& q, const nn::detail::StFile& file,
                   std::size_t file_size) {
   fmt::print(out,
@@ -67,44 +114,51 @@ int inspect_model(std::FILE* out, const nn::QuantizedModel& q, const nn::detail:
              file.metadata.at("format_version"), q.units().size(), file.tensors.size(), file_size);
   for (const nn::QuantizedUnit& u : q.units()) {
     fmt::print(out, "{:<4} {}\n", u.name, u.describe());
-    if (const auto* l = std::get_if<nn::QLinear>(&u.op)) {
-      fmt::print(out, "      shapes   in [*, {}] -> out [*, {}], weight I8 [{}, {}], bias {}\n",
-                 l->in_features, l->out_features, l->out_features, l->in_features,
-                 l->bias.empty() ? "none" : "F32");
-      if (l->mode == nn::QuantMode::static_) {
-        fmt::print(out, "      qparams  input u8 {}, output u8 {}\n", qp(l->input_qparams),
-                   qp(l->output_qparams));
-      } else {
-        fmt::print(out, "      qparams  input u8 dynamic ({}), output F32\n",
-                   l->per_row ? "per row" : "per call");
-      }
-      WeightStats s;
-      add_weights(s, *l->weights);
-      print_weights(out, s, l->weights->kind(), l->weights->per_channel(), l->weights->bytes());
-    } else if (const auto* c = std::get_if<nn::QConv2d>(&u.op)) {
-      fmt::print(
-          out,
-          "      shapes   NHWC in [*, *, *, {}] -> out [*, *, *, {}], weight I8 [{}, {}, {}, {}], "
-          "bias {}\n",
-          c->in_channels, c->out_channels, c->out_channels, c->kernel_h, c->kernel_w,
-          c->in_channels / c->groups, c->bias.empty() ? "none" : "F32");
-      if (c->mode == nn::QuantMode::static_) {
-        fmt::print(out, "      qparams  input u8 {}, output u8 {}\n", qp(c->input_qparams),
-                   qp(c->output_qparams));
-      } else {
-        fmt::print(out, "      qparams  input u8 dynamic (per call), output F32\n");
-      }
-      WeightStats s;
-      std::size_t bytes = 0;
-      for (const auto& w : c->weights) {
-        add_weights(s, *w);
-        bytes += w->bytes();
-      }
-      print_weights(out, s, c->weights[0]->kind(), c->weights[0]->per_channel(), bytes);
-    } else if (const auto* f = std::get_if<nn::Fp32Block>(&u.op)) {
-      nn::Sequential s;
-      for (const auto& l : f->layers) s.add(l);
-      fmt::print(out, "      FP32 parameters: {} bytes\n", s.weight_bytes());
+    print_unit_details(out, u);
+  }
+  fmt::print(out, "weight bytes (as the kernels read them): {}\n", q.weight_bytes());
+  return 0;
+}
+
+/// A quantized graph: its inputs and outputs, then every step with the
+/// values it reads, what runs (INT8 unit or FP32/INT8 graph operator), the
+/// graph nodes it covers, its qparams and bytes.
+int inspect_graph(std::FILE* out, const nn::QuantizedGraph& q, const nn::detail::StFile& file,
+                  std::size_t file_size) {
+  const nn::QuantizedGraph::Impl& g = q.impl();
+  // QLinear/QConv2d compute in INT8; a MaxPool2d or Flatten unit only moves u8 values.
+  auto int8_unit = [](const nn::QuantizedUnit& u) {
+    return std::holds_alternative<nn::QLinear>(u.op) || std::holds_alternative<nn::QConv2d>(u.op);
+  };
+  std::size_t int8 = 0;
+  for (const auto& s : g.steps) {
+    const auto* u = std::get_if<nn::QuantizedUnit>(&s.op);
+    int8 += u && int8_unit(*u);
+  }
+  fmt::print(
+      out,
+      "sparq quantized graph, format version {}, {} steps ({} INT8 Linear/Conv2d), {} tensors, {} "
+      "bytes on disk\n",
+      file.metadata.at("format_version"), g.steps.size(), int8, file.tensors.size(), file_size);
+  fmt::print(out, "inputs  {}\noutputs {}\n", fmt::join(g.inputs, ", "),
+             fmt::join(g.outputs, ", "));
+  const std::vector<std::string> kinds = q.step_kinds();
+  for (std::size_t i = 0; i < g.steps.size(); ++i) {
+    const auto& s = g.steps[i];
+    fmt::print(out, "{}  <- {}\n", s.name, fmt::join(s.inputs, ", "));
+    if (s.covers.size() > 1) fmt::print(out, "      covers   {}\n", fmt::join(s.covers, " + "));
+    if (const auto* u = std::get_if<nn::QuantizedUnit>(&s.op)) {
+      fmt::print(out, "      {}     {}\n", int8_unit(*u) ? "INT8" : "u8  ", u->describe());
+      print_unit_details(out, *u);
+    } else {
+      const nn::NodeOp& op = std::get<nn::NodeOp>(s.op);
+      // step_kinds() says "INT8 Embedding" / "FP32 LayerNorm": the same word here.
+      fmt::print(out, "      {}     {}, {} bytes\n", kinds[i].substr(0, 4), nn::describe(op),
+                 nn::weight_bytes(op));
+    }
+    if (!s.residual.empty()) {
+      fmt::print(out, "      residual '{}' u8 {}, added before the output rounding\n", s.residual,
+                 qp(s.residual_qparams));
     }
   }
   fmt::print(out, "weight bytes (as the kernels read them): {}\n", q.weight_bytes());
@@ -147,8 +201,20 @@ namespace sparq::tool {
 int inspect_bytes(std::span<const std::byte> bytes, const std::string& what, std::FILE* out) {
   const nn::detail::StFile file = nn::detail::parse_safetensors(bytes, what);
   auto it = file.metadata.find("format");
+  // The loaders from bytes say "quantized model: ..."; the file's name goes first.
+  auto named = [&](auto load) {
+    try {
+      return load();
+    } catch (const Error& e) {
+      sparq::detail::fail("{}: {}", what, e.what());
+    }
+  };
   if (it != file.metadata.end() && it->second == "sparq.quantized_model") {
-    return inspect_model(out, nn::load_quantized(bytes), file, bytes.size());
+    return inspect_model(out, named([&] { return nn::load_quantized(bytes); }), file, bytes.size());
+  }
+  if (it != file.metadata.end() && it->second == "sparq.quantized_graph") {
+    return inspect_graph(out, named([&] { return nn::load_quantized_graph(bytes); }), file,
+                         bytes.size());
   }
   return inspect_tensors(out, file, bytes.size());
 }
@@ -160,7 +226,8 @@ namespace {
 int run_inspect(const sparq::tool::Args& args) {
   if (args.size() != 1) {
     fmt::print(stderr,
-               "usage: sparq inspect FILE   (a sparq quantized model or any safetensors file)\n");
+               "usage: sparq inspect FILE   (a sparq quantized model or graph, or any safetensors "
+               "file)\n");
     return 2;
   }
   try {
