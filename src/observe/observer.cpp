@@ -18,36 +18,33 @@
 
 namespace sparq {
 
+namespace {
+
+// names[e] for an enumerator e, "unknown" for a value outside the enum (a
+// corrupt file's byte): the tables list the enumerators in declaration
+// order, so each enum's names live in one line instead of a switch.
+template <class Enum, std::size_t N>
+std::string_view enum_name(Enum e, const std::array<std::string_view, N>& names) noexcept {
+  const auto i = static_cast<std::size_t>(e);
+  return i < N ? names[i] : "unknown";
+}
+
+constexpr std::array<std::string_view, 5> kObserverKindNames = {
+    "minmax", "moving_average_minmax", "per_channel_minmax", "moving_average_per_channel_minmax",
+    "histogram"};
+constexpr std::array<std::string_view, 5> kRangeMethodNames = {"minmax", "mse", "entropy",
+                                                               "percentile", "automatic"};
+static_assert(kObserverKindNames.size() == static_cast<std::size_t>(ObserverKind::histogram) + 1);
+static_assert(kRangeMethodNames.size() == static_cast<std::size_t>(RangeMethod::automatic) + 1);
+
+}  // namespace
+
 std::string_view observer_kind_name(ObserverKind kind) noexcept {
-  switch (kind) {
-    case ObserverKind::minmax:
-      return "minmax";
-    case ObserverKind::moving_average_minmax:
-      return "moving_average_minmax";
-    case ObserverKind::per_channel_minmax:
-      return "per_channel_minmax";
-    case ObserverKind::moving_average_per_channel_minmax:
-      return "moving_average_per_channel_minmax";
-    case ObserverKind::histogram:
-      return "histogram";
-  }
-  return "unknown";
+  return enum_name(kind, kObserverKindNames);
 }
 
 std::string_view range_method_name(RangeMethod method) noexcept {
-  switch (method) {
-    case RangeMethod::minmax:
-      return "minmax";
-    case RangeMethod::mse:
-      return "mse";
-    case RangeMethod::entropy:
-      return "entropy";
-    case RangeMethod::percentile:
-      return "percentile";
-    case RangeMethod::automatic:
-      return "automatic";
-  }
-  return "unknown";
+  return enum_name(method, kRangeMethodNames);
 }
 
 void ObserverConfig::validate() const {
