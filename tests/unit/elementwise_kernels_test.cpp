@@ -76,34 +76,7 @@ std::vector<double> as_double(const std::vector<float>& v) {
 // results are compared on the absolute scale of FLT_MIN's ulp).
 double ulp(double v) { return std::max(std::abs(v), static_cast<double>(FLT_MIN)) * FLT_EPSILON; }
 
-TEST_P(ElementwiseKernelTest, ExpWithinFewUlps) {
-  const std::vector<float> x = sweep(-104.0f, 89.0f, 1 << 20);
-  std::vector<double> truth;
-  for (float v : x) truth.push_back(std::exp(static_cast<double>(v)));
-  const auto rel = [](float, double want) { return ulp(want); };
-  // Cephes' expf polynomial is good to ~1 ulp after an exact reduction; the
-  // final scaling can add one more rounding. 3 ulps leaves room for both
-  // and still fails a wrong coefficient (which costs hundreds of ulps).
-  const double vs_truth = max_scaled_error(x, run_kernel(k().exp, x), truth, rel);
-  EXPECT_LE(vs_truth, 3.0);
-  EXPECT_LE(max_scaled_error(x, run_kernel(k().exp, x), as_double(run_kernel(ref().exp, x)), rel),
-            4.0);
-  std::printf("[%s] exp: max error %.3f ulp vs double exp\n", k().name, vs_truth);
-}
-
-TEST_P(ElementwiseKernelTest, TanhWithinFewUlps) {
-  const std::vector<float> x = sweep(-12.0f, 12.0f, 1 << 20);
-  std::vector<double> truth;
-  for (float v : x) truth.push_back(std::tanh(static_cast<double>(v)));
-  const auto rel = [](float, double want) { return ulp(want); };
-  // Cephes' odd polynomial is ~1 ulp below 0.625; above it (1 - e) / (1 + e)
-  // adds the exp's error scaled by 2e / (1 - e^2) < 0.6 plus two roundings.
-  const double vs_truth = max_scaled_error(x, run_kernel(k().tanh, x), truth, rel);
-  EXPECT_LE(vs_truth, 4.0);
-  EXPECT_LE(max_scaled_error(x, run_kernel(k().tanh, x), as_double(run_kernel(ref().tanh, x)), rel),
-            5.0);
-  std::printf("[%s] tanh: max error %.3f ulp vs double tanh\n", k().name, vs_truth);
-}
+double ulp_scale(float, double want) { return ulp(want); }
 
 // GELU's error is stated relative to |x|: for x > 0 GELU(x) ~ x, and for
 // x < 0 the reference's own 1 + erf(z) cancels, so it is itself only
@@ -112,40 +85,65 @@ double gelu_scale(float x, double) {
   return std::max(std::abs(static_cast<double>(x)), static_cast<double>(FLT_MIN)) * FLT_EPSILON;
 }
 
+/// Runs kernel `fn` of `k` on a sweep of [lo, hi] and checks its largest
+/// error, in units of scale(x, want), against truth(x) in double (at most
+/// max_vs_truth) and against the scalar table's kernel (at most max_vs_ref,
+/// which includes the reference's own error); prints the first.
+template <class Truth, class Scale>
+void check_unary(const ElementwiseKernels& k, const ElementwiseKernels& ref,
+                 UnaryF32Fn ElementwiseKernels::*fn, const char* what, float lo, float hi,
+                 Truth truth, Scale scale, double max_vs_truth, double max_vs_ref) {
+  const std::vector<float> x = sweep(lo, hi, 1 << 20);
+  std::vector<double> want;
+  for (float v : x) want.push_back(truth(static_cast<double>(v)));
+  const std::vector<float> got = run_kernel(k.*fn, x);
+  const double vs_truth = max_scaled_error(x, got, want, scale);
+  EXPECT_LE(vs_truth, max_vs_truth) << what;
+  EXPECT_LE(max_scaled_error(x, got, as_double(run_kernel(ref.*fn, x)), scale), max_vs_ref) << what;
+  std::printf("[%s] %s: max error %.3f vs double\n", k.name, what, vs_truth);
+}
+
+// GELU(-inf) is -inf * 0 in the definitions: NaN, as the kernels give.
+double gelu_at_neg_inf_or(double d, double value) {
+  return std::isinf(d) && d < 0 ? std::nan("") : value;
+}
+
+TEST_P(ElementwiseKernelTest, ExpWithinFewUlps) {
+  // Cephes' expf polynomial is good to ~1 ulp after an exact reduction; the
+  // final scaling can add one more rounding. 3 ulps leaves room for both
+  // and still fails a wrong coefficient (which costs hundreds of ulps).
+  check_unary(
+      k(), ref(), &ElementwiseKernels::exp, "exp (ulp)", -104.0f, 89.0f,
+      [](double d) { return std::exp(d); }, ulp_scale, 3.0, 4.0);
+}
+
+TEST_P(ElementwiseKernelTest, TanhWithinFewUlps) {
+  // Cephes' odd polynomial is ~1 ulp below 0.625; above it (1 - e) / (1 + e)
+  // adds the exp's error scaled by 2e / (1 - e^2) < 0.6 plus two roundings.
+  check_unary(
+      k(), ref(), &ElementwiseKernels::tanh, "tanh (ulp)", -12.0f, 12.0f,
+      [](double d) { return std::tanh(d); }, ulp_scale, 4.0, 5.0);
+}
+
 TEST_P(ElementwiseKernelTest, GeluErfMatchesDefinition) {
-  const std::vector<float> x = sweep(-10.0f, 10.0f, 1 << 20);
-  std::vector<double> truth;
-  for (float v : x) {
-    const double d = v;
-    truth.push_back(std::isinf(d) && d < 0 ? std::nan("")
-                                           : 0.5 * d * std::erfc(-d / std::sqrt(2.0)));
-  }
   // erf to ~1 ulp (Juffa's polynomials), times 0.5 x: one more rounding
   // each for the product and the sum 1 + erf: 3 eps * |x| bounds it.
-  const double vs_truth = max_scaled_error(x, run_kernel(k().gelu_erf, x), truth, gelu_scale);
-  EXPECT_LE(vs_truth, 3.0);
-  EXPECT_LE(max_scaled_error(x, run_kernel(k().gelu_erf, x),
-                             as_double(run_kernel(ref().gelu_erf, x)), gelu_scale),
-            4.0);
-  std::printf("[%s] gelu(erf): max |error| %.3f eps*|x| vs double erfc\n", k().name, vs_truth);
+  const auto truth = [](double d) {
+    return gelu_at_neg_inf_or(d, 0.5 * d * std::erfc(-d / std::sqrt(2.0)));
+  };
+  check_unary(k(), ref(), &ElementwiseKernels::gelu_erf, "gelu(erf) (eps*|x|)", -10.0f, 10.0f,
+              truth, gelu_scale, 3.0, 4.0);
 }
 
 TEST_P(ElementwiseKernelTest, GeluTanhMatchesDefinition) {
-  const std::vector<float> x = sweep(-10.0f, 10.0f, 1 << 20);
-  std::vector<double> truth;
-  for (float v : x) {
-    const double d = v;
-    const double u = std::sqrt(2.0 / M_PI) * (d + 0.044715 * d * d * d);
-    truth.push_back(std::isinf(d) && d < 0 ? std::nan("") : d / (1.0 + std::exp(-2.0 * u)));
-  }
   // exp within 3 ulps, then 1 + e, the division and the argument's own
   // roundings (u carries ~3 roundings, amplified by GELU's slope <= 1.13).
-  const double vs_truth = max_scaled_error(x, run_kernel(k().gelu_tanh, x), truth, gelu_scale);
-  EXPECT_LE(vs_truth, 6.0);
-  EXPECT_LE(max_scaled_error(x, run_kernel(k().gelu_tanh, x),
-                             as_double(run_kernel(ref().gelu_tanh, x)), gelu_scale),
-            8.0);
-  std::printf("[%s] gelu(tanh): max |error| %.3f eps*|x| vs double\n", k().name, vs_truth);
+  const auto truth = [](double d) {
+    const double u = std::sqrt(2.0 / M_PI) * (d + 0.044715 * d * d * d);
+    return gelu_at_neg_inf_or(d, d / (1.0 + std::exp(-2.0 * u)));
+  };
+  check_unary(k(), ref(), &ElementwiseKernels::gelu_tanh, "gelu(tanh) (eps*|x|)", -10.0f, 10.0f,
+              truth, gelu_scale, 6.0, 8.0);
 }
 
 TEST_P(ElementwiseKernelTest, EveryTailLengthAndOffsetInPlace) {

@@ -15,20 +15,21 @@
 
 namespace sparq::testing {
 
-inline std::vector<float> uniform_data(std::size_t n, float lo, float hi, uint64_t seed) {
+/// n draws of `dist` from a generator seeded with `seed`.
+template <class Distribution>
+std::vector<float> random_data(std::size_t n, Distribution dist, uint64_t seed) {
   std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
   std::vector<float> v(n);
   for (auto& x : v) x = dist(rng);
   return v;
 }
 
+inline std::vector<float> uniform_data(std::size_t n, float lo, float hi, uint64_t seed) {
+  return random_data(n, std::uniform_real_distribution<float>(lo, hi), seed);
+}
+
 inline std::vector<float> normal_data(std::size_t n, float mean, float sigma, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> dist(mean, sigma);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
+  return random_data(n, std::normal_distribution<float>(mean, sigma), seed);
 }
 
 /// Sprinkles NaN, +Inf, -Inf and signed zeros at random positions; returns

@@ -22,6 +22,16 @@ constexpr int32_t kMax = std::numeric_limits<int32_t>::max();
 // arithmetic shift on GCC and Clang).
 i128 floor_div_pow2(i128 a, int k) { return a >> k; }
 
+// A real multiplier log-uniform over [2^-31, 2^30 - 0.25): the whole range
+// quantize_multiplier accepts (from 2^30 - 0.25 up it rounds to 2^30).
+double random_real_multiplier(std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> exponent(-31.0, 30.0);
+  for (;;) {
+    const double real = std::exp2(exponent(rng));
+    if (real < std::ldexp(1.0, 30) - 0.25) return real;
+  }
+}
+
 // Reference SRDHM: floor((a*b + 2^30) / 2^31) exactly, saturated to int32.
 int32_t ref_srdhm(int32_t a, int32_t b) {
   const i128 v = floor_div_pow2(static_cast<i128>(a) * b + (i128{1} << 30), 31);
@@ -72,10 +82,8 @@ TEST(QuantizeMultiplier, Errors) {
 // a Q31 step of the real multiplier.
 TEST(QuantizeMultiplier, WholeRangeAccuracy) {
   std::mt19937_64 rng(1);
-  std::uniform_real_distribution<double> exponent(-31.0, 30.0);
   for (int i = 0; i < 200000; ++i) {
-    const double real = std::exp2(exponent(rng));
-    if (real >= std::ldexp(1.0, 30) - 0.25) continue;
+    const double real = random_real_multiplier(rng);
     const QuantizedMultiplier m = quantize_multiplier(real);
     ASSERT_GE(m.multiplier, 1 << 30) << real;
     ASSERT_GE(m.shift, -31);
@@ -134,10 +142,8 @@ TEST(RoundingDivideByPot, AllExponentsAgainstReference) {
 // most half a unit of the final result, the first scaled down by 2^-right).
 TEST(MultiplyByQuantizedMultiplier, WholeRangeAgainst128Bit) {
   std::mt19937_64 rng(4);
-  std::uniform_real_distribution<double> exponent(-31.0, 30.0);
   for (int i = 0; i < 200000; ++i) {
-    const double real = std::exp2(exponent(rng));
-    if (real >= std::ldexp(1.0, 30) - 0.25) continue;
+    const double real = random_real_multiplier(rng);
     const QuantizedMultiplier m = quantize_multiplier(real);
     int32_t x = static_cast<int32_t>(rng());
     if (i % 2) x >>= (rng() % 31);  // small magnitudes too

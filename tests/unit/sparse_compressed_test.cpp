@@ -13,11 +13,9 @@
 namespace sparq {
 namespace {
 
+using testing::kPatterns;
 using testing::random_weights;
 using testing::transpose_layout;
-
-const NMPattern kPatterns[] = {{2, 4}, {1, 4}, {3, 4},  {1, 2},   {2, 8},
-                               {3, 8}, {3, 5}, {1, 16}, {15, 16}, {5, 16}};
 
 template <class T>
 bool bitwise_equal(const std::vector<T>& a, const std::vector<T>& b) {

@@ -14,11 +14,9 @@
 namespace sparq {
 namespace {
 
+using testing::kPatterns;
 using testing::random_weights;
 using testing::transpose_layout;
-
-const NMPattern kPatterns[] = {{2, 4}, {1, 4}, {3, 4},  {1, 2},   {2, 8},
-                               {4, 8}, {3, 5}, {1, 16}, {15, 16}, {5, 16}};
 
 // Reference: order the group's real elements by (|w| descending, index
 // ascending) and keep the first N. Independent of the library's rank code.

@@ -9,6 +9,12 @@
 
 namespace sparq::testing {
 
+/// The N:M patterns the sparse suites sweep: 2:4 and its neighbours, the
+/// edges N = 1 and N = M - 1, a non-power-of-two M (3:5) and the largest M
+/// that NMPattern allows (16).
+inline constexpr NMPattern kPatterns[] = {{2, 4}, {1, 4}, {3, 4},  {1, 2},  {2, 8},  {3, 8},
+                                          {4, 8}, {3, 5}, {1, 16}, {5, 16}, {15, 16}};
+
 /// Random weights; with `few_values` they are drawn from {-2,-1,0,1,2} so
 /// that equal magnitudes (ties) and zeros are frequent.
 inline std::vector<float> random_weights(int64_t count, uint32_t seed, bool few_values = false) {
