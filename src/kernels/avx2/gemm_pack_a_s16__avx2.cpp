@@ -1,8 +1,8 @@
 // Packs activation rows for the AVX2 kernel as int16: the [kp/4][mr][4]
 // tile of gemm_pack_a__scalar, each byte (plus the shift, mod 256) widened
 // to an int16 in [0, 255]. Widening once here, M*K values, saves the kernel
-// a vpmovzxbw per row and k-group (M*N*K/32 of them): AVX2 has one shuffle
-// port, and the kernel is shuffle-bound.
+// a vpmovzxbw per row, k-group and panel (M*N*K/32 of them): the kernel then
+// broadcasts each row's 4 int16 with one load.
 //
 // Vectorised for kr = 4 (the AVX2 table's): 16 inputs of a row at a time,
 // one load, add and vpmovzxbw, then each 4-input group's 8 bytes stored at

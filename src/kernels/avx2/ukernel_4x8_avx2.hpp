@@ -1,9 +1,9 @@
-// The output half of the AVX2 4x8 microkernels (dense gemm_u8s8s32_ukernel_
-// 4x8c4__avx2 and sparse spgemm_u8s8s32_ukernel_4x8c8__avx2): both keep each
-// column's int32 sum in two halves (`lo`: columns 0-3, `hi`: 4-7, two lanes
-// per column) and finish them the same way. Included only by files of this
-// folder; internal linkage, so each includer compiles its own copy with its
-// own flags (docs/design.md rule 1).
+// The output half of the AVX2 8-column microkernels (dense gemm_u8s8s32_
+// ukernel_6x8c4__avx2, 6 rows, and sparse spgemm_u8s8s32_ukernel_4x8c8__avx2,
+// 4 rows): both keep each column's int32 sum in two halves (`lo`: columns
+// 0-3, `hi`: 4-7, two lanes per column) and finish them the same way.
+// Included only by files of this folder; internal linkage, so each includer
+// compiles its own copy with its own flags (docs/design.md rule 1).
 #pragma once
 
 #include <immintrin.h>
