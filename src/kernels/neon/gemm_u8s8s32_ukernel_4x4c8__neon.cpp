@@ -16,6 +16,7 @@
 // result. Loads + widening cost 8 non-MAC vector instructions per 32 MACs.
 #include <arm_neon.h>
 
+#include "kernels/dispatch_rows.hpp"
 #include "kernels/gemm_kernels.hpp"
 #include "kernels/neon/gemm_neon_common.hpp"
 
@@ -59,16 +60,7 @@ void ukernel(const GemmUkernelParams& p) noexcept {
 }  // namespace
 
 void gemm_u8s8s32_ukernel_4x4c8__neon(const GemmUkernelParams& p) noexcept {
-  switch (p.mr) {
-    case 1:
-      return ukernel<1>(p);
-    case 2:
-      return ukernel<2>(p);
-    case 3:
-      return ukernel<3>(p);
-    default:
-      return ukernel<4>(p);
-  }
+  dispatch_rows<4>(p.mr, [&](auto rows) { ukernel<rows>(p); });
 }
 
 }  // namespace sparq::detail

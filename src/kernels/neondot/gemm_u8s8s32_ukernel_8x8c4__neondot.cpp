@@ -23,6 +23,7 @@
 
 #include <utility>
 
+#include "kernels/dispatch_rows.hpp"
 #include "kernels/gemm_kernels.hpp"
 #include "kernels/neon/gemm_neon_common.hpp"
 
@@ -65,14 +66,9 @@ void ukernel(const GemmUkernelParams& p) noexcept {
     a += MR * kKr;
     w += kNr * kKr;
   }
-  int32x4_t cs[2];
-  if constexpr (kOwnColSums) {
-    cs[0] = own_cs[0];
-    cs[1] = own_cs[1];
-  } else {
-    cs[0] = vld1q_s32(p.col_sums);
-    cs[1] = vld1q_s32(p.col_sums + 4);
-  }
+  // The sums the loop took from the weights, or the driver's.
+  int32x4_t cs[2] = {own_cs[0], own_cs[1]};
+  if constexpr (!kOwnColSums) neon::load_s32<2>(p.col_sums, cs, kNr);
   for (int i = 0; i < MR; ++i) {
     const int32_t zp = kOwnColSums ? 0 : p.a_zero_point[i];
     // 128 - zp in wrapping arithmetic, as every other step.
@@ -91,24 +87,7 @@ void dispatch_col_sums(const GemmUkernelParams& p) noexcept {
 }  // namespace
 
 void gemm_u8s8s32_ukernel_8x8c4__neondot(const GemmUkernelParams& p) noexcept {
-  switch (p.mr) {
-    case 1:
-      return dispatch_col_sums<1>(p);
-    case 2:
-      return dispatch_col_sums<2>(p);
-    case 3:
-      return dispatch_col_sums<3>(p);
-    case 4:
-      return dispatch_col_sums<4>(p);
-    case 5:
-      return dispatch_col_sums<5>(p);
-    case 6:
-      return dispatch_col_sums<6>(p);
-    case 7:
-      return dispatch_col_sums<7>(p);
-    default:
-      return dispatch_col_sums<8>(p);
-  }
+  dispatch_rows<8>(p.mr, [&](auto rows) { dispatch_col_sums<rows>(p); });
 }
 
 }  // namespace sparq::detail

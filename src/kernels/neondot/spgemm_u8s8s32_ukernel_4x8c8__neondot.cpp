@@ -16,6 +16,8 @@
 // sums itself (SDOT against ones) when the driver passes none (K chunks).
 #include <arm_neon.h>
 
+#include "kernels/dispatch_rows.hpp"
+#include "kernels/neon/gemm_neon_common.hpp"
 #include "kernels/sparse_gemm_kernels.hpp"
 
 namespace sparq::detail {
@@ -60,14 +62,9 @@ void ukernel(const SpgemmUkernelParams& p) noexcept {
     a += MR * 8;
     w += 40;
   }
-  int32x4_t cs[2];
-  if constexpr (kOwnColSums) {
-    cs[0] = own_cs[0];
-    cs[1] = own_cs[1];
-  } else {
-    cs[0] = vld1q_s32(p.col_sums);
-    cs[1] = vld1q_s32(p.col_sums + 4);
-  }
+  // The sums the loop took from the weights, or the driver's.
+  int32x4_t cs[2] = {own_cs[0], own_cs[1]};
+  if constexpr (!kOwnColSums) neon::load_s32<2>(p.col_sums, cs, 8);
   for (int i = 0; i < MR; ++i) {
     // Wrapping int32 arithmetic throughout (vmlaq wraps).
     const int32_t factor = kOwnColSums ? 128 : 128 - p.a_zero_point[i];
@@ -79,31 +76,13 @@ void ukernel(const SpgemmUkernelParams& p) noexcept {
   }
 }
 
-template <bool kOwnColSums>
-void dispatch_rows(const SpgemmUkernelParams& p) noexcept {
-  switch (p.mr) {
-    case 1:
-      ukernel<1, kOwnColSums>(p);
-      break;
-    case 2:
-      ukernel<2, kOwnColSums>(p);
-      break;
-    case 3:
-      ukernel<3, kOwnColSums>(p);
-      break;
-    default:
-      ukernel<4, kOwnColSums>(p);
-      break;
-  }
-}
-
 }  // namespace
 
 void spgemm_u8s8s32_ukernel_4x8c8__neondot(const SpgemmUkernelParams& p) noexcept {
   if (p.col_sums != nullptr) {
-    dispatch_rows<false>(p);
+    dispatch_rows<4>(p.mr, [&](auto rows) { ukernel<rows, false>(p); });
   } else {
-    dispatch_rows<true>(p);
+    dispatch_rows<4>(p.mr, [&](auto rows) { ukernel<rows, true>(p); });
   }
 }
 

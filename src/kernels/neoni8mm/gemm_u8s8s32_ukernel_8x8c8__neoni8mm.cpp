@@ -16,6 +16,7 @@
 // All arithmetic wraps mod 2^32, as the contract asks.
 #include <arm_neon.h>
 
+#include "kernels/dispatch_rows.hpp"
 #include "kernels/gemm_kernels.hpp"
 #include "kernels/neon/gemm_neon_common.hpp"
 
@@ -75,24 +76,7 @@ void ukernel(const GemmUkernelParams& p) noexcept {
 }  // namespace
 
 void gemm_u8s8s32_ukernel_8x8c8__neoni8mm(const GemmUkernelParams& p) noexcept {
-  switch (p.mr) {
-    case 1:
-      return ukernel<1>(p);
-    case 2:
-      return ukernel<2>(p);
-    case 3:
-      return ukernel<3>(p);
-    case 4:
-      return ukernel<4>(p);
-    case 5:
-      return ukernel<5>(p);
-    case 6:
-      return ukernel<6>(p);
-    case 7:
-      return ukernel<7>(p);
-    default:
-      return ukernel<8>(p);
-  }
+  dispatch_rows<8>(p.mr, [&](auto rows) { ukernel<rows>(p); });
 }
 
 }  // namespace sparq::detail
