@@ -4,6 +4,7 @@
 #include <cmath>
 #include <new>
 
+#include "gemm/packed_weights_layout.hpp"
 #include "kernels/gemm_kernels.hpp"
 #include "sparq/detail/packed_sparse_weights_data.hpp"
 #include "sparq/detail/packed_weights_data.hpp"
@@ -20,18 +21,9 @@ constexpr int64_t kMaxK = int64_t{1} << 24;
 // Packs w[n][k] read through `at(n, k)` into the layout of `kernels`.
 template <class At>
 std::shared_ptr<PackedWeightsData> pack(int64_t n, int64_t k, const GemmKernels& kernels, At at) {
-  auto d = std::make_shared<PackedWeightsData>();
-  d->isa = kernels.isa;
-  d->nr = kernels.nr;
-  d->kr = kernels.kr;
-  d->n = n;
-  d->k = k;
-  d->kp = (k + kernels.kr - 1) / kernels.kr * kernels.kr;
-  d->n_panels = (n + kernels.nr - 1) / kernels.nr;
+  auto d = zeroed_packed_weights(n, k, kernels);
   const int64_t nr = d->nr;
   const int64_t kr = d->kr;
-  d->panels = AlignedBytes(static_cast<std::size_t>(d->n_panels * d->kp * nr));
-  d->col_sums.assign(static_cast<std::size_t>(d->n_panels * nr), 0);
   int8_t* out = d->panels.data();
   for (int64_t col = 0; col < n; ++col) {
     const int64_t p = col / nr;
@@ -49,6 +41,21 @@ std::shared_ptr<PackedWeightsData> pack(int64_t n, int64_t k, const GemmKernels&
 }
 
 }  // namespace
+
+std::shared_ptr<PackedWeightsData> zeroed_packed_weights(int64_t n, int64_t k,
+                                                         const GemmKernels& kernels) {
+  auto d = std::make_shared<PackedWeightsData>();
+  d->isa = kernels.isa;
+  d->nr = kernels.nr;
+  d->kr = kernels.kr;
+  d->n = n;
+  d->k = k;
+  d->kp = (k + kernels.kr - 1) / kernels.kr * kernels.kr;
+  d->n_panels = (n + kernels.nr - 1) / kernels.nr;
+  d->panels = AlignedBytes(static_cast<std::size_t>(d->n_panels * d->kp * d->nr));
+  d->col_sums.assign(static_cast<std::size_t>(d->n_panels * d->nr), 0);
+  return d;
+}
 
 std::vector<int8_t> unpack_weights(const PackedWeightsData& d) {
   std::vector<int8_t> w(static_cast<std::size_t>(d.n * d.k));

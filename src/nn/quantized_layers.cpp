@@ -102,8 +102,8 @@ std::vector<std::shared_ptr<const QuantizedWeights>> detail::split_groups(
   return out;
 }
 
-QuantizedTensor quantize_weights(std::span<const float> w, int64_t n, int64_t k,
-                                 Granularity granularity) {
+std::vector<float> quantize_weights_into(std::span<const float> w, int64_t n, int64_t k,
+                                         Granularity granularity, std::span<int8_t> values) {
   if (n < 1 || k < 1 || static_cast<int64_t>(w.size()) / n != k ||
       static_cast<int64_t>(w.size()) % n != 0) {
     fail("quantize_weights: {} values given for an {} x {} matrix", w.size(), n, k);
@@ -134,15 +134,24 @@ QuantizedTensor quantize_weights(std::span<const float> w, int64_t n, int64_t k,
   spec.granularity = per_channel ? Granularity::per_channel : Granularity::per_tensor;
   spec.axis = 0;
   const ChannelQParams qp = compute_qparams(mins, maxs, spec);
-  QuantizedTensor out;
-  out.values.resize(w.size());
-  out.scales = qp.scales;
+  if (values.size() != w.size()) {
+    fail("quantize_weights: {} output values for {} weights; expected equal sizes", values.size(),
+         w.size());
+  }
   const int64_t shape[] = {n, k};
   if (per_channel) {
-    sparq::quantize<int8_t>(w, shape, spec, qp, out.values);
+    sparq::quantize<int8_t>(w, shape, spec, qp, values);
   } else {
-    sparq::quantize<int8_t>(w, shape, spec, qp[0], out.values);
+    sparq::quantize<int8_t>(w, shape, spec, qp[0], values);
   }
+  return qp.scales;
+}
+
+QuantizedTensor quantize_weights(std::span<const float> w, int64_t n, int64_t k,
+                                 Granularity granularity) {
+  QuantizedTensor out;
+  out.values.resize(w.size());
+  out.scales = quantize_weights_into(w, n, k, granularity, out.values);
   return out;
 }
 

@@ -7,10 +7,13 @@
 #include <memory>
 #include <vector>
 
+#include "gemm/packed_weights_layout.hpp"
 #include "gemm/sgemm_packed.hpp"
 #include "kernels/elementwise_kernels.hpp"
+#include "kernels/gemm_kernels.hpp"
 #include "kernels/observe_kernels.hpp"
 #include "nn/nn_internal.hpp"
+#include "sparq/detail/packed_weights_data.hpp"
 #include "sparq/error.hpp"
 #include "sparq/gemm/gemm.hpp"
 #include "sparq/gemm/sgemm.hpp"
@@ -18,6 +21,61 @@
 #include "sparq/nn/quantized.hpp"
 #include "sparq/quant/qparams.hpp"
 #include "sparq/quant/quantize.hpp"
+
+namespace sparq::detail {
+
+/// `rows` x `cols` floats at stride `ld` as the int8 "weights" operand of
+/// the INT8 GEMM: quantized per row (symmetric s8, quantize_weights: the
+/// one definition of docs/design.md) and packed out_in, byte for byte what
+/// pack_weights makes (nn_attention_pack_test checks it). With `transpose`,
+/// the weights' rows are the columns of src (v's head columns), so each
+/// output column of p v gets its own scale. Runs on every head of every
+/// call, so it reuses this product's (`product`: 0 scores, 1 p v) buffers
+/// instead of allocating: the floats, the int8 values and the packed
+/// weights, kept while no caller holds a handle to them.
+PackedWeights pack_attention_head(int product, const float* src, int64_t rows, int64_t cols,
+                                  int64_t ld, bool transpose) {
+  thread_local std::vector<float> dense[2];
+  thread_local std::vector<int8_t> values[2];
+  thread_local std::shared_ptr<sparq::detail::PackedWeightsData> packed[2];
+  std::vector<float>& f = dense[product];
+  std::vector<int8_t>& q = values[product];
+  f.resize(static_cast<std::size_t>(rows * cols));
+  q.resize(f.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    if (!transpose) {
+      std::copy_n(src + r * ld, cols, f.data() + r * cols);
+      continue;
+    }
+    for (int64_t c = 0; c < cols; ++c) f[static_cast<std::size_t>(c * rows + r)] = src[r * ld + c];
+  }
+  const int64_t n = transpose ? cols : rows, k = transpose ? rows : cols;
+  std::vector<float> scales = nn::quantize_weights_into(f, n, k, Granularity::per_channel, q);
+  const auto& kern = sparq::detail::gemm_kernels(active_isa());
+  std::shared_ptr<sparq::detail::PackedWeightsData>& d = packed[product];
+  if (d == nullptr || d.use_count() > 1 || d->isa != kern.isa || d->n != n || d->k != k) {
+    // Zero-filled: the padding (k up to kp, channels up to a whole panel)
+    // stays zero across reuses, which only rewrite the same n x k positions.
+    d = sparq::detail::zeroed_packed_weights(n, k, kern);
+    d->per_channel = n > 1;
+  }
+  const int64_t nr = d->nr, kr = d->kr;
+  for (int64_t c = 0; c < n; ++c) {
+    const int8_t* row = q.data() + c * k;
+    int8_t* panel = d->panels.data() + (c / nr) * d->kp * nr + (c % nr) * kr;
+    // One k-group (kr consecutive inputs) of this channel at a time.
+    for (int64_t k0 = 0; k0 < k; k0 += kr) {
+      std::copy_n(row + k0, std::min(kr, k - k0), panel + (k0 / kr) * nr * kr);
+    }
+    int32_t sum = 0;
+    for (int64_t i = 0; i < k; ++i) sum += row[i];
+    d->col_sums[static_cast<std::size_t>(c)] = sum;
+  }
+  d->scales = std::move(scales);
+  return PackedWeights(d);
+}
+
+}  // namespace sparq::detail
 
 namespace sparq::nn {
 
@@ -93,30 +151,11 @@ void fp32_weighted_values(const float* p, const float* v, int64_t seq_q, int64_t
   fp32_product(1, p, seq_q, seq_k, seq_k, v, d, WeightLayout::in_out, ld, out, ld);
 }
 
-/// `rows` x `cols` floats at stride `ld` as the int8 "weights" operand of
-/// the INT8 GEMM: quantized per row (symmetric s8, quantize_weights: the
-/// one definition of docs/design.md) and packed out_in. With `transpose`,
-/// the weights' rows are the columns of src (v's head columns), so each
-/// output column of p v gets its own scale.
-PackedWeights pack_head(const float* src, int64_t rows, int64_t cols, int64_t ld, bool transpose) {
-  thread_local std::vector<float> dense;
-  dense.resize(static_cast<std::size_t>(rows * cols));
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c < cols; ++c) {
-      const float value = src[r * ld + c];
-      dense[static_cast<std::size_t>(transpose ? c * rows + r : r * cols + c)] = value;
-    }
-  }
-  const int64_t n = transpose ? cols : rows, k = transpose ? rows : cols;
-  const QuantizedTensor w = quantize_weights(dense, n, k, Granularity::per_channel);
-  return pack_weights(w.values.data(), n, k, WeightLayout::out_in, 0, w.scales);
-}
-
 /// INT8 q k^T: q quantized per row on the fly (linear_dynamic per_row), k
 /// per key row; exact int32 sums, dequantized with row x key scales.
 void int8_scores(const float* q, const float* k, int64_t seq_q, int64_t seq_k, int64_t d,
                  int64_t ld, float* scores) {
-  const PackedWeights kw = pack_head(k, seq_k, d, ld, false);
+  const PackedWeights kw = sparq::detail::pack_attention_head(0, k, seq_k, d, ld, false);
   linear_dynamic(q, seq_q, ld, kw, {}, scores, seq_k, {.per_row = true});
 }
 
@@ -124,7 +163,7 @@ void int8_scores(const float* q, const float* k, int64_t seq_q, int64_t seq_k, i
 /// per head column.
 void int8_weighted_values(const float* p, const float* v, int64_t seq_q, int64_t seq_k, int64_t d,
                           int64_t ld, float* out) {
-  const PackedWeights vw = pack_head(v, seq_k, d, ld, true);
+  const PackedWeights vw = sparq::detail::pack_attention_head(1, v, seq_k, d, ld, true);
   linear_dynamic(p, seq_q, seq_k, vw, {}, out, ld, {.per_row = true});
 }
 }  // namespace

@@ -96,6 +96,10 @@ struct QuantizedTensor {
 };
 QuantizedTensor quantize_weights(std::span<const float> w, int64_t n, int64_t k,
                                  Granularity granularity);
+/// quantize_weights into `values` (w.size() int8, e.g. a reused buffer, so
+/// a per-call caller does not allocate them); returns the scales.
+std::vector<float> quantize_weights_into(std::span<const float> w, int64_t n, int64_t k,
+                                         Granularity granularity, std::span<int8_t> values);
 
 enum class QuantMode : uint8_t {
   dynamic,  ///< float in, float out; input quantized on the fly per call

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "sparq/gemm/packed_weights.hpp"
 #include "sparq/nn/graph_op.hpp"
 #include "sparq/nn/tensor.hpp"
 
@@ -176,7 +177,8 @@ struct Mean {
 ///         row (u8, dynamic, per-token like a Linear's activations), k per
 ///         key row and v per head column (s8 symmetric, PyTorch's weight
 ///         formula, quantize_weights) and packed as the GEMM's "weights"
-///         operand on every call; the softmax between them stays FP32.
+///         operand on every call (into reused buffers: detail::pack_attention_head);
+///         the softmax between them stays FP32.
 /// docs/transformers.md measures what INT8 products cost in accuracy (SQNR
 /// against FP32 attention) and gain in time.
 struct Attention {
@@ -209,3 +211,13 @@ std::string add_bert_layer(Graph& graph, const BertConfig& config, const std::st
                            const std::string& input, const std::string& mask = {});
 
 }  // namespace sparq::nn
+
+namespace sparq::detail {
+/// INT8 products: `rows` x `cols` floats at stride `ld` (with `transpose`,
+/// their columns) quantized per row like quantize_weights and packed: the
+/// same bytes, column sums and scales as pack_weights(quantize_weights(...)),
+/// in buffers this thread reuses per `product` (0 or 1) while no other
+/// handle to them is alive. Internal (tested by nn_attention_pack_test).
+PackedWeights pack_attention_head(int product, const float* src, int64_t rows, int64_t cols,
+                                  int64_t ld, bool transpose);
+}  // namespace sparq::detail
