@@ -13,6 +13,7 @@
 #include <new>
 #include <utility>
 
+#include "kernels/depthwise_kernels.hpp"
 #include "kernels/observe_kernels.hpp"
 #include "nn/nn_internal.hpp"
 #include "quant/dynamic_qparams.hpp"
@@ -158,31 +159,48 @@ void depthwise(const QConv2d& c, const Act& in, int64_t oh, int64_t ow, Act& out
 }
 
 /// Depthwise convolution with one output per channel (MobileNet's kind),
-/// channels innermost: the weights are transposed to [tap][channel] so each
-/// tap adds one contiguous run of channels (vectorised by the compiler),
-/// and a row of output pixels goes through the GEMM's output stage kernels
-/// (sparq::apply_stage): the same int32 sums and the same stage arithmetic
-/// as depthwise() above, hence the same bits for a static layer. Rows of
-/// the output run on sparq::num_threads() threads.
+/// channels innermost: the per-ISA row kernel (src/kernels/
+/// depthwise_kernels.hpp) sums every channel of a run of output pixels over
+/// the taps, weights laid out as [tap pair][channel][2] so that one multiply-add
+/// covers two taps, and a row of output pixels goes through the GEMM's
+/// output stage kernels (sparq::apply_stage): the same int32 sums and the
+/// same stage arithmetic as depthwise() above, hence the same bits for a
+/// static layer. Rows of the output run on sparq::num_threads() threads.
 void depthwise_one_per_channel(const QConv2d& c, const Act& in, int64_t oh, int64_t ow, Act& out) {
   const int64_t b = in.shape[0], h = in.shape[1], w = in.shape[2], ch = c.in_channels;
-  const int64_t taps = c.kernel_h * c.kernel_w;
+  const int64_t taps = c.kernel_h * c.kernel_w, pairs = (taps + 1) / 2;
+  // Each sum has at most `taps` terms of magnitude <= 255 * 128 (see the kernels' header).
+  constexpr int64_t kMaxTaps = (int64_t{1} << 31) / (255 * 128) - 1;
+  if (taps > kMaxTaps) {
+    fail("QConv2d: a depthwise kernel of {} x {} has {} taps; at most {} keep its int32 sums exact",
+         c.kernel_h, c.kernel_w, taps, kMaxTaps);
+  }
   const int32_t zp = in.qp.zero_point;
   // Per-call scratch kept across calls (grow-only), so a serving loop does
   // not allocate here. Bound to references: the row lambda runs on other
   // threads too and must read this thread's copies.
   thread_local std::vector<int16_t> wt_scratch;
+  thread_local std::vector<int32_t> zp_w_scratch;
+  thread_local std::vector<uint8_t> zp_row_scratch;
   thread_local RequantizeStage st_scratch;
   thread_local DequantizeStage dq_scratch;
   thread_local std::vector<float> scales_scratch;
   std::vector<int16_t>& wt = wt_scratch;
+  std::vector<int32_t>& zp_w = zp_w_scratch;
+  std::vector<uint8_t>& zp_row = zp_row_scratch;
   RequantizeStage& st = st_scratch;
   DequantizeStage& dq = dq_scratch;
   std::vector<float>& scales = scales_scratch;
-  wt.resize(static_cast<std::size_t>(taps * ch));
+  wt.assign(static_cast<std::size_t>(pairs * ch * 2), 0);  // an odd last tap pairs with weight 0
+  zp_w.assign(static_cast<std::size_t>(ch), 0);
   for (int64_t ic = 0; ic < ch; ++ic) {
     const int8_t* v = c.weights[ic]->values().data();
-    for (int64_t t = 0; t < taps; ++t) wt[t * ch + ic] = v[t];
+    int32_t sum = 0;
+    for (int64_t t = 0; t < taps; ++t) {
+      wt[static_cast<std::size_t>(((t / 2) * ch + ic) * 2 + t % 2)] = v[t];
+      sum += v[t];
+    }
+    zp_w[static_cast<std::size_t>(ic)] = zp * sum;
   }
   const bool is_static = c.mode == QuantMode::static_;
   st.multipliers.clear();
@@ -203,26 +221,47 @@ void depthwise_one_per_channel(const QConv2d& c, const Act& in, int64_t oh, int6
     dq.bias = c.bias;
   }
   const int64_t rows = b * oh;
-  auto row = [&](int64_t r, std::vector<int32_t>& sums) {
+  // Output pixels whose taps all fall inside the image columns form one run
+  // per row: one kernel call, pixel q reading x[t] + q * stride_w * ch. The
+  // border pixels go one by one. A tap in the zero padding (and the pad tap
+  // of an odd count) reads the zero-point run, long enough for a whole row.
+  const int64_t x_step = c.stride_w * ch;
+  const int64_t first_inside = (c.pad_w + c.stride_w - 1) / c.stride_w;
+  const int64_t span = w - 1 + c.pad_w - (c.kernel_w - 1) * c.dilation_w;  // floor division:
+  const int64_t last_inside =
+      span < 0 ? -1 : std::min(ow - 1, span / c.stride_w);  // < first: no run
+  zp_row.assign(static_cast<std::size_t>(ow * x_step + ch), static_cast<uint8_t>(zp));
+  const sparq::detail::DepthwiseRowFn kernel =
+      sparq::detail::depthwise_kernels(active_isa()).row_u8s16;
+  auto row = [&](int64_t r, std::vector<int32_t>& sums, std::vector<const uint8_t*>& x) {
     const int64_t n = r / oh, oy = r % oh;
-    sums.assign(static_cast<std::size_t>(ow * ch), 0);
-    for (int64_t ox = 0; ox < ow; ++ox) {
-      int32_t* acc = sums.data() + ox * ch;
+    sums.resize(static_cast<std::size_t>(ow * ch));
+    x.assign(static_cast<std::size_t>(2 * pairs), zp_row.data());
+    auto run = [&](int64_t ox, int64_t pixels) {
       for (int64_t ky = 0; ky < c.kernel_h; ++ky) {
         const int64_t iy = oy * c.stride_h - c.pad_h + ky * c.dilation_h;
-        if (iy < 0 || iy >= h) continue;  // zero-point padding adds (zp - zp) * w = 0
         for (int64_t kx = 0; kx < c.kernel_w; ++kx) {
           const int64_t ix = ox * c.stride_w - c.pad_w + kx * c.dilation_w;
-          if (ix < 0 || ix >= w) continue;
-          const uint8_t* x = in.q.data() + ((n * h + iy) * w + ix) * ch;
-          const int16_t* wv = wt.data() + (ky * c.kernel_w + kx) * ch;
-          // |x - zp| <= 255 and |w| <= 128: the product fits int16 exactly,
-          // so it is formed in 16 bits (pmullw) and widened for the sum.
-          for (int64_t i = 0; i < ch; ++i) {
-            acc[i] += static_cast<int16_t>(static_cast<int16_t>(x[i] - zp) * wv[i]);
-          }
+          const bool inside = iy >= 0 && iy < h && ix >= 0 && ix < w;
+          x[static_cast<std::size_t>(ky * c.kernel_w + kx)] =
+              inside ? in.q.data() + ((n * h + iy) * w + ix) * ch : zp_row.data();
         }
       }
+      kernel({.x = x.data(),
+              .x_step = x_step,
+              .pixels = pixels,
+              .w = wt.data(),
+              .zp_w = zp_w.data(),
+              .pairs = pairs,
+              .ch = ch,
+              .acc = sums.data() + ox * ch});
+    };
+    if (first_inside > last_inside) {
+      for (int64_t ox = 0; ox < ow; ++ox) run(ox, 1);
+    } else {
+      for (int64_t ox = 0; ox < first_inside; ++ox) run(ox, 1);
+      run(first_inside, last_inside - first_inside + 1);
+      for (int64_t ox = last_inside + 1; ox < ow; ++ox) run(ox, 1);
     }
     const int64_t o = r * ow * ch;
     if (is_static) {
@@ -232,7 +271,9 @@ void depthwise_one_per_channel(const QConv2d& c, const Act& in, int64_t oh, int6
     }
   };
   thread_local std::vector<int32_t> sums;  // one per thread
-  detail::for_each_block(rows, detail::parallel_threads(rows), [&](int64_t r) { row(r, sums); });
+  thread_local std::vector<const uint8_t*> tap_rows;
+  detail::for_each_block(rows, detail::parallel_threads(rows),
+                         [&](int64_t r) { row(r, sums, tap_rows); });
 }
 
 /// True when `pool` can run fused after conv `c` on input shape `shape`:
