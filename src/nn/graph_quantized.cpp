@@ -219,10 +219,12 @@ std::vector<std::string> QuantizedGraph::step_kinds() const {
   return kinds;
 }
 
-Tensor QuantizedGraph::forward_visit(
-    const std::vector<Tensor>& inputs,
-    const std::function<void(std::size_t step)>& after_step) const {
-  const Impl& g = *impl_;
+namespace {
+
+/// The interpreter: runs every step, calling visit(i, value) with step i's
+/// output (u8 or FP32) when it is done, and returns the first output.
+Tensor run_steps(const QuantizedGraph::Impl& g, const std::vector<Tensor>& inputs,
+                 const std::function<void(std::size_t step, const Act& value)>& visit) {
   if (g.steps.empty()) fail("QuantizedGraph::forward: the graph is empty");
   if (inputs.size() != g.inputs.size()) {
     fail("QuantizedGraph::forward: got {} input tensor(s); the graph takes {} ({})", inputs.size(),
@@ -258,9 +260,18 @@ Tensor QuantizedGraph::forward_visit(
     for (const std::string& name : s.inputs) {
       if (uses[name] == 0) values.erase(name);
     }
-    if (after_step) after_step(index);
+    if (visit) visit(index, values.at(s.name));
   }
   return detail::act_to_tensor(take(g.outputs.front()));
+}
+
+}  // namespace
+
+Tensor QuantizedGraph::forward_visit(
+    const std::vector<Tensor>& inputs,
+    const std::function<void(std::size_t step)>& after_step) const {
+  if (!after_step) return run_steps(*impl_, inputs, {});
+  return run_steps(*impl_, inputs, [&](std::size_t step, const Act&) { after_step(step); });
 }
 
 std::size_t QuantizedGraph::weight_bytes() const {
@@ -337,12 +348,16 @@ struct GraphCalibrator::Impl {
   Graph graph;                                                 ///< BatchNorm folded
   std::map<std::string, std::unique_ptr<Observer>> observers;  ///< inputs and every node
   int64_t batches = 0;
+  int64_t keep_samples = 0;
+  int64_t kept_rows = 0;
+  std::vector<std::vector<Tensor>> kept;  ///< leading rows of the first batches, every input
 };
 
 GraphCalibrator::GraphCalibrator(const Graph& graph, const CalibrationConfig& config)
     : impl_(std::make_unique<Impl>()) {
   if (graph.size() == 0) fail("GraphCalibrator: the graph has no node");
   impl_->graph = folded_copy(graph);
+  impl_->keep_samples = std::max<int64_t>(config.keep_samples, 0);
   std::set<std::string> names(impl_->graph.input_names().begin(), impl_->graph.input_names().end());
   for (const Node& n : impl_->graph.nodes()) names.insert(n.name);
   for (const auto& [name, c] : config.per_layer) {
@@ -367,6 +382,24 @@ void GraphCalibrator::observe(const std::vector<Tensor>& inputs) {
   // Run first so that a bad batch leaves the observers untouched.
   std::vector<Tensor> values(s.graph.size());
   s.graph.forward_visit(inputs, [&](std::size_t i, const Tensor& v) { values[i] = v; });
+  const int64_t rows = inputs.front().rank() >= 1 ? inputs.front().shape[0] : 0;
+  const int64_t take = std::min(rows, s.keep_samples - s.kept_rows);
+  if (take > 0) {
+    // Kept rows are whole samples: every input must share the batch axis.
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      if (inputs[i].rank() < 1 || inputs[i].shape[0] != rows) {
+        fail(
+            "GraphCalibrator::observe: input '{}' has shape {}; expected {} rows (the batch "
+            "axis of input '{}'), to keep samples (CalibrationConfig::keep_samples)",
+            s.graph.input_names()[i], shape_to_string(inputs[i].shape), rows,
+            s.graph.input_names()[0]);
+      }
+    }
+    std::vector<Tensor> sample;
+    for (const Tensor& t : inputs) sample.push_back(detail::leading_rows(t, take));
+    s.kept.push_back(std::move(sample));
+    s.kept_rows += take;
+  }
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     s.observers.at(s.graph.input_names()[i])->observe(inputs[i].data, inputs[i].shape);
   }
@@ -378,6 +411,10 @@ void GraphCalibrator::observe(const std::vector<Tensor>& inputs) {
 
 int64_t GraphCalibrator::batches_observed() const noexcept { return impl_->batches; }
 
+const std::vector<std::vector<Tensor>>& GraphCalibrator::kept_samples() const noexcept {
+  return impl_->kept;
+}
+
 QParams GraphCalibrator::qparams(const std::string& name) const {
   if (impl_->batches == 0) fail("GraphCalibrator: no batch observed yet; call observe() first");
   auto it = impl_->observers.find(name);
@@ -386,12 +423,118 @@ QParams GraphCalibrator::qparams(const std::string& name) const {
 }
 
 // ------------------------------------------------------------- static
+namespace {
+
+/// The FP32 value of every input and node of the calibrated (folded) graph
+/// on one kept sample, by name.
+std::map<std::string, Tensor> fp32_values(const GraphCalibrator& cal,
+                                          const std::vector<Tensor>& sample) {
+  const Graph& g = cal.impl().graph;
+  std::map<std::string, Tensor> values;
+  for (std::size_t i = 0; i < sample.size(); ++i) values[g.input_names()[i]] = sample[i];
+  g.forward_visit(sample, [&](std::size_t i, const Tensor& v) { values[g.nodes()[i].name] = v; });
+  return values;
+}
+
+/// A step run alone on the FP32 values of its inputs (and residual).
+Tensor isolated_output(const QuantizedGraph::Impl::Step& s,
+                       const std::map<std::string, Tensor>& ref) {
+  std::vector<Act> in;
+  for (const std::string& name : s.inputs) in.push_back(detail::act_from_tensor(ref.at(name)));
+  if (s.residual.empty()) return detail::act_to_tensor(run_step(s, std::move(in), nullptr));
+  const Act residual = detail::act_from_tensor(ref.at(s.residual));
+  return detail::act_to_tensor(run_step(s, std::move(in), &residual));
+}
+
+QuantizedGraph build_static(const GraphCalibrator& cal, const StaticConfig& config);
+
+}  // namespace
+
 QuantizedGraph quantize_static(const GraphCalibrator& cal, const StaticConfig& config) {
-  if (config.fallback_sqnr_db || config.bias_correction) {
+  if (config.bias_correction) {
     fail(
-        "quantize_static(GraphCalibrator): fallback_sqnr_db and bias_correction are not "
-        "available for graphs yet; use overrides (keep_fp32) per node");
+        "quantize_static(GraphCalibrator): bias_correction is not available for graphs yet "
+        "(fallback_sqnr_db and overrides are)");
   }
+  if (!config.fallback_sqnr_db) return build_static(cal, config);
+  if (cal.kept_samples().empty()) {
+    fail(
+        "quantize_static: fallback_sqnr_db is set but the calibrator kept no samples "
+        "(CalibrationConfig::keep_samples is 0)");
+  }
+  // Every INT8 step alone on the FP32 values of its inputs, on the kept
+  // samples, against the FP32 value it replaces; a Linear/Conv2d below the
+  // threshold is then kept FP32 by an override (which also undoes the
+  // fusions of its activation and residual, now FP32 steps of their own).
+  const QuantizedGraph all = build_static(cal, config);
+  const auto& steps = all.impl().steps;
+  std::vector<detail::ErrorSums> sums(steps.size());
+  for (const std::vector<Tensor>& sample : cal.kept_samples()) {
+    const std::map<std::string, Tensor> ref = fp32_values(cal, sample);
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+      const auto* u = std::get_if<QuantizedUnit>(&steps[i].op);
+      if (!u || !(std::holds_alternative<QLinear>(u->op) || std::holds_alternative<QConv2d>(u->op)))
+        continue;
+      const Tensor iso = isolated_output(steps[i], ref);
+      sums[i].add(ref.at(steps[i].name), iso, iso, steps[i].name);
+    }
+  }
+  StaticConfig fallback = config;
+  fallback.fallback_sqnr_db.reset();
+  bool any = false;
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    if (sums[i].signal == 0 && sums[i].noise == 0) continue;  // not an INT8 Linear/Conv2d
+    if (sums[i].error(steps[i].name, {}).isolated_sqnr_db < *config.fallback_sqnr_db) {
+      fallback.overrides[steps[i].covers.front()].keep_fp32 = true;
+      any = true;
+    }
+  }
+  return any ? build_static(cal, fallback) : all;
+}
+
+LayerReport layer_report(const GraphCalibrator& cal, const QuantizedGraph& q) {
+  if (cal.kept_samples().empty()) {
+    fail(
+        "layer_report: the calibrator kept no samples (CalibrationConfig::keep_samples is 0 or "
+        "nothing observed)");
+  }
+  const auto& steps = q.impl().steps;
+  std::vector<detail::ErrorSums> sums(steps.size());
+  for (const std::vector<Tensor>& sample : cal.kept_samples()) {
+    const std::map<std::string, Tensor> ref = fp32_values(cal, sample);
+    for (const auto& s : steps) {
+      if (!ref.count(s.name)) {
+        fail(
+            "layer_report: step '{}' of the quantized graph is no node of the calibrated graph; "
+            "expected a graph quantized from this calibrator",
+            s.name);
+      }
+    }
+    std::vector<Tensor> got(steps.size());
+    run_steps(q.impl(), sample,
+              [&](std::size_t i, const Act& v) { got[i] = detail::act_to_tensor(v); });
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+      sums[i].add(ref.at(steps[i].name), got[i], isolated_output(steps[i], ref), steps[i].name);
+    }
+  }
+  LayerReport report;
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    const auto& s = steps[i];
+    std::string what;
+    if (const auto* u = std::get_if<QuantizedUnit>(&s.op)) {
+      what = u->describe();
+    } else {
+      const NodeOp& op = std::get<NodeOp>(s.op);
+      what = (int8_node_op(op) ? "INT8 " : "FP32 ") + describe(op);
+    }
+    report.layers.push_back(sums[i].error(s.name, std::move(what)));
+  }
+  return report;
+}
+
+namespace {
+
+QuantizedGraph build_static(const GraphCalibrator& cal, const StaticConfig& config) {
   const Graph& g = cal.impl().graph;
   check_overrides(config.overrides, g);
   auto impl = std::make_shared<QuantizedGraph::Impl>();
@@ -435,5 +578,7 @@ QuantizedGraph quantize_static(const GraphCalibrator& cal, const StaticConfig& c
   }
   return QuantizedGraph(std::move(impl));
 }
+
+}  // namespace
 
 }  // namespace sparq::nn

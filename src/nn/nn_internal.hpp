@@ -363,6 +363,18 @@ QuantizedUnit quantize_layer(const std::string& name, const Layer& layer, Activa
 /// A layer's weight granularity: its override's, else the global one.
 Granularity granularity_for(const std::string& name, Granularity global,
                             const std::map<std::string, LayerOverride>& overrides);
+/// The first `take` rows (batch axis) of a batch of at least that many rows:
+/// the samples a calibrator keeps for the SQNR fallback and layer_report.
+Tensor leading_rows(const Tensor& batch, int64_t take);
+/// A layer report row's sums over the samples (layer_report, for
+/// QuantizedModel and QuantizedGraph alike).
+struct ErrorSums {
+  double signal = 0, noise = 0, dot = 0, test2 = 0, max_abs = 0, iso_noise = 0;
+  /// Adds one sample: the FP32 output, the quantized model's and the unit's
+  /// alone on the FP32 input (sparq::Error naming the unit if sizes differ).
+  void add(const Tensor& ref, const Tensor& got, const Tensor& iso, const std::string& name);
+  LayerError error(std::string name, std::string description) const;
+};
 /// An observer for a u8 per-tensor activation (the config's spec adjusted).
 std::unique_ptr<Observer> make_activation_observer(ObserverConfig config, const std::string& name);
 

@@ -232,6 +232,13 @@ struct Calibrator::Impl {
   void resolve() const;
 };
 
+Tensor detail::leading_rows(const Tensor& batch, int64_t take) {
+  Tensor t = batch;
+  t.shape[0] = take;
+  t.data.resize(static_cast<std::size_t>(batch.numel() / batch.shape[0] * take));
+  return t;
+}
+
 std::unique_ptr<Observer> detail::make_activation_observer(ObserverConfig c,
                                                            const std::string& name) {
   if (c.kind == ObserverKind::per_channel_minmax ||
@@ -351,10 +358,7 @@ Tensor Calibrator::observe(const Tensor& batch) {
   s.choices_valid = false;
   const int64_t take = std::min(rows, s.config.keep_samples - s.kept_rows);
   if (take > 0 && rows > 0) {
-    Tensor t = batch;
-    t.shape[0] = take;
-    t.data.resize(static_cast<std::size_t>(batch.numel() / rows * take));
-    s.kept.push_back(std::move(t));
+    s.kept.push_back(detail::leading_rows(batch, take));
     s.kept_rows += take;
   }
   ++s.batches;
@@ -769,6 +773,39 @@ double sqnr_db(std::span<const float> reference, std::span<const float> test) {
   return 10.0 * std::log10(signal / noise);
 }
 
+void detail::ErrorSums::add(const Tensor& ref, const Tensor& got, const Tensor& iso,
+                            const std::string& name) {
+  if (ref.data.size() != got.data.size() || iso.data.size() != ref.data.size()) {
+    fail("layer_report: unit '{}' output sizes differ between FP32 and quantized", name);
+  }
+  for (std::size_t j = 0; j < ref.data.size(); ++j) {
+    const double r = ref.data[j], t = got.data[j], s = iso.data[j];
+    signal += r * r;
+    noise += (r - t) * (r - t);
+    dot += r * t;
+    test2 += t * t;
+    max_abs = std::max(max_abs, std::fabs(r - t));
+    iso_noise += (r - s) * (r - s);
+  }
+}
+
+LayerError detail::ErrorSums::error(std::string name, std::string description) const {
+  auto db = [](double signal, double noise) {
+    return noise == 0 ? std::numeric_limits<double>::infinity() : 10.0 * std::log10(signal / noise);
+  };
+  LayerError e;
+  e.name = std::move(name);
+  e.description = std::move(description);
+  e.sqnr_db = db(signal, noise);
+  e.isolated_sqnr_db = db(signal, iso_noise);
+  // Two all-zero tensors are identical: cosine 1 by convention.
+  e.cosine = signal == 0 && test2 == 0     ? 1.0
+             : (signal == 0 || test2 == 0) ? 0.0
+                                           : dot / std::sqrt(signal * test2);
+  e.max_abs_error = max_abs;
+  return e;
+}
+
 LayerReport layer_report(const Sequential& fp32, const QuantizedModel& q,
                          std::span<const Tensor> batches) {
   const std::vector<PlanUnit> plan = make_plan(fp32);
@@ -779,48 +816,18 @@ LayerReport layer_report(const Sequential& fp32, const QuantizedModel& q,
     fail("layer_report: the quantized model's units do not match the FP32 model's ({} vs {} units)",
          units.size(), plan.size());
   }
-  struct Acc {
-    double signal = 0, noise = 0, dot = 0, test2 = 0, max_abs = 0, iso_signal = 0, iso_noise = 0;
-  };
-  std::vector<Acc> acc(plan.size());
+  std::vector<detail::ErrorSums> acc(plan.size());
   for (const Tensor& x : batches) {
     const std::vector<Tensor> ref = plan_trace(plan, x);
     const std::vector<Tensor> got = q.forward_trace(x);
     for (std::size_t i = 0; i < plan.size(); ++i) {
       const Tensor iso = q.run_unit(i, i == 0 ? x : ref[i - 1]);
-      if (ref[i].data.size() != got[i].data.size() || iso.data.size() != ref[i].data.size()) {
-        fail("layer_report: unit '{}' output sizes differ between FP32 and quantized",
-             plan[i].name);
-      }
-      Acc& a = acc[i];
-      for (std::size_t j = 0; j < ref[i].data.size(); ++j) {
-        const double r = ref[i].data[j], t = got[i].data[j], s = iso.data[j];
-        a.signal += r * r;
-        a.noise += (r - t) * (r - t);
-        a.dot += r * t;
-        a.test2 += t * t;
-        a.max_abs = std::max(a.max_abs, std::fabs(r - t));
-        a.iso_noise += (r - s) * (r - s);
-      }
+      acc[i].add(ref[i], got[i], iso, plan[i].name);
     }
   }
-  auto db = [](double signal, double noise) {
-    return noise == 0 ? std::numeric_limits<double>::infinity() : 10.0 * std::log10(signal / noise);
-  };
   LayerReport report;
   for (std::size_t i = 0; i < plan.size(); ++i) {
-    const Acc& a = acc[i];
-    LayerError e;
-    e.name = units[i].name;
-    e.description = units[i].describe();
-    e.sqnr_db = db(a.signal, a.noise);
-    e.isolated_sqnr_db = db(a.signal, a.iso_noise);
-    // Two all-zero tensors are identical: cosine 1 by convention.
-    e.cosine = a.signal == 0 && a.test2 == 0     ? 1.0
-               : (a.signal == 0 || a.test2 == 0) ? 0.0
-                                                 : a.dot / std::sqrt(a.signal * a.test2);
-    e.max_abs_error = a.max_abs;
-    report.layers.push_back(std::move(e));
+    report.layers.push_back(acc[i].error(units[i].name, units[i].describe()));
   }
   return report;
 }

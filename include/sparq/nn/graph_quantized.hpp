@@ -71,6 +71,10 @@ class GraphCalibrator {
   int64_t batches_observed() const noexcept;
   /// Calibrated qparams of a node output (or a graph input) by name.
   QParams qparams(const std::string& name) const;
+  /// The leading rows (CalibrationConfig::keep_samples in all) of the first
+  /// batches, one tensor per graph input each: what the SQNR fallback and
+  /// layer_report run on. Every input must then share the batch axis.
+  const std::vector<std::vector<Tensor>>& kept_samples() const noexcept;
 
   struct Impl;
   const Impl& impl() const noexcept { return *impl_; }
@@ -84,6 +88,21 @@ class GraphCalibrator {
 /// output stage of the convolution that produces one of its inputs, pooling
 /// on u8, Embedding rows int8 as in quantize_dynamic. Nodes with no INT8
 /// form run in FP32 between a dequantize and a quantize.
+///
+/// config.fallback_sqnr_db: an INT8 Linear/Conv2d step (with what is fused
+/// into it) whose isolated output SQNR on the calibrator's kept samples (the
+/// step alone on the FP32 values of its inputs vs the FP32 value it
+/// replaces) is below the threshold stays FP32, as keep_fp32 on its node
+/// would keep it. config.bias_correction is not available for graphs
+/// (sparq::Error).
 QuantizedGraph quantize_static(const GraphCalibrator& calibrator, const StaticConfig& config = {});
+
+/// Per step of `q` (one row each, named after the step's value, e.g.
+/// "layer1.0.relu" for a conv with its BatchNorm, Add and ReLU fused) on the
+/// calibrator's kept samples: end-to-end SQNR (the quantized graph up to
+/// that step vs the FP32 graph), the step's isolated SQNR on FP32 inputs,
+/// cosine and max |error|, as layer_report does for a Sequential. `q` must
+/// come from this calibrator; sparq::Error when it kept no samples.
+LayerReport layer_report(const GraphCalibrator& calibrator, const QuantizedGraph& q);
 
 }  // namespace sparq::nn

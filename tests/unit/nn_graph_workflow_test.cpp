@@ -1,16 +1,20 @@
-// Quantized graph model files (io.hpp: save(QuantizedGraph), load_quantized_graph):
-// a residual CNN graph and a tiny BERT, static and dynamic, with int8
-// embeddings, int8 attention products and keep_fp32 overrides, come back
-// with bit-identical outputs on every ISA; the write is atomic; truncated,
-// corrupted and wrong-kind files give sparq::Error naming the file and what
-// was expected.
+// The quantization workflow on graphs (graph_quantized.hpp, io.hpp).
+// Model files: a residual CNN graph and a tiny BERT, static and dynamic,
+// with int8 embeddings, int8 attention products and keep_fp32 overrides,
+// come back with bit-identical outputs on every ISA; the write is atomic;
+// truncated, corrupted and wrong-kind files give sparq::Error naming the
+// file and what was expected; `sparq inspect` prints the graph. The SQNR
+// fallback keeps a conv made bad on purpose FP32, and layer_report has one
+// row per step with its end-to-end and isolated SQNR.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -280,6 +284,83 @@ TEST(GraphModelFile, InspectPrintsTheGraph) {
   EXPECT_EQ(b.status, 1) << b.output;
   EXPECT_NE(b.output.find(bad.string() + ": "), std::string::npos) << b.output;
   EXPECT_NE(b.output.find("takes 2 input(s), got 1"), std::string::npos) << b.output;
+}
+
+TEST(GraphWorkflow, CalibratorKeepsLeadingRowsOfEveryInput) {
+  nn::GraphCalibrator cal(tiny_bert(2), {.keep_samples = 5});
+  for (uint64_t b = 0; b < 3; ++b) cal.observe(test::bert_batch(3, 8, 50, 1, 60 + b));
+  const auto& kept = cal.kept_samples();
+  ASSERT_EQ(kept.size(), 2u);  // 3 rows, then 2: 5 in all
+  const std::vector<nn::Tensor> first = test::bert_batch(3, 8, 50, 1, 60);
+  EXPECT_EQ(kept[0][0].data, first[0].data);
+  EXPECT_EQ(kept[0][1].data, first[1].data);
+  EXPECT_EQ(kept[1][0].shape, (std::vector<int64_t>{2, 8}));
+  EXPECT_EQ(kept[1][1].shape, (std::vector<int64_t>{2, 8}));
+  const std::vector<nn::Tensor> second = test::bert_batch(3, 8, 50, 1, 61);
+  EXPECT_TRUE(std::equal(kept[1][0].data.begin(), kept[1][0].data.end(), second[0].data.begin()));
+}
+
+TEST(GraphWorkflow, FallbackKeepsABadConvFp32AndTheReportFindsIt) {
+  nn::Graph g = cnn_graph(21);
+  // Channel 5 of stem_relu is always 0 (zero weights, bias -1): one weight
+  // of 400 on it in block.conv1 adds nothing to the FP32 output, but a
+  // per-tensor scale sized for it rounds every other weight of the conv to 0.
+  auto& stem = std::get<nn::Conv2d>(std::get<nn::Layer>(g.op("stem")));
+  for (int64_t i = 0; i < 27; ++i) stem.weight.data[static_cast<std::size_t>(5 * 27 + i)] = 0.0f;
+  stem.bias.data[5] = -1.0f;
+  std::get<nn::Conv2d>(std::get<nn::Layer>(g.op("block.conv1"))).weight.data[5] = 400.0f;
+  nn::GraphCalibrator cal(g, {.keep_samples = 8});
+  for (uint64_t b = 0; b < 3; ++b) cal.observe(random_input({4, 8, 8, 3}, 70 + b));
+  nn::StaticConfig config;
+  config.overrides["block.conv1"].weight_granularity = Granularity::per_tensor;
+  const nn::QuantizedGraph bad = nn::quantize_static(cal, config);
+
+  // The report: one row per step, named like the steps, in order.
+  const nn::LayerReport r = nn::layer_report(cal, bad);
+  const std::vector<std::string> kinds = bad.step_kinds();
+  ASSERT_EQ(r.layers.size(), kinds.size());
+  std::map<std::string, nn::LayerError> rows;
+  for (const nn::LayerError& e : r.layers) rows[e.name] = e;
+  ASSERT_EQ(rows.size(), kinds.size());  // unique names
+  ASSERT_TRUE(rows.count("block.relu1") && rows.count("stem_relu") && rows.count("side_hs"));
+  EXPECT_LT(rows["block.relu1"].isolated_sqnr_db, 20.0);
+  EXPECT_GT(rows["stem_relu"].isolated_sqnr_db, 30.0);
+  EXPECT_TRUE(std::isinf(rows["side_hs"].isolated_sqnr_db));  // FP32 on FP32 inputs: exact
+  EXPECT_NE(rows["block.relu1"].description.find("QConv2d static relu"), std::string::npos);
+  EXPECT_LT(rows["block.relu1"].sqnr_db, 20.0);
+  EXPECT_NE(r.table().find("<- worst"), std::string::npos);
+
+  config.fallback_sqnr_db = 20.0;
+  const nn::QuantizedGraph fixed = nn::quantize_static(cal, config);
+  const std::string s = fixed.summary();
+  // block.conv1 is FP32 and its ReLU a step of its own; the rest stays INT8.
+  EXPECT_NE(s.find("block.conv1  FP32 Conv2d(8 -> 8"), std::string::npos) << s;
+  EXPECT_NE(s.find("block.relu1  FP32 ReLU"), std::string::npos) << s;
+  EXPECT_NE(s.find("stem_relu    QConv2d static relu"), std::string::npos) << s;
+  EXPECT_NE(s.find("residual 'stem_relu'"), std::string::npos) << s;
+  // End to end at block.relu1 (the residual path carries most of the
+  // head's signal, so the head hides the damage): FP32 there now.
+  bool found = false;
+  for (const nn::LayerError& e : nn::layer_report(cal, fixed).layers) {
+    if (e.name != "block.relu1") continue;
+    found = true;
+    EXPECT_GT(e.sqnr_db, rows["block.relu1"].sqnr_db + 10.0);
+  }
+  EXPECT_TRUE(found);
+  // Thresholds no step reaches or every step passes.
+  EXPECT_EQ(nn::quantize_static(cal, {.fallback_sqnr_db = 1000.0}).summary().find("QConv2d"),
+            std::string::npos);
+  EXPECT_EQ(nn::quantize_static(cal, {.fallback_sqnr_db = -1000.0}).summary(),
+            nn::quantize_static(cal).summary());
+
+  // Nothing kept: the fallback and the report say so.
+  nn::GraphCalibrator none(g, {.keep_samples = 0});
+  none.observe(random_input({4, 8, 8, 3}, 90));
+  EXPECT_ERROR(nn::quantize_static(none, {.fallback_sqnr_db = 20.0}),
+               "fallback_sqnr_db is set but the calibrator kept no samples");
+  EXPECT_ERROR(nn::layer_report(none, bad), "the calibrator kept no samples");
+  EXPECT_ERROR(nn::quantize_static(cal, {.bias_correction = true}),
+               "bias_correction is not available for graphs");
 }
 
 }  // namespace
