@@ -286,18 +286,24 @@ std::size_t QuantizedGraph::weight_bytes() const {
   return bytes;
 }
 
+namespace {
+
+/// What a step runs: "QConv2d static relu (...)", "FP32 LayerNorm(...)",
+/// "INT8 Embedding(...)" (summary() and the layer report's rows).
+std::string step_description(const QuantizedGraph::Impl::Step& s) {
+  if (const auto* u = std::get_if<QuantizedUnit>(&s.op)) return u->describe();
+  const NodeOp& op = std::get<NodeOp>(s.op);
+  return (int8_node_op(op) ? "INT8 " : "FP32 ") + describe(op);
+}
+
+}  // namespace
+
 std::string QuantizedGraph::summary() const {
   std::size_t width = 8;
   for (const auto& s : impl_->steps) width = std::max(width, s.name.size() + 2);
   std::string out;
   for (const auto& s : impl_->steps) {
-    std::string what;
-    if (const auto* u = std::get_if<QuantizedUnit>(&s.op)) {
-      what = u->describe();
-    } else {
-      const NodeOp& op = std::get<NodeOp>(s.op);
-      what = (int8_node_op(op) ? "INT8 " : "FP32 ") + describe(op);
-    }
+    std::string what = step_description(s);
     if (!s.residual.empty()) what += fmt::format(" + residual '{}'", s.residual);
     if (s.covers.size() > 1) what += fmt::format(" [{}]", fmt::join(s.covers, " + "));
     out += fmt::format("{:<{}}{}  <- {}\n", s.name, width, what, fmt::join(s.inputs, ", "));
@@ -468,13 +474,17 @@ QuantizedGraph quantize_static(const GraphCalibrator& cal, const StaticConfig& c
   // fusions of its activation and residual, now FP32 steps of their own).
   const QuantizedGraph all = build_static(cal, config);
   const auto& steps = all.impl().steps;
+  std::vector<char> int8(steps.size(), 0);
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    const auto* u = std::get_if<QuantizedUnit>(&steps[i].op);
+    int8[i] =
+        u && (std::holds_alternative<QLinear>(u->op) || std::holds_alternative<QConv2d>(u->op));
+  }
   std::vector<detail::ErrorSums> sums(steps.size());
   for (const std::vector<Tensor>& sample : cal.kept_samples()) {
     const std::map<std::string, Tensor> ref = fp32_values(cal, sample);
     for (std::size_t i = 0; i < steps.size(); ++i) {
-      const auto* u = std::get_if<QuantizedUnit>(&steps[i].op);
-      if (!u || !(std::holds_alternative<QLinear>(u->op) || std::holds_alternative<QConv2d>(u->op)))
-        continue;
+      if (!int8[i]) continue;
       const Tensor iso = isolated_output(steps[i], ref);
       sums[i].add(ref.at(steps[i].name), iso, iso, steps[i].name);
     }
@@ -483,8 +493,7 @@ QuantizedGraph quantize_static(const GraphCalibrator& cal, const StaticConfig& c
   fallback.fallback_sqnr_db.reset();
   bool any = false;
   for (std::size_t i = 0; i < steps.size(); ++i) {
-    if (sums[i].signal == 0 && sums[i].noise == 0) continue;  // not an INT8 Linear/Conv2d
-    if (sums[i].error(steps[i].name, {}).isolated_sqnr_db < *config.fallback_sqnr_db) {
+    if (int8[i] && sums[i].error(steps[i].name, {}).isolated_sqnr_db < *config.fallback_sqnr_db) {
       fallback.overrides[steps[i].covers.front()].keep_fp32 = true;
       any = true;
     }
@@ -519,15 +528,7 @@ LayerReport layer_report(const GraphCalibrator& cal, const QuantizedGraph& q) {
   }
   LayerReport report;
   for (std::size_t i = 0; i < steps.size(); ++i) {
-    const auto& s = steps[i];
-    std::string what;
-    if (const auto* u = std::get_if<QuantizedUnit>(&s.op)) {
-      what = u->describe();
-    } else {
-      const NodeOp& op = std::get<NodeOp>(s.op);
-      what = (int8_node_op(op) ? "INT8 " : "FP32 ") + describe(op);
-    }
-    report.layers.push_back(sums[i].error(s.name, std::move(what)));
+    report.layers.push_back(sums[i].error(steps[i].name, step_description(steps[i])));
   }
   return report;
 }
