@@ -354,38 +354,50 @@ void with_quantizer(const QuantSpec& spec, QP&& qp, F&& f) {
   }
 }
 
+/// The checks of the public quantize/dequantize (`who`), then
+/// with_quantizer: per tensor, x's `size` must match `shape`; per channel,
+/// qp must fit spec.axis of `shape`.
+template <class T, class F>
+void with_tensor_quantizer(const char* who, const QuantSpec& spec, const QParams& qp, Shape shape,
+                           std::size_t size, F&& f) {
+  check_spec_for<T>(spec, Granularity::per_tensor, who);
+  checked_element_count(shape, size, who);
+  with_quantizer<T, Granularity::per_tensor>(spec, qp, std::forward<F>(f));
+}
+
+template <class T, class F>
+void with_channel_quantizer(const char* who, const QuantSpec& spec, const ChannelQParams& qp,
+                            Shape shape, F&& f) {
+  check_spec_for<T>(spec, Granularity::per_channel, who);
+  with_quantizer<T, Granularity::per_channel>(spec, channel_qparams_for(spec, qp, shape, who),
+                                              std::forward<F>(f));
+}
+
 }  // namespace detail
 
 /// Per-tensor quantize of a tensor of `shape` (used only to check x's size).
 template <class T>
 void quantize(std::span<const float> x, Shape shape, const QuantSpec& spec, const QParams& qp,
               std::span<T> out) {
-  detail::check_spec_for<T>(spec, Granularity::per_tensor, "quantize");
-  detail::checked_element_count(shape, x.size(), "quantize");
-  detail::with_quantizer<T, Granularity::per_tensor>(spec, qp,
-                                                     [&](const auto& q) { q.quantize(x, out); });
+  detail::with_tensor_quantizer<T>("quantize", spec, qp, shape, x.size(),
+                                   [&](const auto& q) { q.quantize(x, out); });
 }
 
 template <class T>
 void dequantize(std::span<const T> q, Shape shape, const QuantSpec& spec, const QParams& qp,
                 std::span<float> out) {
-  detail::check_spec_for<T>(spec, Granularity::per_tensor, "dequantize");
-  detail::checked_element_count(shape, q.size(), "dequantize");
-  detail::with_quantizer<T, Granularity::per_tensor>(spec, qp,
-                                                     [&](const auto& z) { z.dequantize(q, out); });
+  detail::with_tensor_quantizer<T>("dequantize", spec, qp, shape, q.size(),
+                                   [&](const auto& z) { z.dequantize(q, out); });
 }
 
 /// fake_quantize for the storage type spec.dtype (no storage is written).
 inline void fake_quantize(std::span<const float> x, Shape shape, const QuantSpec& spec,
                           const QParams& qp, std::span<float> out, std::span<uint8_t> mask = {}) {
-  detail::checked_element_count(shape, x.size(), "fake_quantize");
   auto run = [&](const auto& q) { q.fake_quantize(x, out, mask); };
   if (spec.dtype == DType::s8) {
-    detail::check_spec_for<int8_t>(spec, Granularity::per_tensor, "fake_quantize");
-    detail::with_quantizer<int8_t, Granularity::per_tensor>(spec, qp, run);
+    detail::with_tensor_quantizer<int8_t>("fake_quantize", spec, qp, shape, x.size(), run);
   } else {
-    detail::check_spec_for<uint8_t>(spec, Granularity::per_tensor, "fake_quantize");
-    detail::with_quantizer<uint8_t, Granularity::per_tensor>(spec, qp, run);
+    detail::with_tensor_quantizer<uint8_t>("fake_quantize", spec, qp, shape, x.size(), run);
   }
 }
 
@@ -393,19 +405,15 @@ inline void fake_quantize(std::span<const float> x, Shape shape, const QuantSpec
 template <class T>
 void quantize(std::span<const float> x, Shape shape, const QuantSpec& spec,
               const ChannelQParams& qp, std::span<T> out) {
-  detail::check_spec_for<T>(spec, Granularity::per_channel, "quantize");
-  detail::with_quantizer<T, Granularity::per_channel>(
-      spec, detail::channel_qparams_for(spec, qp, shape, "quantize"),
-      [&](const auto& q) { q.quantize(x, shape, out); });
+  detail::with_channel_quantizer<T>("quantize", spec, qp, shape,
+                                    [&](const auto& q) { q.quantize(x, shape, out); });
 }
 
 template <class T>
 void dequantize(std::span<const T> q, Shape shape, const QuantSpec& spec, const ChannelQParams& qp,
                 std::span<float> out) {
-  detail::check_spec_for<T>(spec, Granularity::per_channel, "dequantize");
-  detail::with_quantizer<T, Granularity::per_channel>(
-      spec, detail::channel_qparams_for(spec, qp, shape, "dequantize"),
-      [&](const auto& z) { z.dequantize(q, shape, out); });
+  detail::with_channel_quantizer<T>("dequantize", spec, qp, shape,
+                                    [&](const auto& z) { z.dequantize(q, shape, out); });
 }
 
 inline void fake_quantize(std::span<const float> x, Shape shape, const QuantSpec& spec,
@@ -413,13 +421,9 @@ inline void fake_quantize(std::span<const float> x, Shape shape, const QuantSpec
                           std::span<uint8_t> mask = {}) {
   auto run = [&](const auto& q) { q.fake_quantize(x, shape, out, mask); };
   if (spec.dtype == DType::s8) {
-    detail::check_spec_for<int8_t>(spec, Granularity::per_channel, "fake_quantize");
-    detail::with_quantizer<int8_t, Granularity::per_channel>(
-        spec, detail::channel_qparams_for(spec, qp, shape, "fake_quantize"), run);
+    detail::with_channel_quantizer<int8_t>("fake_quantize", spec, qp, shape, run);
   } else {
-    detail::check_spec_for<uint8_t>(spec, Granularity::per_channel, "fake_quantize");
-    detail::with_quantizer<uint8_t, Granularity::per_channel>(
-        spec, detail::channel_qparams_for(spec, qp, shape, "fake_quantize"), run);
+    detail::with_channel_quantizer<uint8_t>("fake_quantize", spec, qp, shape, run);
   }
 }
 
