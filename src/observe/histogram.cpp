@@ -136,7 +136,7 @@ double HistogramView::edge(std::size_t i) const {
 }
 
 HistogramObserver::HistogramObserver(const ObserverConfig& config)
-    : config_(checked_histogram_config(config)) {}
+    : ObserverBase(checked_histogram_config(config)) {}
 
 HistogramObserver::HistogramObserver(const QuantSpec& spec, RangeMethod method, int bins)
     : HistogramObserver(histogram_config(spec, method, bins)) {}
@@ -353,10 +353,6 @@ void HistogramObserver::merge(const Observer& other) {
 
 void HistogramObserver::save(const std::filesystem::path& file) const {
   ObserverIo::save(file, *this);
-}
-
-std::unique_ptr<Observer> HistogramObserver::clone() const {
-  return std::make_unique<HistogramObserver>(*this);
 }
 
 void ObserverIo::put_state(ByteWriter& w, const HistogramObserver& o) {

@@ -52,7 +52,7 @@ constexpr std::size_t kColumnBlock = 1024;  // 2 x 4 KiB of running min/max: sta
 // ------------------------------------------------------------------ MinMax
 
 MinMaxObserver::MinMaxObserver(const ObserverConfig& config, ObserverKind expected)
-    : config_(normalised(config, expected, "MinMaxObserver")), min_(kInf), max_(-kInf) {}
+    : ObserverBase(normalised(config, expected, "MinMaxObserver")), min_(kInf), max_(-kInf) {}
 
 MinMaxObserver::MinMaxObserver(const ObserverConfig& config)
     : MinMaxObserver(config, ObserverKind::minmax) {}
@@ -95,10 +95,6 @@ void MinMaxObserver::merge(const Observer& other) {
 
 void MinMaxObserver::save(const std::filesystem::path& file) const {
   ObserverIo::save(file, *this);
-}
-
-std::unique_ptr<Observer> MinMaxObserver::clone() const {
-  return std::make_unique<MinMaxObserver>(*this);
 }
 
 void ObserverIo::put_state(ByteWriter& w, const MinMaxObserver& o) {
@@ -183,7 +179,7 @@ std::unique_ptr<Observer> MovingAverageMinMaxObserver::clone() const {
 
 PerChannelMinMaxObserver::PerChannelMinMaxObserver(const ObserverConfig& config,
                                                    ObserverKind expected)
-    : config_(normalised(config, expected, "PerChannelMinMaxObserver")) {}
+    : ObserverBase(normalised(config, expected, "PerChannelMinMaxObserver")) {}
 
 PerChannelMinMaxObserver::PerChannelMinMaxObserver(const ObserverConfig& config)
     : PerChannelMinMaxObserver(config, ObserverKind::per_channel_minmax) {}
@@ -332,10 +328,6 @@ void PerChannelMinMaxObserver::merge_channels(const Observer& other, bool averag
 
 void PerChannelMinMaxObserver::save(const std::filesystem::path& file) const {
   ObserverIo::save(file, *this);
-}
-
-std::unique_ptr<Observer> PerChannelMinMaxObserver::clone() const {
-  return std::make_unique<PerChannelMinMaxObserver>(*this);
 }
 
 void ObserverIo::put_state(ByteWriter& w, const PerChannelMinMaxObserver& o) {

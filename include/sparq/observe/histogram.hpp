@@ -102,7 +102,7 @@ struct HistogramView {
   double edge(std::size_t i) const;  ///< left edge of bin i: (k0 + i) * width()
 };
 
-class HistogramObserver : public Observer {
+class HistogramObserver : public ObserverBase<HistogramObserver> {
  public:
   /// config.kind must be ObserverKind::histogram.
   explicit HistogramObserver(const ObserverConfig& config);
@@ -117,10 +117,7 @@ class HistogramObserver : public Observer {
   /// percentile settings come from config()).
   std::pair<float, float> range(RangeMethod method) const;
   void merge(const Observer& other) override;
-  ObserverStats stats() const override { return stats_; }
   void save(const std::filesystem::path& file) const override;
-  const ObserverConfig& config() const override { return config_; }
-  std::unique_ptr<Observer> clone() const override;
 
   /// RangeMethod::automatic on this observer alone: of minmax, mse, entropy
   /// and percentile, the method whose range (through compute_qparams with
@@ -145,8 +142,6 @@ class HistogramObserver : public Observer {
   /// range); exact (see the top of this file).
   void regrid(float lo, float hi);
 
-  ObserverConfig config_;
-  ObserverStats stats_;
   std::vector<uint64_t> counts_;  // empty until the first finite value
   int exponent_ = 0;
   int64_t k0_ = 0;

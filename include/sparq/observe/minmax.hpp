@@ -47,7 +47,7 @@
 namespace sparq {
 
 /// Running min/max of all finite values.
-class MinMaxObserver : public Observer {
+class MinMaxObserver : public ObserverBase<MinMaxObserver> {
  public:
   /// config.kind must be ObserverKind::minmax (else sparq::Error).
   explicit MinMaxObserver(const ObserverConfig& config = {});
@@ -58,10 +58,7 @@ class MinMaxObserver : public Observer {
   QParams qparams() const override;
   std::pair<float, float> range() const override;
   void merge(const Observer& other) override;
-  ObserverStats stats() const override { return stats_; }
   void save(const std::filesystem::path& file) const override;
-  const ObserverConfig& config() const override { return config_; }
-  std::unique_ptr<Observer> clone() const override;
 
   /// True once a finite value was observed.
   bool has_range() const { return min_ <= max_; }
@@ -70,8 +67,6 @@ class MinMaxObserver : public Observer {
   MinMaxObserver(const ObserverConfig& config, ObserverKind expected);
   friend struct ObserverIo;
 
-  ObserverConfig config_;
-  ObserverStats stats_;
   float min_;  // +inf / -inf until a finite value arrives
   float max_;
   int64_t batches_ = 0;  // batches that contained a finite value
@@ -92,7 +87,7 @@ class MovingAverageMinMaxObserver : public MinMaxObserver {
 };
 
 /// Running min/max per channel along config().spec.axis.
-class PerChannelMinMaxObserver : public Observer {
+class PerChannelMinMaxObserver : public ObserverBase<PerChannelMinMaxObserver> {
  public:
   /// config.kind must be ObserverKind::per_channel_minmax.
   explicit PerChannelMinMaxObserver(const ObserverConfig& config);
@@ -107,10 +102,7 @@ class PerChannelMinMaxObserver : public Observer {
   /// Throws: use mins()/maxs().
   std::pair<float, float> range() const override;
   void merge(const Observer& other) override;
-  ObserverStats stats() const override { return stats_; }
   void save(const std::filesystem::path& file) const override;
-  const ObserverConfig& config() const override { return config_; }
-  std::unique_ptr<Observer> clone() const override;
 
   /// Number of channels (0 before the first non-empty batch).
   std::size_t channels() const { return mins_.size(); }
@@ -133,8 +125,6 @@ class PerChannelMinMaxObserver : public Observer {
   void merge_channels(const Observer& other, bool average);
   friend struct ObserverIo;
 
-  ObserverConfig config_;
-  ObserverStats stats_;
   std::vector<float> mins_, maxs_;
   std::vector<int64_t> batches_;  // per channel: batches with a finite value
 };

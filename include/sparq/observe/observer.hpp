@@ -158,6 +158,26 @@ class Observer {
   virtual std::unique_ptr<Observer> clone() const = 0;
 };
 
+/// What every concrete observer shares (CRTP): its config and counts, their
+/// accessors, and clone() as a copy of `Derived` (a subclass of Derived that
+/// adds a kind overrides clone() again). save() stays with each class: the
+/// file framing (ObserverIo) is internal to src/observe.
+template <class Derived>
+class ObserverBase : public Observer {
+ public:
+  ObserverStats stats() const override { return stats_; }
+  const ObserverConfig& config() const override { return config_; }
+  std::unique_ptr<Observer> clone() const override {
+    return std::make_unique<Derived>(static_cast<const Derived&>(*this));
+  }
+
+ protected:
+  explicit ObserverBase(ObserverConfig config) : config_(std::move(config)) {}
+
+  ObserverConfig config_;
+  ObserverStats stats_;
+};
+
 /// Creates the observer config.kind names (validating the config).
 std::unique_ptr<Observer> make_observer(const ObserverConfig& config);
 
