@@ -63,27 +63,29 @@ struct AdaptiveAvgPool2d {
   Tensor forward(const Tensor& x) const;
 };
 
-/// x * relu6(x + 3) / 6.
-struct Hardswish {
-  static constexpr const char* kind = "Hardswish";
+/// What the element-wise activations below share: one input, and a
+/// description that is the kind alone (they have no parameters).
+template <class Op>
+struct ElementwiseActivation {
   static constexpr int arity = 1;
-  std::string describe() const { return "Hardswish"; }
+  std::string describe() const { return Op::kind; }
+};
+
+/// x * relu6(x + 3) / 6.
+struct Hardswish : ElementwiseActivation<Hardswish> {
+  static constexpr const char* kind = "Hardswish";
   Tensor forward(const Tensor& x) const;
 };
 
 /// x * sigmoid(x).
-struct SiLU {
+struct SiLU : ElementwiseActivation<SiLU> {
   static constexpr const char* kind = "SiLU";
-  static constexpr int arity = 1;
-  std::string describe() const { return "SiLU"; }
   Tensor forward(const Tensor& x) const;
 };
 
 /// 1 / (1 + exp(-x)).
-struct Sigmoid {
+struct Sigmoid : ElementwiseActivation<Sigmoid> {
   static constexpr const char* kind = "Sigmoid";
-  static constexpr int arity = 1;
-  std::string describe() const { return "Sigmoid"; }
   Tensor forward(const Tensor& x) const;
 };
 
