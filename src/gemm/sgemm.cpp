@@ -275,8 +275,6 @@ void sgemm(const float* a, int64_t m, int64_t k, int64_t lda, const PackedWeight
 
   const int64_t tiles = (m + kern.mr - 1) / kern.mr;
   const int64_t panels = data->n_panels;
-  const int threads = detail::threads_for(
-      options.threads, m * n * k, static_cast<int64_t>(data->panels.size()), tiles * panels);
   // Each thread takes one rectangle of row tiles x panels (the INT8 driver's
   // grid: weights split across threads first, rows too when that balances
   // better). A thread packs the A rows of its rectangle itself; a tile is
@@ -289,6 +287,9 @@ void sgemm(const float* a, int64_t m, int64_t k, int64_t lda, const PackedWeight
     run_share(pr, kern, t0 * kern.mr, std::min(m, t1 * kern.mr), p0, p1);
   };
 #if defined(SPARQ_WITH_OPENMP)
+  // Only an OpenMP build has threads to choose.
+  const int threads = detail::threads_for(
+      options.threads, m * n * k, static_cast<int64_t>(data->panels.size()), tiles * panels);
   if (threads > 1) {
 #pragma omp parallel num_threads(threads)
     {

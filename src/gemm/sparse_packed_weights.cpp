@@ -1,5 +1,6 @@
 // pack_sparse_weights and the PackedSparseWeights accessors.
 #include <cmath>
+#include <iterator>
 
 #include "kernels/sparse_gemm_kernels.hpp"
 #include "sparq/detail/packed_sparse_weights_data.hpp"
@@ -76,14 +77,10 @@ std::shared_ptr<const PackedSparseWeightsData> repack_sparse_weights(
 }  // namespace detail
 
 const char* sparse_path_name(SparsePath path) noexcept {
-  switch (path) {
-    case SparsePath::direct:
-      return "direct";
-    case SparsePath::expand:
-      return "expand";
-    default:
-      return "automatic";
-  }
+  // In enumerator order; a value outside the enum reads as "automatic".
+  constexpr const char* kNames[] = {"automatic", "direct", "expand"};
+  const auto i = static_cast<std::size_t>(path);
+  return i < std::size(kNames) ? kNames[i] : "automatic";
 }
 
 PackedSparseWeights pack_sparse_weights(const CompressedNM<int8_t>& w,
