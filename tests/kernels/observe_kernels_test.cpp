@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/observe_kernels.hpp"
+#include "kernels/special_floats.hpp"
 #include "support/isa_param.hpp"
 
 namespace sparq::detail {
@@ -23,19 +24,11 @@ class ObserveKernelTest : public sparq::testing::IsaTest {};
 std::vector<float> adversarial(std::size_t n, uint64_t seed, float scale) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> dist(0.0f, scale);
-  const float specials[] = {std::numeric_limits<float>::quiet_NaN(),
-                            -std::numeric_limits<float>::quiet_NaN(),
-                            kInf,
-                            -kInf,
-                            0.0f,
-                            -0.0f,
-                            std::numeric_limits<float>::denorm_min(),
-                            -std::numeric_limits<float>::denorm_min(),
-                            std::numeric_limits<float>::max(),
-                            std::numeric_limits<float>::lowest()};
   std::vector<float> v(n);
   for (auto& x : v) {
-    x = rng() % 11 == 0 ? specials[rng() % 10] : dist(rng);
+    x = rng() % 11 == 0
+            ? sparq::testing::kSpecialFloats[rng() % std::size(sparq::testing::kSpecialFloats)]
+            : dist(rng);
   }
   return v;
 }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/quantize_kernels.hpp"
+#include "kernels/special_floats.hpp"
 #include "support/isa_param.hpp"
 
 namespace sparq::detail {
@@ -31,26 +32,15 @@ constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 std::vector<float> special_inputs(std::size_t n, uint32_t seed) {
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> wide(-200.0f, 200.0f);
-  const float specials[] = {kNaN,
-                            -kNaN,
-                            kInf,
-                            -kInf,
-                            1e30f,
-                            -1e30f,
-                            std::numeric_limits<float>::max(),
-                            -std::numeric_limits<float>::max(),
-                            3e9f,
-                            -3e9f,
-                            0.0f,
-                            -0.0f,
-                            1e-45f,
-                            -1e-45f,
-                            std::numeric_limits<float>::denorm_min()};
+  // The common specials, plus values that saturate the int32 conversion.
+  std::vector<float> specials(std::begin(sparq::testing::kSpecialFloats),
+                              std::end(sparq::testing::kSpecialFloats));
+  specials.insert(specials.end(), {1e30f, -1e30f, 3e9f, -3e9f});
   std::vector<float> v(n);
   for (std::size_t i = 0; i < n; ++i) {
     switch (rng() % 4) {
       case 0:
-        v[i] = specials[rng() % std::size(specials)];
+        v[i] = specials[rng() % specials.size()];
         break;
       case 1:
         v[i] = (static_cast<float>(static_cast<int>(rng() % 1200) - 600) + 0.5f) / 4.0f;
