@@ -373,8 +373,12 @@ void check_format(const detail::StFile& file, const std::string& what, const cha
   }
 }
 
-/// The JSON description in __metadata__[key], parsed with every check.
-json read_description(const detail::StFile& file, const std::string& what, const char* key) {
+/// The JSON description in __metadata__[key], parsed with every check,
+/// after check_format.
+json read_description(const detail::StFile& file, const std::string& what, const char* format,
+                      const char* noun, const char* other_format, const char* other_loader,
+                      const char* key) {
+  check_format(file, what, format, noun, other_format, other_loader);
   const auto model_it = file.metadata.find(key);
   if (model_it == file.metadata.end()) fail("{}: __metadata__ has no '{}' description", what, key);
   if (detail::json_depth(model_it->second) > 8)
@@ -488,8 +492,8 @@ QuantizedUnit unit_from(const Reader& r, const json& j, const TensorSource& src)
 QuantizedModel load_impl(std::span<const std::byte> bytes, const std::string& what) {
   const detail::StFile file = detail::parse_safetensors(bytes, what);
   const Reader r{what};
-  check_format(file, what, kFormat, "quantized model", kGraphFormat, "load_quantized_graph");
-  const json desc = read_description(file, what, "model");
+  const json desc = read_description(file, what, kFormat, "quantized model", kGraphFormat,
+                                     "load_quantized_graph", "model");
   const json& units_j = r.field(desc, "units");
   if (!units_j.is_array()) fail("{}: model description: 'units' must be an array", what);
   const TensorSource src{file, what};
@@ -702,8 +706,8 @@ std::vector<std::string> strings_from(const Reader& r, const json& j, const char
 QuantizedGraph load_graph_impl(std::span<const std::byte> bytes, const std::string& what) {
   const detail::StFile file = detail::parse_safetensors(bytes, what);
   const Reader r{what};
-  check_format(file, what, kGraphFormat, "quantized graph", kFormat, "load_quantized");
-  const json desc = read_description(file, what, "graph");
+  const json desc = read_description(file, what, kGraphFormat, "quantized graph", kFormat,
+                                     "load_quantized", "graph");
   const json& steps_j = r.field(desc, "steps");
   if (!steps_j.is_array() || steps_j.empty())
     fail("{}: model description: 'steps' must be a non-empty array", what);
