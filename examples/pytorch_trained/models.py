@@ -14,19 +14,16 @@ The CNN ends with a global average pool, as torchvision's CNNs do: a
 [B][1][1][C] map flattens to the same order in NCHW (PyTorch) and NHWC
 (sparq), so the fc weight needs no column reordering.
 """
-import json
 import os
-import struct
 import sys
 
-import numpy as np
 import torch
 from torch import nn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "fashion_mnist"))
 from fashion_torch import load_split  # noqa: E402,F401  (the examples' Fashion-MNIST reader)
-from export_from_pytorch import save_safetensors  # noqa: E402,F401
+from export_from_pytorch import load_safetensors, save_safetensors  # noqa: E402,F401
 
 
 class FashionMLP(nn.Module):
@@ -77,26 +74,6 @@ MODELS = {"mlp": FashionMLP, "cnn": FashionCNN}
 
 def weights_path(name):
     return os.path.join(HERE, f"{name}.safetensors")
-
-
-def load_safetensors(path):
-    """{name: float32 tensor} of a safetensors file of F32 tensors (the
-    format is an 8-byte header length, a JSON header and the raw data)."""
-    with open(path, "rb") as f:
-        data = f.read()
-    (length,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + length])
-    base = 8 + length
-    tensors = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        if info["dtype"] != "F32":
-            raise ValueError(f"{path}: tensor {name} is {info['dtype']}, expected F32")
-        begin, end = info["data_offsets"]
-        array = np.frombuffer(data[base + begin:base + end], dtype="<f4").reshape(info["shape"])
-        tensors[name] = torch.from_numpy(array.copy())
-    return tensors
 
 
 def load_model(name):

@@ -22,7 +22,6 @@ writes DIR/vit_fashion_qat.safetensors (the same state_dict names and
 layouts as vit_fashion.safetensors); vit_fashion.cpp quantizes it and
 reports the QAT rows of docs/transformers.md.
 """
-import argparse
 import os
 import sys
 import time
@@ -32,9 +31,9 @@ from torch import nn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from train import VitFashion  # noqa: E402
+from train import VitFashion, parser_with_common_flags, start  # noqa: E402
 from export_from_pytorch import load_safetensors, save_safetensors  # noqa: E402
-from fashion_torch import load_split, predict, train_epoch  # noqa: E402
+from fashion_torch import predict, train_epoch  # noqa: E402
 
 
 def straight_through(x, rounded):
@@ -95,16 +94,10 @@ def with_fake_quantization(model):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=1)
+    parser = parser_with_common_flags(__doc__.splitlines()[0], epochs=1)
     parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", default=HERE)
     args = parser.parse_args()
-    torch.manual_seed(0)
-    torch.set_num_threads(args.threads)
-    train_x, train_y = load_split("train")
-    test_x, test_y = load_split("t10k")
+    train_x, train_y, test_x, test_y = start(args)
     model = VitFashion()
     model.load_state_dict(load_safetensors(os.path.join(HERE, "vit_fashion.safetensors")))
     model.eval()

@@ -53,18 +53,28 @@ class VitFashion(nn.Module):
         return self.classifier(self.encoder(x).mean(dim=1))
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=5)
+def parser_with_common_flags(description, epochs):
+    """--epochs, --threads and --out, shared by train.py and qat.py."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--epochs", type=int, default=epochs)
     # One thread by default: on a 2-core machine with other work running, 2
     # threads made each step 15x slower (OpenMP threads spinning for a core).
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=HERE)
-    args = parser.parse_args()
+    return parser
+
+
+def start(args):
+    """Seeds, sets the thread count and loads the data: (train_x, train_y,
+    test_x, test_y)."""
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    train_x, train_y = load_split("train")
-    test_x, test_y = load_split("t10k")
+    return load_split("train") + load_split("t10k")
+
+
+def main():
+    args = parser_with_common_flags(__doc__.splitlines()[0], epochs=5).parse_args()
+    train_x, train_y, test_x, test_y = start(args)
     model = VitFashion()
     batch = 128
     steps = args.epochs * (len(train_x) // batch)
