@@ -24,16 +24,15 @@ reports the QAT rows of docs/transformers.md.
 """
 import os
 import sys
-import time
 
 import torch
 from torch import nn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from train import VitFashion, parser_with_common_flags, start  # noqa: E402
+from train import BATCH, VitFashion, fit, parser_with_common_flags, start  # noqa: E402
 from export_from_pytorch import load_safetensors, save_safetensors  # noqa: E402
-from fashion_torch import predict, train_epoch  # noqa: E402
+from fashion_torch import predict  # noqa: E402
 
 
 def straight_through(x, rounded):
@@ -106,16 +105,10 @@ def main():
     simulated = (predict(model, test_x) == test_y).float().mean().item()
     print(f"FP32 test accuracy {before:.4f}; with fake quantization, before QAT {simulated:.4f}",
           flush=True)
-    batch = 128
-    steps = args.epochs * (len(train_x) // batch)
+    steps = args.epochs * (len(train_x) // BATCH)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-    start = time.time()
-    for epoch in range(args.epochs):
-        loss = train_epoch(model, opt, train_x, train_y, batch, sched)
-        accuracy = (predict(model, test_x) == test_y).float().mean().item()
-        print(f"QAT epoch {epoch + 1}: loss {loss.item():.3f}, fake-quantized test accuracy "
-              f"{accuracy:.4f}, {time.time() - start:.0f} s", flush=True)
+    fit(model, opt, sched, (train_x, train_y, test_x, test_y), args.epochs, "QAT ")
     save_safetensors({k: v.detach().float() for k, v in model.state_dict().items()},
                      os.path.join(args.out, "vit_fashion_qat.safetensors"))
 

@@ -34,6 +34,7 @@ from fashion_torch import load_split, predict, train_epoch  # noqa: E402
 
 PATCH, TOKENS, HIDDEN, HEADS, INTERMEDIATE, LAYERS, CLASSES = 7, 16, 64, 4, 128, 4, 10
 EPS = 1e-5
+BATCH = 128
 
 
 class VitFashion(nn.Module):
@@ -72,20 +73,26 @@ def start(args):
     return load_split("train") + load_split("t10k")
 
 
+def fit(model, opt, sched, data, epochs, label):
+    """`epochs` epochs of train_epoch in batches of BATCH, printing the loss
+    and the test accuracy after each (label: "" or "QAT ")."""
+    train_x, train_y, test_x, test_y = data
+    start = time.time()
+    for epoch in range(epochs):
+        loss = train_epoch(model, opt, train_x, train_y, BATCH, sched)
+        accuracy = (predict(model, test_x) == test_y).float().mean().item()
+        print(f"{label}epoch {epoch + 1}: loss {loss.item():.3f}, test accuracy {accuracy:.4f}, "
+              f"{time.time() - start:.0f} s", flush=True)
+
+
 def main():
     args = parser_with_common_flags(__doc__.splitlines()[0], epochs=5).parse_args()
     train_x, train_y, test_x, test_y = start(args)
     model = VitFashion()
-    batch = 128
-    steps = args.epochs * (len(train_x) // batch)
+    steps = args.epochs * (len(train_x) // BATCH)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
-    start = time.time()
-    for epoch in range(args.epochs):
-        loss = train_epoch(model, opt, train_x, train_y, batch, sched)
-        accuracy = (predict(model, test_x) == test_y).float().mean().item()
-        print(f"epoch {epoch + 1}: loss {loss.item():.3f}, test accuracy {accuracy:.4f}, "
-              f"{time.time() - start:.0f} s", flush=True)
+    fit(model, opt, sched, (train_x, train_y, test_x, test_y), args.epochs, "")
     predictions = predict(model, test_x)
     accuracy = (predictions == test_y).float().mean().item()
     save_safetensors({k: v.float() for k, v in model.state_dict().items()},
