@@ -14,21 +14,21 @@ namespace sparq::detail {
 namespace {
 
 // A table's name is its microkernel's symbol (stringified).
-#define SPARQ_TABLE(isa_, mr_, nr_, kc_, ukernel_)                                \
+#define SPARQ_TABLE(isa_, mr_, nr_, kc_, ukernel_, direct_)                       \
   SgemmKernels {                                                                  \
     .isa = Isa::isa_, .ukernel_name = #ukernel_, .mr = mr_, .nr = nr_, .kc = kc_, \
-    .ukernel = ukernel_                                                           \
+    .ukernel = ukernel_, .ukernel_direct = direct_                                \
   }
 
 // avxvnni falls back to AVX2's FP32 kernel (AVX-VNNI adds integer dot
 // products only), amx to AVX-512's, neondot and neoni8mm to NEON's. The
 // AVX-512 kernel lives in the avx512vnni folder (built with AVX-512
 // F/BW/VL/DQ + VNNI flags) but uses AVX-512F only.
-#define SPARQ_KERNELS(X)                                       \
-  X(scalar, 4, 8, 256, sgemm_f32_ukernel_4x8__scalar)          \
-  X(avx2, 6, 16, 256, sgemm_f32_ukernel_6x16__avx2fma)         \
-  X(avx512vnni, 14, 32, 256, sgemm_f32_ukernel_14x32__avx512f) \
-  X(neon, 8, 8, 256, sgemm_f32_ukernel_8x8__neon)
+#define SPARQ_KERNELS(X)                                                                       \
+  X(scalar, 4, 8, 256, sgemm_f32_ukernel_4x8__scalar, nullptr)                                 \
+  X(avx2, 6, 16, 256, sgemm_f32_ukernel_6x16__avx2fma, sgemm_f32_ukernel_6x16__avx2fma_direct) \
+  X(avx512vnni, 14, 32, 256, sgemm_f32_ukernel_14x32__avx512f, nullptr)                        \
+  X(neon, 8, 8, 256, sgemm_f32_ukernel_8x8__neon, nullptr)
 
 SPARQ_KERNEL_FAMILY(kFamily)
 

@@ -15,6 +15,9 @@
 // into tiles of MR rows (the last one zero-padded to MR); a tile is
 // [kc][MR] floats:  tile[k * MR + i] = A[i][k0 + k].
 //
+// Direct-A kernels (SgemmKernels::ukernel_direct) read A in place instead:
+// a(i, k) = a[i * lda + k], rows lda >= kc apart, only rows i < mr.
+//
 // Microkernel contract (SgemmUkernelFn): for i < mr, j < nr
 //   acc = (first ? (bias ? bias[j] : 0) : c[i * ldc + j]) + sum_{k < kc} a(i, k) * w(k, j)
 //   c[i * ldc + j] = relu ? max(acc, 0) : acc
@@ -31,13 +34,14 @@
 namespace sparq::detail {
 
 struct SgemmUkernelParams {
-  const float* a = nullptr;     ///< packed A tile: [kc][MR]
+  const float* a = nullptr;     ///< packed A tile: [kc][MR] (direct kernels: A(row 0, k0))
   const float* w = nullptr;     ///< packed weight panel, K block: [kc][NR]
   int64_t kc = 0;               ///< > 0
   int mr = 0;                   ///< rows stored, 1..MR
   int nr = 0;                   ///< columns stored, 1..NR
   float* c = nullptr;           ///< output tile, row-major
   int64_t ldc = 0;              ///< in elements
+  int64_t lda = 0;              ///< direct kernels only: A's row stride, in elements
   const float* bias = nullptr;  ///< nr values or nullptr; read only when first
   bool first = true;            ///< first K block: start from bias (or 0), not from c
   bool relu = false;            ///< last K block: clamp at 0 before storing
@@ -55,6 +59,10 @@ struct SgemmKernels {
   /// weight block streams from L2 (see src/gemm/sgemm.cpp).
   int64_t kc = 0;
   SgemmUkernelFn ukernel = nullptr;
+  /// The same microkernel reading A in place (a(i, k) = a[i * lda + k], no
+  /// packing), or nullptr where the ISA has none. Same contract and the same
+  /// FMAs in the same order as `ukernel`, hence the same bits.
+  SgemmUkernelFn ukernel_direct = nullptr;
 };
 
 /// The table for `isa`. ISAs without FP32 kernels of their own use the
@@ -73,6 +81,7 @@ bool sgemm_has_threads() noexcept;
 
 // --- kernels, by ISA (defined in src/kernels/<isa>/<name>.cpp) -------------
 SgemmUkernel sgemm_f32_ukernel_4x8__scalar, sgemm_f32_ukernel_6x16__avx2fma,
-    sgemm_f32_ukernel_14x32__avx512f, sgemm_f32_ukernel_8x8__neon;
+    sgemm_f32_ukernel_6x16__avx2fma_direct, sgemm_f32_ukernel_14x32__avx512f,
+    sgemm_f32_ukernel_8x8__neon;
 
 }  // namespace sparq::detail

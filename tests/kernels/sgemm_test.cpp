@@ -13,7 +13,9 @@
 // for the K used here). ReLU is 1-Lipschitz, so it keeps the bound.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -178,6 +180,81 @@ TEST_P(SgemmTest, RepacksWeightsPackedForAnotherIsa) {
   sgemm(a.data(), 3, 7, 0, scalar_packed, {}, false, c1.data());
   sgemm(a.data(), 3, 7, 0, native, {}, false, c2.data());
   EXPECT_EQ(c1, c2);
+}
+
+TEST_P(SgemmTest, DirectReadsAcrossGroupsBlocksAndPartialTiles) {
+  // On ISAs with a direct-A kernel (A read in place, lda apart): partial row
+  // and column tiles, three K blocks, lda > k, and more panels than one L2
+  // group holds (the driver groups 192 KiB of weights: 5 panels of K = 515
+  // at NR = 16), with and without bias and ReLU.
+  const int64_t mr = kernels().mr, nr = kernels().nr, kc = kernels().kc;
+  check({.m = 2 * mr + 1,
+         .n = 7 * nr + 5,
+         .k = 2 * kc + 3,
+         .lda_extra = 5,
+         .ldc_extra = 2,
+         .bias = true,
+         .relu = true});
+  check({.m = mr - 1, .n = nr + 1, .k = kc + 1, .lda_extra = 1});
+}
+
+// The contract, bit for bit: every output is the chain acc = fma(a, w, acc)
+// over increasing k from the bias (first block) or from C. Checks the packed
+// and (where the ISA has one) the direct-A microkernel on every row count,
+// partial and full column counts, first and later blocks, with lda > kc.
+TEST_P(SgemmTest, MicrokernelsMatchTheFmaChainBitForBit) {
+  const auto& kern = kernels();
+  const int mr = kern.mr, nr = kern.nr;
+  for (int64_t kc : {int64_t{1}, int64_t{7}, int64_t{37}}) {
+    const int64_t lda = kc + 3, ldc = nr + 2;
+    const auto a = random(static_cast<std::size_t>(mr * lda));
+    const auto w = random(static_cast<std::size_t>(kc * nr));  // one panel block [kc][NR]
+    const auto bias = random(static_cast<std::size_t>(nr));
+    const auto c0 = random(static_cast<std::size_t>(mr * ldc));
+    std::vector<float> apack(static_cast<std::size_t>(kc * mr));
+    for (int64_t kk = 0; kk < kc; ++kk) {
+      for (int i = 0; i < mr; ++i) apack[kk * mr + i] = a[i * lda + kk];
+    }
+    for (int rows = 1; rows <= mr; ++rows) {
+      for (int cols : {1, nr - 1, nr}) {
+        for (int mode = 0; mode < 3; ++mode) {  // first + bias, first without bias, later block
+          const bool first = mode < 2;
+          const bool relu = mode == 1;
+          std::vector<float> want = c0;
+          for (int i = 0; i < rows; ++i) {
+            for (int j = 0; j < cols; ++j) {
+              float acc = !first ? c0[i * ldc + j] : mode == 0 ? bias[j] : 0.0f;
+              for (int64_t kk = 0; kk < kc; ++kk)
+                acc = std::fma(a[i * lda + kk], w[kk * nr + j], acc);
+              want[i * ldc + j] = relu ? std::max(acc, 0.0f) : acc;
+            }
+          }
+          for (const bool direct : {false, true}) {
+            if (direct && kern.ukernel_direct == nullptr) continue;
+            SCOPED_TRACE(::testing::Message() << "kc=" << kc << " rows=" << rows << " cols=" << cols
+                                              << " mode=" << mode << " direct=" << direct);
+            std::vector<float> c = c0;
+            detail::SgemmUkernelParams u;
+            u.a = direct ? a.data() : apack.data();
+            u.lda = direct ? lda : 0;
+            u.w = w.data();
+            u.kc = kc;
+            u.mr = rows;
+            u.nr = cols;
+            u.c = c.data();
+            u.ldc = ldc;
+            u.bias = mode == 0 ? bias.data() : nullptr;
+            u.first = first;
+            u.relu = relu;
+            (direct ? kern.ukernel_direct : kern.ukernel)(u);
+            ASSERT_EQ(std::memcmp(c.data(), want.data(), c.size() * sizeof(float)), 0)
+                << "first differing element: "
+                << std::mismatch(c.begin(), c.end(), want.begin()).first - c.begin();
+          }
+        }
+      }
+    }
+  }
 }
 
 using testing::error_of;

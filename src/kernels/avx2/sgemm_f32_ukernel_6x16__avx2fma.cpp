@@ -4,6 +4,11 @@
 // latency 4-5; 2 loads + 6 broadcasts per 12 FMAs stay under the load ports.
 // Partial tiles: rows by template parameter, columns by masked loads/stores
 // of C and the bias (the packed panel is zero-padded).
+// Two variants of one template: A packed as [kc][MR] tiles, or A read in
+// place (the "direct" kernel: M row pointers lda apart, one broadcast per
+// row and k, as XNNPACK's f32 GEMM does), which spares the driver the
+// packing that dominated narrow products (N <= 128). Both run the same FMAs
+// in the same order, so they give the same bits.
 #include <immintrin.h>
 
 #include "kernels/dispatch_rows.hpp"
@@ -20,7 +25,7 @@ namespace {
 constexpr int kMR = 6;
 constexpr int kNR = 16;
 
-template <int M>
+template <int M, bool kDirect>
 void tile(const SgemmUkernelParams& p) noexcept {
   const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(p.nr), iota);
@@ -55,21 +60,41 @@ void tile(const SgemmUkernelParams& p) noexcept {
       c1[i] = _mm256_maskload_ps(c + i * ldc + 8, m1);
     }
   }
-  const float* a = p.a;
   const float* w = p.w;
   const int64_t kc = p.kc;
-  _Pragma("GCC unroll 4")  // fewer loop-counter updates per FMA
-      for (int64_t k = 0; k < kc; ++k) {
-    const __m256 w0 = _mm256_loadu_ps(w);
-    const __m256 w1 = _mm256_loadu_ps(w + 8);
+  if constexpr (kDirect) {
+    // One pointer per row, indexed by k: the broadcasts address
+    // [row + k * 4], so one counter advances all rows.
+    const float* ar[M];
     SPARQ_UNROLL
-    for (int i = 0; i < M; ++i) {
-      const __m256 ai = _mm256_broadcast_ss(a + i);
-      c0[i] = _mm256_fmadd_ps(ai, w0, c0[i]);
-      c1[i] = _mm256_fmadd_ps(ai, w1, c1[i]);
+    for (int i = 0; i < M; ++i) ar[i] = p.a + i * p.lda;
+    _Pragma("GCC unroll 4")  // fewer loop-counter updates per FMA
+        for (int64_t k = 0; k < kc; ++k) {
+      const __m256 w0 = _mm256_loadu_ps(w);
+      const __m256 w1 = _mm256_loadu_ps(w + 8);
+      SPARQ_UNROLL
+      for (int i = 0; i < M; ++i) {
+        const __m256 ai = _mm256_broadcast_ss(ar[i] + k);
+        c0[i] = _mm256_fmadd_ps(ai, w0, c0[i]);
+        c1[i] = _mm256_fmadd_ps(ai, w1, c1[i]);
+      }
+      w += kNR;
     }
-    a += kMR;
-    w += kNR;
+  } else {
+    const float* a = p.a;
+    _Pragma("GCC unroll 4")  // fewer loop-counter updates per FMA
+        for (int64_t k = 0; k < kc; ++k) {
+      const __m256 w0 = _mm256_loadu_ps(w);
+      const __m256 w1 = _mm256_loadu_ps(w + 8);
+      SPARQ_UNROLL
+      for (int i = 0; i < M; ++i) {
+        const __m256 ai = _mm256_broadcast_ss(a + i);
+        c0[i] = _mm256_fmadd_ps(ai, w0, c0[i]);
+        c1[i] = _mm256_fmadd_ps(ai, w1, c1[i]);
+      }
+      a += kMR;
+      w += kNR;
+    }
   }
   if (p.relu) {
     // zero first: max returns its second operand when either is NaN, so a
@@ -99,7 +124,11 @@ void tile(const SgemmUkernelParams& p) noexcept {
 }  // namespace
 
 void sgemm_f32_ukernel_6x16__avx2fma(const SgemmUkernelParams& p) noexcept {
-  dispatch_rows<kMR>(p.mr, [&](auto rows) { tile<rows>(p); });
+  dispatch_rows<kMR>(p.mr, [&](auto rows) { tile<rows, false>(p); });
+}
+
+void sgemm_f32_ukernel_6x16__avx2fma_direct(const SgemmUkernelParams& p) noexcept {
+  dispatch_rows<kMR>(p.mr, [&](auto rows) { tile<rows, true>(p); });
 }
 
 }  // namespace sparq::detail
