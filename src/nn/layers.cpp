@@ -112,30 +112,40 @@ Linear::Linear(int64_t in, int64_t out, bool with_bias) : in_features(in), out_f
 }
 
 Tensor Linear::forward(const Tensor& x) const {
-  if (x.rank() < 1 || x.shape.back() != in_features) {
+  return detail::linear_forward(*this, x, nullptr, false);
+}
+
+Tensor detail::linear_forward(const Linear& l, const Tensor& x, const PackedWeightsF32* packed,
+                              bool relu) {
+  if (x.rank() < 1 || x.shape.back() != l.in_features) {
     fail("Linear: input shape {} must end with in_features = {}", shape_to_string(x.shape),
-         in_features);
+         l.in_features);
   }
-  const int64_t m = x.numel() / in_features;
+  const int64_t m = x.numel() / l.in_features;
   std::vector<int64_t> shape = x.shape;
-  shape.back() = out_features;
+  shape.back() = l.out_features;
   Tensor y(shape);
-  if (m <= kDirectRows) {
-    linear_direct(x.data.data(), m, in_features, weight.data.data(), out_features,
-                  has_bias() ? bias.data.data() : nullptr, y.data.data());
+  if (packed == nullptr && m <= kDirectRows) {
+    linear_direct(x.data.data(), m, l.in_features, l.weight.data.data(), l.out_features,
+                  l.has_bias() ? l.bias.data.data() : nullptr, y.data.data());
+    if (relu) apply_activation(y.data.data(), y.numel(), Activation::relu);
     return y;
   }
-  // sparq's FP32 GEMM (per-ISA kernels, sparq::set_num_threads), bias fused
-  // into the store. The weights are packed on every call, as Eigen did (the
-  // struct's weight is a public Tensor a caller may change between calls),
-  // into a per-thread buffer kept across calls.
+  // sparq's FP32 GEMM (per-ISA kernels, sparq::set_num_threads), bias and
+  // ReLU fused into the store; with weights packed beforehand for every row
+  // count (nn::freeze drops the unpacked weights). Without `packed` the
+  // weights are packed on every call (the struct's weight is a public Tensor a caller may change
+  // between calls; nn::freeze packs once), into a per-thread buffer kept
+  // across calls.
   thread_local std::shared_ptr<sparq::detail::PackedWeightsF32Data> scratch;
-  {
-    const PackedWeightsF32 packed = sparq::detail::pack_weights_f32_scratch(
-        scratch, weight.data.data(), out_features, in_features, WeightLayout::out_in);
-    sgemm(x.data.data(), m, in_features, in_features, packed, bias.data, false, y.data.data(),
-          out_features);
+  PackedWeightsF32 per_call;
+  if (packed == nullptr) {
+    per_call = sparq::detail::pack_weights_f32_scratch(
+        scratch, l.weight.data.data(), l.out_features, l.in_features, WeightLayout::out_in);
+    packed = &per_call;
   }
+  sgemm(x.data.data(), m, l.in_features, l.in_features, *packed, l.bias.data, relu, y.data.data(),
+        l.out_features);
   return y;
 }
 
@@ -242,15 +252,62 @@ void depthwise_f32(const Conv2d& c, const Tensor& x, int64_t oh, int64_t ow, Ten
 }  // namespace
 
 Tensor Conv2d::forward(const Tensor& x) const {
-  detail::check_nhwc(x.shape, in_channels, "Conv2d");
+  return detail::conv2d_forward(*this, x, {}, false);
+}
+
+std::vector<PackedWeightsF32> detail::pack_conv2d_weights(
+    const Conv2d& c, std::vector<std::shared_ptr<sparq::detail::PackedWeightsF32Data>>* scratch) {
+  const int64_t og = c.out_channels / c.groups, patch = c.patch_size();
+  std::vector<PackedWeightsF32> packed(static_cast<std::size_t>(c.groups));
+  if (scratch != nullptr && scratch->size() < static_cast<std::size_t>(c.groups)) {
+    scratch->resize(static_cast<std::size_t>(c.groups));
+  }
+  for (int64_t g = 0; g < c.groups; ++g) {
+    const float* w = c.weight.data.data() + g * og * patch;
+    packed[static_cast<std::size_t>(g)] =
+        scratch != nullptr
+            ? sparq::detail::pack_weights_f32_scratch((*scratch)[static_cast<std::size_t>(g)], w,
+                                                      og, patch, WeightLayout::out_in)
+            : pack_weights_f32(w, og, patch, WeightLayout::out_in);
+  }
+  return packed;
+}
+
+Tensor detail::conv2d_forward(const Conv2d& c, const Tensor& x,
+                              std::span<const PackedWeightsF32> packed, bool relu) {
+  detail::check_nhwc(x.shape, c.in_channels, "Conv2d");
   const int64_t b = x.shape[0], h = x.shape[1], w = x.shape[2];
-  const int64_t oh = out_h(h), ow = out_w(w);
-  const int64_t cg = in_channels / groups, og = out_channels / groups, patch = patch_size();
+  const int64_t oh = c.out_h(h), ow = c.out_w(w);
+  const int64_t cg = c.in_channels / c.groups, og = c.out_channels / c.groups;
+  const int64_t patch = c.patch_size();
   const int64_t m = b * oh * ow;
-  Tensor y({b, oh, ow, out_channels});
+  Tensor y({b, oh, ow, c.out_channels});
   if (m == 0) return y;
-  if (depthwise() && out_channels == in_channels) {
-    depthwise_f32(*this, x, oh, ow, y);
+  if (c.depthwise() && c.out_channels == c.in_channels) {
+    depthwise_f32(c, x, oh, ow, y);
+    if (relu) apply_activation(y.data.data(), y.numel(), Activation::relu);
+    return y;
+  }
+  // Each group's weights packed once per call (og x patch, out_in) unless
+  // given; its slice of the bias is fused into the GEMM's store. Per-thread
+  // buffers kept across calls (no allocation per call).
+  thread_local std::vector<std::shared_ptr<sparq::detail::PackedWeightsF32Data>> scratch;
+  std::vector<PackedWeightsF32> per_call;
+  if (packed.empty()) {
+    per_call = pack_conv2d_weights(c, &scratch);
+    packed = per_call;
+  }
+  if (static_cast<int64_t>(packed.size()) != c.groups) {
+    fail("Conv2d: {} packed weight groups given; the layer has {} groups", packed.size(), c.groups);
+  }
+  // A 1x1 convolution with stride 1 and no padding multiplies the input as it
+  // is: its patch matrix would be a copy of x. One sgemm over every row (it
+  // threads itself; a tile is summed the same way whatever the split, so
+  // the output is the one the blocked path below gives).
+  if (c.kernel_h == 1 && c.kernel_w == 1 && c.stride_h == 1 && c.stride_w == 1 && c.pad_h == 0 &&
+      c.pad_w == 0 && c.groups == 1) {
+    sgemm(x.data.data(), m, patch, c.in_channels, packed[0], c.bias.data, relu, y.data.data(),
+          c.out_channels);
     return y;
   }
   // The patch matrix is built and multiplied a block of rows at a time, in a
@@ -259,21 +316,8 @@ Tensor Conv2d::forward(const Tensor& x) const {
   // through memory twice, and the bias is added while the rows are in cache.
   thread_local std::vector<float> cols;
   const int threads = detail::parallel_threads(m);
-  int64_t block = detail::im2col_block_rows((patch + out_channels) * 4, m);
+  int64_t block = detail::im2col_block_rows((patch + c.out_channels) * 4, m);
   if (threads > 1) block = std::min(block, (m + threads - 1) / threads);
-  // Each group's weights packed once per call (og x patch, out_in); its
-  // slice of the bias is fused into the GEMM's store.
-  // Per-thread buffers kept across calls (no allocation per call).
-  thread_local std::vector<std::shared_ptr<sparq::detail::PackedWeightsF32Data>> scratch;
-  if (scratch.size() < static_cast<std::size_t>(groups)) {
-    scratch.resize(static_cast<std::size_t>(groups));
-  }
-  std::vector<PackedWeightsF32> packed(static_cast<std::size_t>(groups));
-  for (int64_t g = 0; g < groups; ++g) {
-    packed[static_cast<std::size_t>(g)] = sparq::detail::pack_weights_f32_scratch(
-        scratch[static_cast<std::size_t>(g)], weight.data.data() + g * og * patch, og, patch,
-        WeightLayout::out_in);
-  }
   // Blocks on separate threads (each a one-thread sgemm: see for_each_block),
   // so im2col runs in parallel too; smaller blocks give every thread one.
   auto run_block = [&](int64_t index) {
@@ -282,16 +326,17 @@ Tensor Conv2d::forward(const Tensor& x) const {
     if (cols.size() < static_cast<std::size_t>(block * patch)) {  // per thread (thread_local)
       cols.resize(static_cast<std::size_t>(block * patch));
     }
-    float* yb = y.data.data() + r0 * out_channels;
-    for (int64_t g = 0; g < groups; ++g) {
-      detail::im2col(x.data.data(), h, w, in_channels, *this, g * cg, cg, oh, ow, 0.0f, r0,
-                     r0 + rows, cols.data());
+    float* yb = y.data.data() + r0 * c.out_channels;
+    for (int64_t g = 0; g < c.groups; ++g) {
+      detail::im2col(x.data.data(), h, w, c.in_channels, c, g * cg, cg, oh, ow, 0.0f, r0, r0 + rows,
+                     cols.data());
       const std::span<const float> group_bias =
-          has_bias() ? std::span<const float>(bias.data).subspan(static_cast<std::size_t>(g * og),
-                                                                 static_cast<std::size_t>(og))
-                     : std::span<const float>{};
-      sgemm(cols.data(), rows, patch, patch, packed[static_cast<std::size_t>(g)], group_bias, false,
-            yb + g * og, out_channels);
+          c.has_bias()
+              ? std::span<const float>(c.bias.data)
+                    .subspan(static_cast<std::size_t>(g * og), static_cast<std::size_t>(og))
+              : std::span<const float>{};
+      sgemm(cols.data(), rows, patch, patch, packed[static_cast<std::size_t>(g)], group_bias, relu,
+            yb + g * og, c.out_channels);
     }
   };
   detail::for_each_block((m + block - 1) / block, threads, run_block);
@@ -337,8 +382,9 @@ void flatten_in_place(Tensor& y) {
   y.shape = {b, b == 0 ? 0 : y.numel() / b};
 }
 
-/// Runs `layer` on y in place when it is element-wise; false otherwise.
-bool forward_in_place(const Layer& layer, Tensor& y) {
+}  // namespace
+
+bool detail::forward_in_place(const Layer& layer, Tensor& y) {
   if (const auto* bn = std::get_if<BatchNorm>(&layer)) {
     batchnorm_in_place(*bn, y);
   } else if (std::holds_alternative<ReLU>(layer)) {
@@ -352,8 +398,6 @@ bool forward_in_place(const Layer& layer, Tensor& y) {
   }
   return true;
 }
-
-}  // namespace
 
 Tensor BatchNorm::forward(const Tensor& x) const {
   Tensor y = x;
@@ -496,7 +540,7 @@ Tensor Sequential::forward(const Tensor& x) const {
       // layers after it update the activation in place.
       if (i == 0) {
         y = nn::forward(layers_[i], x);
-      } else if (!forward_in_place(layers_[i], y)) {
+      } else if (!detail::forward_in_place(layers_[i], y)) {
         y = nn::forward(layers_[i], y);
       }
     } catch (const Error& e) {

@@ -17,6 +17,7 @@
 #endif
 
 #include "sparq/error.hpp"
+#include "sparq/gemm/sgemm.hpp"
 #include "sparq/nn/graph.hpp"
 #include "sparq/nn/graph_op.hpp"
 #include "sparq/nn/graph_quantized.hpp"
@@ -36,6 +37,25 @@ void init_layer_parameters(Layer& layer, std::mt19937_64& rng);
 /// Folds `bn` into `prev` when it is a Linear or Conv2d (returns false and
 /// changes nothing otherwise); `where` names the BatchNorm in errors.
 bool fold_batchnorm_into(Layer& prev, const BatchNorm& bn, const std::string& where);
+
+/// Linear::forward with the weights already packed (`packed`; null: packed
+/// on this call) and a ReLU fused into the GEMM's store. nn::freeze runs
+/// its Linear nodes through it; the output is the same as forward() then a
+/// ReLU.
+Tensor linear_forward(const Linear& layer, const Tensor& x, const PackedWeightsF32* packed,
+                      bool relu);
+/// Conv2d::forward likewise: `packed` holds one entry per group
+/// (pack_conv2d_weights), or none to pack on this call.
+Tensor conv2d_forward(const Conv2d& layer, const Tensor& x,
+                      std::span<const PackedWeightsF32> packed, bool relu);
+/// A convolution's weights packed for sgemm, one per group; into the
+/// per-thread buffers of `scratch` when given (Conv2d::forward), else new.
+std::vector<PackedWeightsF32> pack_conv2d_weights(
+    const Conv2d& layer,
+    std::vector<std::shared_ptr<sparq::detail::PackedWeightsF32Data>>* scratch = nullptr);
+/// Runs `layer` on y in place when it is element-wise (BatchNorm, ReLU,
+/// ReLU6, Flatten), with the checks of its forward(); false otherwise.
+bool forward_in_place(const Layer& layer, Tensor& y);
 
 /// The window rules MaxPool2d and AvgPool2d share (PyTorch's): kernel and
 /// stride in [1, 2^24], padding >= 0 and at most half the kernel, so no

@@ -9,7 +9,9 @@
 // bert-tiny, bert-base (input_ids uniform in [0, vocab), attention_mask all
 // ones, [B][seq]). Weights are random (Graph::init_parameters, fixed seed):
 // latency does not depend on their values. Variants:
-//   fp32          Graph::forward
+//   fp32          nn::freeze(graph).forward: BatchNorm folded, weights
+//                 packed once, ReLU fused into the GEMM store (sparq's best
+//                 FP32; Graph::forward packs the weights on every call)
 //   int8          CNNs: quantize_static after a GraphCalibrator saw two
 //                 random batches; BERT: quantize_dynamic with per-row
 //                 activation scales
@@ -41,6 +43,7 @@
 #include "commands/bench_gemm.hpp"
 #include "commands/bench_model.hpp"
 #include "sparq/error.hpp"
+#include "sparq/nn/graph_frozen.hpp"
 #include "sparq/nn/graph_quantized.hpp"
 #include "sparq/nn/models.hpp"
 #include "sparq/threads.hpp"
@@ -112,7 +115,8 @@ void print_usage() {
       "                              [--profile]\n"
       "  NAME: resnet18, resnet50, mobilenet_v2, bert-tiny, bert-base (random weights).\n"
       "  Median latency of R forward calls after one warm-up and the weight bytes of\n"
-      "  sparq FP32 (Graph::forward) and INT8 (CNNs: quantize_static, 2 calibration\n"
+      "  sparq FP32 (nn::freeze: BatchNorm folded, weights packed once) and INT8 (CNNs: "
+      "quantize_static, 2 calibration\n"
       "  batches; BERT: quantize_dynamic, per-row activations), and of PyTorch when\n"
       "  python3 has torch (tests/pytorch/bench_model_peer.py; --no-peer skips it).\n"
       "  --size: CNN image height and width; --seq: BERT sequence length.\n"
@@ -331,18 +335,6 @@ class Printer {
   std::vector<std::pair<std::string, std::map<std::string, double>>> profiles_;
 };
 
-// What a node is, for the profile: the operator kind, convolutions split by
-// kernel shape (1x1, 3x3, 7x7 and depthwise convs cost very differently per FLOP).
-std::string profile_label(const nn::NodeOp& op) {
-  if (const auto* layer = std::get_if<nn::Layer>(&op)) {
-    if (const auto* conv = std::get_if<nn::Conv2d>(layer)) {
-      if (conv->depthwise()) return fmt::format("Conv2d dw {}x{}", conv->kernel_h, conv->kernel_w);
-      return fmt::format("Conv2d {}x{}", conv->kernel_h, conv->kernel_w);
-    }
-  }
-  return nn::op_kind(op);
-}
-
 // Time per operator kind: the wall time between consecutive step (node)
 // ends of a forward_visit, averaged over `repeat` calls after a warm-up.
 template <class Visit>
@@ -364,13 +356,10 @@ std::map<std::string, double> profile_steps(const Options& o,
   return ms_by_label;
 }
 
-void profile_fp32(const Options& o, const nn::Graph& g, const std::vector<nn::Tensor>& inputs,
+void profile_fp32(const Options& o, const nn::FrozenGraph& f, const std::vector<nn::Tensor>& inputs,
                   Printer& out) {
-  std::vector<std::string> labels;
-  for (const nn::Node& n : g.nodes()) labels.push_back(profile_label(n.op));
-  out.profile("fp32", profile_steps(o, labels, [&](auto&& after) {
-                (void)g.forward_visit(inputs,
-                                      [&](std::size_t node, const nn::Tensor&) { after(node); });
+  out.profile("fp32", profile_steps(o, f.step_kinds(), [&](auto&& after) {
+                (void)f.forward_visit(inputs, [&](std::size_t step) { after(step); });
               }));
 }
 
@@ -393,8 +382,9 @@ void run_sparq(const Options& o, Printer& out) {
     out.print(Record{o.model, variant, o.batch, o.threads, bytes, median_ms(forward, o.repeat)});
   };
   if (o.fp32) {
-    print_row("fp32", g.weight_bytes(), [&] { (void)g.forward(inputs); });
-    if (o.profile) profile_fp32(o, g, inputs, out);
+    const nn::FrozenGraph f = nn::freeze(g);
+    print_row("fp32", f.weight_bytes(), [&] { (void)f.forward(inputs); });
+    if (o.profile) profile_fp32(o, f, inputs, out);
   }
   if (o.int8) {
     nn::QuantizedGraph q;

@@ -4,6 +4,7 @@
 
 #include "sparq/nn/adaround.hpp"
 #include "sparq/nn/graph.hpp"
+#include "sparq/nn/graph_frozen.hpp"
 #include "sparq/nn/graph_quantized.hpp"
 #include "sparq/nn/io.hpp"
 #include "sparq/nn/layers.hpp"
