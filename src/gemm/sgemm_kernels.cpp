@@ -5,7 +5,9 @@
 // through: 14 x 256 x 4 = 14 KiB (AVX-512), 6 x 256 x 4 = 6 KiB (AVX2). A
 // longer block updates C less often (C loads and stores are 1-2% of the
 // work at 256); 384 was measured slower on Zen 3 (the 24 KiB panel block
-// and the A tile no longer fit L1 together).
+// and the A tile no longer fit L1 together). AVX2's direct-A nest uses the
+// same K blocks (its A row segments, 6 x 256 floats, stay in L1 the same
+// way); 384 and 512 were within the noise for it (docs/gemm.md).
 #include "kernels/sgemm_kernels.hpp"
 
 #include "dispatch/kernel_list.hpp"
