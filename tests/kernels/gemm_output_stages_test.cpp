@@ -102,6 +102,134 @@ TEST_P(GemmStageTest, RequantizeKernelMatchesScalarOnExtremes) {
   }
 }
 
+// The stage functions with a residual, and with the shift patterns SIMD
+// stages may special-case per 8-column block: all right shifts (or 0), all
+// left, mixed; residual shifts all in [0, 23] (r - zp_r << 23 cannot
+// overflow), 24..30 (saturates), mixed with right shifts. Row counts 1..7
+// and tails cover every row grouping; biases near the int32 limits make
+// bias + residual overflow int32 (the sum saturates once, in int64).
+TEST_P(GemmStageTest, RequantizeKernelShiftPatternsAndResidual) {
+  const auto& k = detail::gemm_kernels(GetParam());
+  std::uniform_int_distribution<int32_t> any(std::numeric_limits<int32_t>::min(),
+                                             std::numeric_limits<int32_t>::max());
+  std::uniform_int_distribution<int32_t> mult(1 << 30, std::numeric_limits<int32_t>::max());
+  std::uniform_int_distribution<int> byte(0, 255);
+  // Shift of column j for each pattern: blocks of 8 columns take turns.
+  // Residual patterns: 0 all in [0, 23]; 1 one or two lanes at 24..30, the
+  // others in [0, 23] (column 2 of each block: exactly 24, see below);
+  // 2 anything, right shifts included.
+  auto main_shift = [&](int j) {
+    std::uniform_int_distribution<int> right(-31, 0), left(1, 30), mixed(-31, 30);
+    switch ((j / 8) % 3) {
+      case 0:
+        return j % 8 == 0 ? -31 : j % 8 == 1 ? 0 : right(rng_);
+      case 1:
+        return j % 8 == 0 ? 30 : left(rng_);
+      default:
+        return j % 8 == 0 ? 1 : j % 8 == 1 ? -1 : mixed(rng_);
+    }
+  };
+  auto residual_shift = [&](int j, int pattern) {
+    std::uniform_int_distribution<int> exact(0, 23), sat(24, 30), mixed(-31, 30);
+    if (pattern == 0) return j % 8 == 0 ? 23 : j % 8 == 1 ? 0 : exact(rng_);
+    if (pattern == 1) return j % 8 == 0 ? 24 : j % 8 == 1 ? sat(rng_) : exact(rng_);
+    return j % 8 == 0 ? -31 : j % 8 == 1 ? 23 : mixed(rng_);
+  };
+  for (int cols : {8, 24, 29}) {
+    for (int rows : {1, 2, 3, 6, 7}) {
+      const int64_t ld_acc = cols + 2;
+      std::vector<int32_t> acc(static_cast<std::size_t>(rows * ld_acc));
+      for (std::size_t i = 0; i < acc.size(); ++i) {
+        // Whole range, near-saturating values and small ones.
+        const int kind = static_cast<int>(i % 4);
+        acc[i] = kind == 0   ? any(rng_)
+                 : kind == 1 ? (any(rng_) < 0 ? std::numeric_limits<int32_t>::min() + byte(rng_)
+                                              : std::numeric_limits<int32_t>::max() - byte(rng_))
+                             : any(rng_) >> (8 + i % 20);
+      }
+      for (int res_pattern : {-1, 0, 1, 2}) {  // -1: no residual
+        std::vector<int32_t> mul(cols), sh(cols), bias(cols), rmul(cols), rsh(cols);
+        for (int j = 0; j < cols; ++j) {
+          mul[j] = j % 7 == 6 ? 0 : mult(rng_);
+          sh[j] = main_shift(j);
+          bias[j] = j % 3 == 0   ? std::numeric_limits<int32_t>::max() - byte(rng_)
+                    : j % 3 == 1 ? std::numeric_limits<int32_t>::min() + byte(rng_)
+                                 : any(rng_) >> 10;
+          rmul[j] = j % 9 == 8 ? 0 : mult(rng_);
+          rsh[j] = residual_shift(j, res_pattern);
+          if (j % 8 == 2) {
+            // A column whose outputs mostly do not saturate, so that the
+            // residual term's value shows: a small bias, a right shift
+            // (a left one in the all-left block), the residual shift at the
+            // edges of the patterns (23, 24, -1).
+            sh[j] = (j / 8) % 3 == 1 ? 1 : -24;
+            bias[j] = any(rng_) >> 16;
+            rsh[j] = res_pattern == 0 ? 23 : res_pattern == 1 ? 24 : -1;
+          }
+        }
+        const int64_t ld_res = cols + 3;
+        std::vector<uint8_t> res(static_cast<std::size_t>(rows * ld_res));
+        for (std::size_t i = 0; i < res.size(); ++i) {
+          res[i] = static_cast<uint8_t>(i % 5 == 0 ? (i % 2 ? 0 : 255) : byte(rng_));
+        }
+        for (auto [zp, lo, hi, is_signed, rzp, res_signed] :
+             {std::tuple{0, -128, 127, true, -128, true},
+              std::tuple{-7, -100, 90, true, 255, false}, std::tuple{128, 0, 255, false, 127, true},
+              std::tuple{255, 10, 255, false, 0, false}}) {
+          detail::GemmRequantizeParams p;
+          p.acc = acc.data();
+          p.ld_acc = ld_acc;
+          p.rows = rows;
+          p.cols = cols;
+          p.multiplier = mul.data();
+          p.shift = sh.data();
+          p.bias = bias.data();
+          p.zero_point = zp;
+          p.qmin = lo;
+          p.qmax = hi;
+          if (res_pattern >= 0) {
+            p.residual = res.data();
+            p.residual_ld = ld_res;
+            p.residual_signed = res_signed;
+            p.residual_zero_point = rzp;
+            p.residual_multiplier = rmul.data();
+            p.residual_shift = rsh.data();
+          }
+          const int64_t ld_out = cols + 3;
+          std::vector<uint8_t> out(static_cast<std::size_t>(rows * ld_out), 0xAB);
+          p.out = out.data();
+          p.ld_out = ld_out;
+          (is_signed ? k.requantize_s8 : k.requantize_u8)(p);
+          for (int i = 0; i < rows; ++i) {
+            for (int j = 0; j < ld_out; ++j) {
+              const uint8_t got = out[static_cast<std::size_t>(i * ld_out + j)];
+              if (j >= cols) {
+                ASSERT_EQ(got, 0xAB) << "wrote past cols";
+                continue;
+              }
+              int64_t x = int64_t{acc[static_cast<std::size_t>(i * ld_acc + j)]} + bias[j];
+              if (res_pattern >= 0) {
+                const uint8_t b = res[static_cast<std::size_t>(i * ld_res + j)];
+                const int32_t r = res_signed ? int32_t{static_cast<int8_t>(b)} : int32_t{b};
+                x +=
+                    multiply_by_quantized_multiplier(r - rzp, QuantizedMultiplier{rmul[j], rsh[j]});
+              }
+              const int32_t want =
+                  requantize(sat32(x), QuantizedMultiplier{mul[j], sh[j]}, zp, lo, hi);
+              const int32_t have = is_signed ? int32_t{static_cast<int8_t>(got)} : int32_t{got};
+              ASSERT_EQ(have, want) << "rows=" << rows << " cols=" << cols << " residual pattern "
+                                    << res_pattern << " (" << i << "," << j
+                                    << ") acc=" << acc[static_cast<std::size_t>(i * ld_acc + j)]
+                                    << " bias=" << bias[j] << " m=" << mul[j] << " shift=" << sh[j]
+                                    << " rm=" << rmul[j] << " rshift=" << rsh[j];
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 // Full GEMMs with the requantizing stage, per tensor and per channel.
 TEST_P(GemmStageTest, RequantizedGemmMatchesInt64Reference) {
   for (auto [m, n, k] :
