@@ -18,8 +18,9 @@
 // Tables with a direct-A microkernel (AVX2) skip the packing and use another
 // nest (see run_share): per panel group sized for L2, per MR-row tile of A
 // read in place, per K block, per panel. Packing A with a scalar transposing
-// loop took over half the time of narrow products (3136x64x576: 54% in the
-// packer, 23 GFLOPS; direct: 71).
+// loop took over half the time of narrow products (3136x64x576 on Zen 3:
+// 54% in the packer, 24 GFLOPS; direct: 57, medians under load,
+// docs/gemm.md).
 // Which thread computes a tile never changes how it is summed (the K blocks
 // depend on K and the table only, and the C store and reload between blocks
 // is exact), so results are bit-identical for every thread count and for
