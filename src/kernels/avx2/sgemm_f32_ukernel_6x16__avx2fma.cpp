@@ -62,39 +62,25 @@ void tile(const SgemmUkernelParams& p) noexcept {
   }
   const float* w = p.w;
   const int64_t kc = p.kc;
-  if constexpr (kDirect) {
-    // One pointer per row, indexed by k: the broadcasts address
-    // [row + k * 4], so one counter advances all rows.
-    const float* ar[M];
+  // Row i's A value of step k is at ar[i] + k * kStep: rows lda apart read
+  // in place (direct: the broadcasts address [row + k * 4], so one counter
+  // advances all rows), or one packed [kc][MR] tile.
+  constexpr int64_t kStep = kDirect ? 1 : kMR;
+  const int64_t row_step = kDirect ? p.lda : 1;
+  const float* ar[M];
+  SPARQ_UNROLL
+  for (int i = 0; i < M; ++i) ar[i] = p.a + i * row_step;
+  _Pragma("GCC unroll 4")  // fewer loop-counter updates per FMA
+      for (int64_t k = 0; k < kc; ++k) {
+    const __m256 w0 = _mm256_loadu_ps(w);
+    const __m256 w1 = _mm256_loadu_ps(w + 8);
     SPARQ_UNROLL
-    for (int i = 0; i < M; ++i) ar[i] = p.a + i * p.lda;
-    _Pragma("GCC unroll 4")  // fewer loop-counter updates per FMA
-        for (int64_t k = 0; k < kc; ++k) {
-      const __m256 w0 = _mm256_loadu_ps(w);
-      const __m256 w1 = _mm256_loadu_ps(w + 8);
-      SPARQ_UNROLL
-      for (int i = 0; i < M; ++i) {
-        const __m256 ai = _mm256_broadcast_ss(ar[i] + k);
-        c0[i] = _mm256_fmadd_ps(ai, w0, c0[i]);
-        c1[i] = _mm256_fmadd_ps(ai, w1, c1[i]);
-      }
-      w += kNR;
+    for (int i = 0; i < M; ++i) {
+      const __m256 ai = _mm256_broadcast_ss(ar[i] + k * kStep);
+      c0[i] = _mm256_fmadd_ps(ai, w0, c0[i]);
+      c1[i] = _mm256_fmadd_ps(ai, w1, c1[i]);
     }
-  } else {
-    const float* a = p.a;
-    _Pragma("GCC unroll 4")  // fewer loop-counter updates per FMA
-        for (int64_t k = 0; k < kc; ++k) {
-      const __m256 w0 = _mm256_loadu_ps(w);
-      const __m256 w1 = _mm256_loadu_ps(w + 8);
-      SPARQ_UNROLL
-      for (int i = 0; i < M; ++i) {
-        const __m256 ai = _mm256_broadcast_ss(a + i);
-        c0[i] = _mm256_fmadd_ps(ai, w0, c0[i]);
-        c1[i] = _mm256_fmadd_ps(ai, w1, c1[i]);
-      }
-      a += kMR;
-      w += kNR;
-    }
+    w += kNR;
   }
   if (p.relu) {
     // zero first: max returns its second operand when either is NaN, so a
