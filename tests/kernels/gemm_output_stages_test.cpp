@@ -22,6 +22,27 @@ using testing::reference_gemm;
 
 using testing::sat32;
 
+// The requantize parameters both stage tests set: an accumulator tile, its
+// per-column multipliers, shifts and bias, and the output's zero point and
+// clamp range (the output pointer and a residual are set by each test).
+detail::GemmRequantizeParams requantize_params(const std::vector<int32_t>& acc, int64_t ld_acc,
+                                               int rows, int cols, const std::vector<int32_t>& mul,
+                                               const std::vector<int32_t>& sh, const int32_t* bias,
+                                               int zp, int lo, int hi) {
+  detail::GemmRequantizeParams p;
+  p.acc = acc.data();
+  p.ld_acc = ld_acc;
+  p.rows = rows;
+  p.cols = cols;
+  p.multiplier = mul.data();
+  p.shift = sh.data();
+  p.bias = bias;
+  p.zero_point = zp;
+  p.qmin = lo;
+  p.qmax = hi;
+  return p;
+}
+
 class GemmStageTest : public testing::IsaTest {
  protected:
   std::mt19937 rng_{99};
@@ -65,17 +86,8 @@ TEST_P(GemmStageTest, RequantizeKernelMatchesScalarOnExtremes) {
       for (auto [zp, lo, hi, is_signed] :
            {std::tuple{0, -128, 127, true}, std::tuple{-7, -100, 90, true},
             std::tuple{128, 0, 255, false}, std::tuple{255, 10, 255, false}}) {
-        detail::GemmRequantizeParams p;
-        p.acc = acc.data();
-        p.ld_acc = cols;
-        p.rows = rows;
-        p.cols = cols;
-        p.multiplier = mul.data();
-        p.shift = sh.data();
-        p.bias = with_bias ? bias.data() : nullptr;
-        p.zero_point = zp;
-        p.qmin = lo;
-        p.qmax = hi;
+        detail::GemmRequantizeParams p = requantize_params(
+            acc, cols, rows, cols, mul, sh, with_bias ? bias.data() : nullptr, zp, lo, hi);
         std::vector<uint8_t> out(static_cast<std::size_t>(rows * (cols + 3)), 0xAB);
         p.out = out.data();
         p.ld_out = cols + 3;
@@ -176,17 +188,8 @@ TEST_P(GemmStageTest, RequantizeKernelShiftPatternsAndResidual) {
              {std::tuple{0, -128, 127, true, -128, true},
               std::tuple{-7, -100, 90, true, 255, false}, std::tuple{128, 0, 255, false, 127, true},
               std::tuple{255, 10, 255, false, 0, false}}) {
-          detail::GemmRequantizeParams p;
-          p.acc = acc.data();
-          p.ld_acc = ld_acc;
-          p.rows = rows;
-          p.cols = cols;
-          p.multiplier = mul.data();
-          p.shift = sh.data();
-          p.bias = bias.data();
-          p.zero_point = zp;
-          p.qmin = lo;
-          p.qmax = hi;
+          detail::GemmRequantizeParams p =
+              requantize_params(acc, ld_acc, rows, cols, mul, sh, bias.data(), zp, lo, hi);
           if (res_pattern >= 0) {
             p.residual = res.data();
             p.residual_ld = ld_res;
