@@ -157,10 +157,16 @@ template <class T>
   if (n == 8) {
     const __m128i lo = _mm256_castsi256_si128(c);
     const __m128i hi = _mm256_extracti128_si256(c, 1);
+    // The high halves move down first: _mm_storeh_pd stores through a
+    // double*, an aligned access in GCC's definition (UBSan flags it on
+    // byte-aligned rows); _mm_storel_epi64 stores through an unaligned type.
     _mm_storel_epi64(reinterpret_cast<__m128i*>(out), lo);
-    if (count > 1) _mm_storeh_pd(reinterpret_cast<double*>(out + ld), _mm_castsi128_pd(lo));
+    if (count > 1)
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(out + ld), _mm_unpackhi_epi64(lo, lo));
     if (count > 2) _mm_storel_epi64(reinterpret_cast<__m128i*>(out + 2 * ld), hi);
-    if (count > 3) _mm_storeh_pd(reinterpret_cast<double*>(out + 3 * ld), _mm_castsi128_pd(hi));
+    if (count > 3) {
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(out + 3 * ld), _mm_unpackhi_epi64(hi, hi));
+    }
     return;
   }
   alignas(32) uint8_t bytes[32];
